@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what is needed, builds, and runs every test (unit, integration against the real binary,
+# the self-containment check, the format check, the .deb/.rpm packages). Exits non-zero on any
+# failure; the last lines are CTest's summary.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${MOONCAKE_BUILD_DIR:-$root/build}
+
+"$root/scripts/install-deps.sh"
+"$root/scripts/build.sh"
+cd "$build"
+ctest -j "${MOONCAKE_JOBS:-2}" --output-on-failure --timeout 600

@@ -1,0 +1,82 @@
+// The `mooncake` executable: one binary, one subcommand per service.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cmd/command.h"
+#include "common/version.h"
+#include "engine/rdma/device_probe.h"
+
+namespace mooncake::cmd {
+namespace {
+
+void PrintVersion() {
+  std::printf("mooncake %s\n", kVersion);
+  std::vector<std::string> devices = engine::ListRdmaDevices();
+  std::string list;
+  for (const std::string& device : devices) list += (list.empty() ? "" : ",") + device;
+  std::printf("rdma devices: %s\n", list.empty() ? "none" : list.c_str());
+}
+
+// The names the packages and the wheel install as aliases of a subcommand.
+const char* SubcommandForProgramName(const std::string& program) {
+  std::string base = program.substr(program.find_last_of('/') + 1);
+  if (base == "mooncake_master") return "master";
+  if (base == "mooncake_http_metadata_server") return "metadata";
+  return nullptr;
+}
+
+int Main(int argc, char** argv) {
+  std::vector<char*> args(argv, argv + argc);
+  std::string alias_storage;
+  if (const char* alias = SubcommandForProgramName(argv[0])) {
+    alias_storage = alias;
+    args.insert(args.begin() + 1, alias_storage.data());
+  }
+
+  CLI::App app("mooncake: a distributed KV cache for LLM inference", "mooncake");
+  bool show_version = false;
+  app.add_flag("--version", show_version, "Print the version and the RDMA devices found");
+  app.require_subcommand(0, 1);
+
+  std::vector<Command> commands = {
+      AddMetadataCommand(app),
+      AddPendingCommand(app, "master", "Master service: object index and space allocation"),
+      AddPendingCommand(app, "store", "Store service: contributes a memory segment"),
+      AddPendingCommand(app, "bench", "Transfer and store benchmarks, cluster validation"),
+  };
+
+  try {
+    app.parse(static_cast<int>(args.size()), args.data());
+  } catch (const CLI::ParseError& e) {
+    // --help is a ParseError too, whose exit code is 0; every real parse error exits 2.
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  }
+
+  if (show_version) {
+    PrintVersion();
+    return kExitOk;
+  }
+  for (const Command& command : commands) {
+    if (command.app->parsed()) return command.run();
+  }
+  std::fprintf(stderr, "%s", app.help().c_str());
+  return kExitUsage;
+}
+
+}  // namespace
+
+Command AddPendingCommand(CLI::App& parent, const char* name, const char* description) {
+  CLI::App* app = parent.add_subcommand(name, std::string(description) + " (not built yet)");
+  app->allow_extras();
+  std::string command_name = name;
+  return {app, [command_name] {
+            std::fprintf(stderr, "mooncake %s: not built yet in this version\n",
+                         command_name.c_str());
+            return kExitFailure;
+          }};
+}
+
+}  // namespace mooncake::cmd
+
+int main(int argc, char** argv) { return mooncake::cmd::Main(argc, argv); }

@@ -1,0 +1,20 @@
+// Byte sizes as users write them in flags and config files.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace mooncake {
+
+// Parses "4096", "512MB", "16 MB", "4gb", "4GiB", "1.5g". Units are case-insensitive and binary,
+// as in the original Mooncake: K/KB/KiB = 1024, M/MB/MiB = 1024^2, G = 1024^3, T = 1024^4; B or no
+// unit = bytes. INVALID_PARAMS for anything else (negative, percentages, unknown units, overflow).
+absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
+
+// "16 MiB", "4 GiB", "1000 B": the largest binary unit that divides `bytes`, for messages.
+std::string FormatByteSize(uint64_t bytes);
+
+}  // namespace mooncake

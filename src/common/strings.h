@@ -1,0 +1,20 @@
+// String helpers shared by every module.
+//
+// Debian builds abseil with its own absl::string_view (not an alias of std::string_view), so our
+// interfaces use std::string_view and convert at calls into abseil. Messages are built with
+// fmt::format (header-only, the formatter spdlog uses too).
+#pragma once
+
+#include <string_view>
+
+#include "absl/strings/string_view.h"
+#include "fmt/format.h"  // IWYU pragma: export
+
+namespace mooncake {
+
+inline absl::string_view AsAbsl(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
+inline std::string_view AsStd(absl::string_view s) { return std::string_view(s.data(), s.size()); }
+
+}  // namespace mooncake

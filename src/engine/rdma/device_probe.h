@@ -1,0 +1,13 @@
+// Which RDMA devices this host has, through rdma-core with its providers linked in statically.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace mooncake::engine {
+
+// Names of the RDMA devices (e.g. "mlx5_0") the kernel exposes. Empty when there are none,
+// including on kernels without RDMA support. Never fails.
+std::vector<std::string> ListRdmaDevices();
+
+}  // namespace mooncake::engine

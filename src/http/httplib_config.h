@@ -1,0 +1,15 @@
+// The one place that includes cpp-httplib, with the compile-time settings every translation unit
+// that uses it must share.
+#pragma once
+
+// poll(2) instead of select(2): a server with hundreds of connections has descriptors past
+// FD_SETSIZE, which select cannot watch (cpp-httplib then answers 500).
+#define CPPHTTPLIB_USE_POLL 1
+// Control-plane messages are small and latency-bound.
+#define CPPHTTPLIB_TCP_NODELAY true
+// Longest request line we accept (414 beyond): a batch key list belongs in a body, not a URL.
+#define CPPHTTPLIB_REQUEST_URI_MAX_LENGTH 8192
+// Longest single header line (400 beyond). The total of all lines is bounded in server.cc.
+#define CPPHTTPLIB_HEADER_MAX_LENGTH 8192
+
+#include "httplib.h"  // IWYU pragma: export

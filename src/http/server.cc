@@ -1,0 +1,474 @@
+#include "http/server.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
+#include "common/logging.h"
+#include "common/strings.h"
+#include "http/httplib_config.h"
+#include "http/json_body.h"
+#include "http/worker_pool.h"
+
+namespace mooncake::http {
+namespace {
+
+constexpr std::string_view kMethods[] = {"GET", "PUT", "POST", "DELETE", "PATCH"};
+constexpr char kIncompleteMessage[] =
+    "request incomplete: the client stopped sending before the read timeout";
+
+// What happened to the request this thread is reading, for the error handler (which cpp-httplib
+// calls on the same thread) and the keep-alive loop.
+struct RequestState {
+  bool budget_exhausted = false;  // cut off by the byte budget: answer 413 and close
+  bool read_failed = false;       // the read timed out or the peer went away: 408 and close
+  bool must_close = false;        // framing cannot be trusted after this request: close
+  size_t bytes_read = 0;          // of the request, so far
+  size_t bytes_written = 0;       // of the response, so far
+};
+thread_local RequestState request_state;
+
+// A stream that lets one request read at most `budget` bytes. cpp-httplib bounds each header line
+// but neither the number of lines nor a line before its newline, nor chunked bodies; this bounds
+// all.
+class BoundedStream : public httplib::Stream {
+ public:
+  BoundedStream(httplib::Stream& inner, size_t budget) : inner_(inner), remaining_(budget) {}
+
+  bool is_readable() const override { return inner_.is_readable(); }
+  bool is_writable() const override { return inner_.is_writable(); }
+  ssize_t read(char* ptr, size_t size) override {
+    if (remaining_ == 0) {
+      request_state.budget_exhausted = true;
+      return -1;
+    }
+    ssize_t n = inner_.read(ptr, std::min(size, remaining_));
+    if (n > 0) {
+      remaining_ -= static_cast<size_t>(n);
+      request_state.bytes_read += static_cast<size_t>(n);
+    } else if (n < 0) {
+      request_state.read_failed = true;
+    }
+    return n;
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    ssize_t n = inner_.write(ptr, size);
+    if (n > 0) request_state.bytes_written += static_cast<size_t>(n);
+    return n;
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    inner_.get_remote_ip_and_port(ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    inner_.get_local_ip_and_port(ip, port);
+  }
+  socket_t socket() const override { return inner_.socket(); }
+
+ private:
+  httplib::Stream& inner_;
+  size_t remaining_;
+};
+
+// Adapts WorkerPool to cpp-httplib's task queue interface.
+class PoolTaskQueue : public httplib::TaskQueue {
+ public:
+  PoolTaskQueue(size_t min_threads, size_t max_threads)
+      : pool_(min_threads, max_threads, absl::Seconds(30)) {}
+  void enqueue(std::function<void()> fn) override { pool_.Enqueue(std::move(fn)); }
+  void shutdown() override { pool_.Shutdown(); }
+
+ private:
+  WorkerPool pool_;
+};
+
+time_t Seconds(absl::Duration d) { return static_cast<time_t>(absl::ToInt64Seconds(d)); }
+time_t Micros(absl::Duration d) {
+  return static_cast<time_t>(absl::ToInt64Microseconds(d % absl::Seconds(1)));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string_view> HttpRequest::QueryParam(std::string_view name) const {
+  std::string key(name);
+  size_t count = query ? query->count(key) : 0;
+  if (count == 0) {
+    return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("missing query parameter '{}'", name));
+  }
+  if (count > 1) {
+    return MakeError(ErrorCode::INVALID_PARAMS,
+                     fmt::format("query parameter '{}' given {} times", name, count));
+  }
+  return std::string_view(query->find(key)->second);
+}
+
+HttpResponse HttpResponse::Json(const nlohmann::json& value, int status) {
+  return HttpResponse{status, "application/json",
+                      value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+}
+
+HttpResponse HttpResponse::Text(std::string body, int status) {
+  return HttpResponse{status, "text/plain; charset=utf-8", std::move(body)};
+}
+
+HttpResponse HttpResponse::Bytes(std::string body) {
+  return HttpResponse{200, "application/octet-stream", std::move(body)};
+}
+
+HttpResponse HttpResponse::Error(ErrorCode code, std::string_view message, int status) {
+  return HttpResponse{status ? status : HttpStatusFor(code), "application/json",
+                      ErrorBody(code, message)};
+}
+
+HttpResponse HttpResponse::FromStatus(const absl::Status& status) {
+  return Error(ErrorCodeOf(status), AsStd(status.message()));
+}
+
+class HttpServer::Impl : public httplib::Server {
+ public:
+  explicit Impl(const HttpServerOptions& options) : options_(options) {
+    const size_t min_workers = options.min_workers;
+    const size_t max_workers = std::max<size_t>(options.max_workers, 1);
+    new_task_queue = [min_workers, max_workers] {
+      return new PoolTaskQueue(min_workers, max_workers);
+    };
+    set_payload_max_length(options.max_body_bytes);
+    // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server bind the same port
+    // and silently take half its connections. Only allow quick restarts (SO_REUSEADDR).
+    set_socket_options([](socket_t sock) {
+      int yes = 1;
+      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    });
+    set_read_timeout(Seconds(options.read_timeout), Micros(options.read_timeout));
+    set_write_timeout(Seconds(options.write_timeout), Micros(options.write_timeout));
+    keep_alive_max_requests_ = std::max<size_t>(1, options.keep_alive_max_requests);
+    // Only for the Keep-Alive response header; the keep-alive loop is ours.
+    set_keep_alive_max_count(keep_alive_max_requests_);
+    set_keep_alive_timeout(std::max<time_t>(1, Seconds(options.keep_alive_timeout)));
+
+    set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
+      // Refuse an oversized body before the client sends it.
+      uint64_t length = 0;
+      if (absl::SimpleAtoi(req.get_header_value("Content-Length"), &length) &&
+          length > options_.max_body_bytes) {
+        res.status = 413;
+        res.set_header("Connection", "close");
+        return 413;
+      }
+      return 100;
+    });
+    set_error_handler(
+        HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+          return HandleLibraryError(req, res);
+        }));
+    set_exception_handler([this](const httplib::Request& req, httplib::Response& res,
+                                 std::exception_ptr ep) {
+      std::string what = "unknown exception";
+      try {
+        if (ep) std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      spdlog::error("{}: handler for {} {} threw: {}", options_.name, req.method, req.path, what);
+      Fill(res,
+           HttpResponse::Error(ErrorCode::INTERNAL_ERROR, fmt::format("internal error: {}", what)));
+    });
+    // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 §6.3), but
+    // cpp-httplib would wait for one until the client closes; dispatch such requests right away.
+    set_pre_routing_handler(
+        HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+          if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
+            return HandlerResponse::Unhandled;
+          }
+          Dispatch(req, res);
+          return HandlerResponse::Handled;
+        }));
+    auto dispatch = [this](const httplib::Request& req, httplib::Response& res) {
+      Dispatch(req, res);
+    };
+    Get(".*", dispatch);
+    Put(".*", dispatch);
+    Post(".*", dispatch);
+    Delete(".*", dispatch);
+    Patch(".*", dispatch);
+  }
+
+  void AddRoute(std::string_view method, std::string path, HttpServer::Handler handler) {
+    routes_[std::move(path)][std::string(method)] = std::move(handler);
+  }
+
+  // Stops the accept loop and wakes idle keep-alive connections so they close; a request being
+  // handled finishes and its response is still written (only the read side is shut).
+  void StopServing() {
+    {
+      absl::MutexLock lock(&sockets_mu_);
+      stopping_.store(true);
+      for (socket_t sock : open_sockets_) ::shutdown(sock, SHUT_RD);
+    }
+    stop();
+  }
+
+ private:
+  // Serves one connection: its keep-alive loop, each request read through a BoundedStream. This
+  // replaces cpp-httplib's own loop, which polls idle connections every 10 ms and cannot be woken
+  // at shutdown; ours sleeps in one poll(2) until data arrives, the idle timeout passes, or
+  // StopServing() shuts the socket's read side.
+  bool process_and_close_socket(socket_t sock) override {
+    bool ok = false;
+    if (Track(sock)) {
+      const size_t budget = options_.max_header_bytes + options_.max_body_bytes;
+      const int idle_ms = static_cast<int>(
+          std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.keep_alive_timeout)));
+      for (size_t left = keep_alive_max_requests_; left > 0 && !stopping_.load(); --left) {
+        pollfd pfd{sock, POLLIN, 0};
+        int ready = ::poll(&pfd, 1, idle_ms);
+        if (ready <= 0 || stopping_.load()) break;
+        httplib::detail::SocketStream strm(
+            sock, Seconds(options_.read_timeout), Micros(options_.read_timeout),
+            Seconds(options_.write_timeout), Micros(options_.write_timeout));
+        request_state = RequestState{};
+        BoundedStream bounded(strm, budget);
+        bool connection_closed = false;
+        ok = process_request(bounded, /*close_connection=*/left == 1, connection_closed, nullptr);
+        if (request_state.bytes_written == 0) {
+          // cpp-httplib gives up silently inside the request line; answer what went wrong.
+          if (request_state.budget_exhausted) {
+            WriteCannedError(strm, 413, ErrorCode::BUFFER_OVERFLOW, LimitMessage());
+          } else if (request_state.read_failed && request_state.bytes_read > 0) {
+            WriteCannedError(strm, 408, ErrorCode::RPC_TIMEOUT, kIncompleteMessage);
+          }
+        }
+        if (!ok || connection_closed || request_state.must_close ||
+            request_state.budget_exhausted) {
+          break;
+        }
+      }
+      Untrack(sock);
+    }
+    httplib::detail::shutdown_socket(sock);
+    httplib::detail::close_socket(sock);
+    return ok;
+  }
+
+  static void WriteCannedError(httplib::Stream& strm, int status, ErrorCode code,
+                               std::string_view message) {
+    const std::string body = ErrorBody(code, message);
+    const std::string response = fmt::format(
+        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\n"
+        "Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+        status, httplib::detail::status_message(status), body.size(), body);
+    strm.write(response.data(), response.size());
+  }
+
+  std::string LimitMessage() const {
+    return fmt::format("request larger than the limit ({} body bytes, {} header bytes)",
+                       options_.max_body_bytes, options_.max_header_bytes);
+  }
+
+  // Registers an open connection so StopServing() can wake it; false once stopping.
+  bool Track(socket_t sock) {
+    absl::MutexLock lock(&sockets_mu_);
+    if (stopping_.load()) return false;
+    open_sockets_.insert(sock);
+    return true;
+  }
+
+  void Untrack(socket_t sock) {
+    absl::MutexLock lock(&sockets_mu_);
+    open_sockets_.erase(sock);
+  }
+
+  void Dispatch(const httplib::Request& req, httplib::Response& res) {
+    const auto start = std::chrono::steady_clock::now();
+    HttpResponse response;
+    std::string_view route = "other";
+    auto path_it = routes_.find(req.path);
+    if (path_it == routes_.end()) {
+      response = HttpResponse::Error(ErrorCode::INVALID_PARAMS,
+                                     fmt::format("no such path: {}", req.path), 404);
+    } else {
+      route = path_it->first;
+      auto method_it = path_it->second.find(req.method);
+      if (method_it == path_it->second.end()) {
+        std::vector<std::string> allowed;
+        for (const auto& [method, handler] : path_it->second) allowed.push_back(method);
+        response = HttpResponse::Error(
+            ErrorCode::INVALID_PARAMS,
+            fmt::format("method {} not allowed on {}", req.method, req.path), 405);
+        res.set_header("Allow", absl::StrJoin(allowed, ", "));
+      } else {
+        if (absl::Status encoding = ValidateQueryEncoding(req.target); !encoding.ok()) {
+          response = HttpResponse::FromStatus(encoding);
+        } else {
+          HttpRequest request{req.method,      req.path,        req.target, req.body,
+                              req.remote_addr, req.remote_port, &req.params};
+          response = method_it->second(request);
+        }
+      }
+    }
+    Fill(res, std::move(response));
+    Record(route, req, res, start);
+  }
+
+  // Errors cpp-httplib produces itself (400 unparsable request, 413, 414, ...) have no body yet;
+  // give them ours. Our own error responses already carry one and pass through untouched.
+  httplib::Server::HandlerResponse HandleLibraryError(const httplib::Request& req,
+                                                      httplib::Response& res) {
+    if (!res.body.empty()) return HandlerResponse::Unhandled;
+    // After a request cpp-httplib could not parse, the stream's framing is unknown: close.
+    request_state.must_close = true;
+    res.set_header("Connection", "close");
+    if (request_state.budget_exhausted) {
+      res.status = 413;
+    } else if (request_state.read_failed && res.status == 400) {
+      res.status = 408;
+    }
+    ErrorCode code = ErrorCode::INVALID_PARAMS;
+    std::string message;
+    switch (res.status) {
+      case 413:
+        code = ErrorCode::BUFFER_OVERFLOW;
+        message = LimitMessage();
+        break;
+      case 408:
+        code = ErrorCode::RPC_TIMEOUT;
+        message = kIncompleteMessage;
+        break;
+      case 414:
+        message = "request URI too long";
+        break;
+      case 400:
+        message = "malformed HTTP request";
+        break;
+      default:
+        message = fmt::format("HTTP {}", res.status);
+        break;
+    }
+    Fill(res, HttpResponse::Error(code, message, res.status));
+    Record("other", req, res, std::chrono::steady_clock::now());
+    return HandlerResponse::Handled;
+  }
+
+  static void Fill(httplib::Response& res, HttpResponse response) {
+    res.status = response.status;
+    res.set_content(std::move(response.body), response.content_type.c_str());
+  }
+
+  void Record(std::string_view route, const httplib::Request& req, const httplib::Response& res,
+              std::chrono::steady_clock::time_point start) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::string method = absl::c_linear_search(kMethods, req.method) ? req.method : "other";
+    MetricsRegistry& metrics = *options_.metrics;
+    metrics
+        .GetCounter("mooncake_http_requests_total", "HTTP requests served, by route and status",
+                    {{"server", options_.name},
+                     {"route", std::string(route)},
+                     {"method", method},
+                     {"code", std::to_string(res.status)}})
+        .Increment();
+    metrics
+        .GetHistogram(
+            "mooncake_http_request_duration_seconds",
+            "Time from routing a request to having its response",
+            {{"server", options_.name}, {"route", std::string(route)}, {"method", method}},
+            MetricsRegistry::LatencyBuckets())
+        .Observe(seconds);
+    SPDLOG_DEBUG("{} {} {} {} -> {} {}B {:.0f}us", options_.name, req.remote_addr, req.method,
+                 req.target, res.status, res.body.size(), seconds * 1e6);
+  }
+
+  const HttpServerOptions& options_;
+  std::map<std::string, std::map<std::string, HttpServer::Handler>, std::less<>> routes_;
+  size_t keep_alive_max_requests_ = 1;
+  std::atomic<bool> stopping_{false};
+  absl::Mutex sockets_mu_;
+  absl::flat_hash_set<socket_t> open_sockets_ ABSL_GUARDED_BY(sockets_mu_);
+};
+
+HttpServer::HttpServer(HttpServerOptions options)
+    : options_(std::move(options)), impl_(std::make_unique<Impl>(options_)) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+void HttpServer::Route(std::string_view method, std::string path, Handler handler) {
+  impl_->AddRoute(method, std::move(path), std::move(handler));
+}
+
+void HttpServer::RouteJson(std::string_view method, std::string path, JsonHandler handler) {
+  Route(method, std::move(path), [handler = std::move(handler)](const HttpRequest& request) {
+    nlohmann::json body;  // null for an empty body
+    if (!absl::StripAsciiWhitespace(AsAbsl(request.body)).empty()) {
+      absl::StatusOr<nlohmann::json> parsed = ParseJsonBody(request.body);
+      if (!parsed.ok()) return HttpResponse::FromStatus(parsed.status());
+      body = *std::move(parsed);
+    }
+    absl::StatusOr<nlohmann::json> result = handler(body);
+    if (!result.ok()) return HttpResponse::FromStatus(result.status());
+    return HttpResponse::Json(*result);
+  });
+}
+
+absl::Status HttpServer::Start() {
+  if (listener_.joinable()) {
+    return MakeError(ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS, "server already started");
+  }
+  int port = options_.port;
+  if (port == 0) {
+    port = impl_->bind_to_any_port(options_.host);
+  } else if (!impl_->bind_to_port(options_.host, port)) {
+    port = -1;
+  }
+  if (port <= 0) {
+    return MakeError(ErrorCode::INTERNAL_ERROR,
+                     fmt::format("{}: cannot listen on {}:{} (address in use or not available)",
+                                 options_.name, options_.host, options_.port));
+  }
+  port_ = port;
+  listener_ = std::thread([this] { impl_->listen_after_bind(); });
+  // The socket already listens (connections queue in the kernel); wait until the accept loop runs
+  // so that an immediate Stop() reaches it.
+  while (!impl_->is_running()) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  return absl::OkStatus();
+}
+
+void HttpServer::Stop() {
+  if (!listener_.joinable()) return;
+  impl_->StopServing();
+  listener_.join();
+}
+
+void AddHealthAndMetricsRoutes(HttpServer& server) {
+  server.Route("GET", "/health", [](const HttpRequest&) { return HttpResponse::Text("OK"); });
+  MetricsRegistry* metrics = server.options().metrics;
+  server.Route("GET", "/metrics", [metrics](const HttpRequest&) {
+    HttpResponse response = HttpResponse::Text(metrics->RenderPrometheus());
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return response;
+  });
+}
+
+absl::Status ValidateQueryEncoding(std::string_view target) {
+  size_t question = target.find('?');
+  if (question == std::string_view::npos) return absl::OkStatus();
+  for (size_t i = question + 1; i < target.size(); ++i) {
+    if (target[i] != '%') continue;
+    if (i + 2 >= target.size() || !absl::ascii_isxdigit(target[i + 1]) ||
+        !absl::ascii_isxdigit(target[i + 2])) {
+      return MakeError(ErrorCode::INVALID_PARAMS,
+                       fmt::format("malformed query string: bad percent-escape at offset {}", i));
+    }
+    i += 2;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mooncake::http

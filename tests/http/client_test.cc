@@ -1,0 +1,161 @@
+// HttpClient against an in-process HttpServer: reuse, retries and backoff, timeouts, limits.
+#include "http/client.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "http/server.h"
+
+namespace mooncake::http {
+namespace {
+
+class ClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<HttpServer>(
+        HttpServerOptions{.name = "client-test", .host = "127.0.0.1", .metrics = &metrics_});
+    server_->Route("GET", "/port", [](const HttpRequest& request) {
+      return HttpResponse::Text(std::to_string(request.remote_port));
+    });
+    auto flaky = [this](const HttpRequest&) {
+      if (flaky_calls_.fetch_add(1) < 2) {
+        return HttpResponse::Error(ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS, "not yet", 503);
+      }
+      return HttpResponse::Text("finally");
+    };
+    server_->Route("GET", "/flaky", flaky);
+    server_->Route("POST", "/flaky", flaky);
+    server_->Route("GET", "/slow", [this](const HttpRequest&) {
+      release_slow_.WaitForNotificationWithTimeout(absl::Seconds(10));
+      return HttpResponse::Text("late");
+    });
+    server_->Route("GET", "/big", [](const HttpRequest&) {
+      return HttpResponse::Bytes(std::string(1 << 20, 'b'));
+    });
+    ASSERT_TRUE(server_->Start().ok());
+  }
+
+  void TearDown() override {
+    if (!release_slow_.HasBeenNotified()) release_slow_.Notify();
+  }
+
+  HttpClientOptions RecordingOptions() {
+    HttpClientOptions options;
+    options.jitter_seed = 42;
+    options.sleep = [this](absl::Duration d) { sleeps_.push_back(d); };
+    return options;
+  }
+
+  MetricsRegistry metrics_;
+  std::unique_ptr<HttpServer> server_;
+  std::atomic<int> flaky_calls_{0};
+  absl::Notification release_slow_;
+  std::vector<absl::Duration> sleeps_;
+};
+
+TEST_F(ClientTest, ReusesItsConnection) {
+  HttpClient client("127.0.0.1", server_->port());
+  std::set<std::string> ports;
+  for (int i = 0; i < 10; ++i) {
+    absl::StatusOr<HttpResult> result = client.Get("/port");
+    ASSERT_TRUE(result.ok()) << result.status();
+    ports.insert(result->body);
+  }
+  EXPECT_EQ(ports.size(), 1u);
+}
+
+TEST_F(ClientTest, RetriesIdempotentCallsWithGrowingBackoff) {
+  HttpClient client("127.0.0.1", server_->port(), RecordingOptions());
+  absl::StatusOr<HttpResult> result = client.Get("/flaky");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->status, 200);
+  EXPECT_EQ(result->body, "finally");
+  EXPECT_EQ(flaky_calls_.load(), 3);
+  ASSERT_EQ(sleeps_.size(), 2u);
+  // Jittered within [b/2, b] for b = 20 ms, then 40 ms.
+  EXPECT_GE(sleeps_[0], absl::Milliseconds(10));
+  EXPECT_LE(sleeps_[0], absl::Milliseconds(20));
+  EXPECT_GE(sleeps_[1], absl::Milliseconds(20));
+  EXPECT_LE(sleeps_[1], absl::Milliseconds(40));
+}
+
+TEST_F(ClientTest, DoesNotRepeatANonIdempotentCallTheServerSaw) {
+  HttpClient client("127.0.0.1", server_->port(), RecordingOptions());
+  absl::StatusOr<HttpResult> result = client.Send("POST", "/flaky", "{}", "application/json");
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->status, 503);
+  EXPECT_EQ(flaky_calls_.load(), 1);
+  EXPECT_TRUE(sleeps_.empty());
+
+  absl::StatusOr<nlohmann::json> marked =
+      client.CallJson("POST", "/flaky", nlohmann::json::object(), CallOptions{.idempotent = true});
+  EXPECT_EQ(flaky_calls_.load(), 3);
+  EXPECT_EQ(ErrorCodeOf(marked.status()), ErrorCode::RPC_FAIL);  // "finally" is not JSON
+}
+
+TEST_F(ClientTest, UnreachableServerIsRpcFailAfterEveryAttempt) {
+  const int port = server_->port();
+  server_->Stop();
+  HttpClientOptions options = RecordingOptions();
+  options.max_attempts = 3;
+  HttpClient client("127.0.0.1", port, options);
+  absl::StatusOr<HttpResult> get = client.Get("/port");
+  EXPECT_EQ(ErrorCodeOf(get.status()), ErrorCode::RPC_FAIL);
+  EXPECT_NE(std::string(get.status().message()).find("attempt 3"), std::string::npos)
+      << get.status();
+  // A POST that never reached the server is safe to repeat, so it is retried too.
+  absl::StatusOr<HttpResult> post = client.Send("POST", "/flaky", "{}");
+  EXPECT_EQ(ErrorCodeOf(post.status()), ErrorCode::RPC_FAIL);
+  EXPECT_EQ(sleeps_.size(), 4u);
+}
+
+TEST_F(ClientTest, PerCallTimeout) {
+  HttpClientOptions options = RecordingOptions();
+  options.max_attempts = 1;
+  HttpClient client("127.0.0.1", server_->port(), options);
+  absl::StatusOr<HttpResult> result =
+      client.Get("/slow", CallOptions{.timeout = absl::Milliseconds(200)});
+  EXPECT_EQ(ErrorCodeOf(result.status()), ErrorCode::RPC_TIMEOUT) << result.status();
+  if (!release_slow_.HasBeenNotified()) release_slow_.Notify();
+  // The client is still usable afterwards.
+  absl::StatusOr<HttpResult> next = client.Get("/port");
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->status, 200);
+}
+
+TEST_F(ClientTest, ResponseLargerThanTheLimitIsRefused) {
+  HttpClientOptions options;
+  options.max_response_bytes = 1000;
+  HttpClient client("127.0.0.1", server_->port(), options);
+  EXPECT_EQ(ErrorCodeOf(client.Get("/big").status()), ErrorCode::RPC_FAIL);
+  HttpClient roomy("127.0.0.1", server_->port());
+  absl::StatusOr<HttpResult> big = roomy.Get("/big");
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->body.size(), 1u << 20);
+}
+
+TEST(ClientUrlTest, ParsesBaseUrls) {
+  auto parsed = HttpClient::ForUrl("http://localhost:8080/metadata");
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->first->host(), "localhost");
+  EXPECT_EQ(parsed->first->port(), 8080);
+  EXPECT_EQ(parsed->second, "/metadata");
+  auto bare = HttpClient::ForUrl("10.0.0.1:50051");
+  ASSERT_TRUE(bare.ok());
+  EXPECT_EQ(bare->first->port(), 50051);
+  EXPECT_EQ(bare->second, "");
+  auto v6 = HttpClient::ForUrl("http://[::1]:9003");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->first->host(), "::1");
+  for (const char* bad : {"http://host", "host:0", "host:99999", ":80", "https://h:1", "h:x"}) {
+    EXPECT_FALSE(HttpClient::ForUrl(bad).ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace mooncake::http

@@ -1,0 +1,278 @@
+// HttpServer in-process: routing, the uniform error body, limits, timeouts, metrics, shutdown.
+#include "http/server.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "http/client.h"
+#include "http/json_body.h"
+#include "support/raw_socket.h"
+
+namespace mooncake::http {
+namespace {
+
+using test::RawSocket;
+using test::StatusOf;
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HttpServerOptions options;
+    options.name = "test";
+    options.host = "127.0.0.1";
+    options.max_body_bytes = 1024;
+    options.max_header_bytes = 16384;
+    options.read_timeout = absl::Milliseconds(300);
+    options.keep_alive_timeout = absl::Hours(1);
+    options.metrics = &metrics_;
+    server_ = std::make_unique<HttpServer>(options);
+    server_->Route("GET", "/echo", [](const HttpRequest& request) {
+      absl::StatusOr<std::string_view> word = request.QueryParam("word");
+      if (!word.ok()) return HttpResponse::FromStatus(word.status());
+      return HttpResponse::Text(std::string(*word));
+    });
+    server_->Route("PUT", "/echo", [](const HttpRequest& request) {
+      return HttpResponse::Bytes(std::string(request.body));
+    });
+    server_->RouteJson(
+        "POST", "/v1/increment", [](const nlohmann::json& body) -> absl::StatusOr<nlohmann::json> {
+          if (!body.is_object() || !body.contains("n") || !body["n"].is_number_integer()) {
+            return MakeError(ErrorCode::INVALID_PARAMS, "'n' must be an integer");
+          }
+          return nlohmann::json{{"n", body["n"].get<int64_t>() + 1}};
+        });
+    server_->Route("GET", "/throw",
+                   [](const HttpRequest&) -> HttpResponse { throw std::runtime_error("boom"); });
+    server_->Route("GET", "/missing", [](const HttpRequest&) {
+      return HttpResponse::FromStatus(MakeError(ErrorCode::OBJECT_NOT_FOUND, "no such thing"));
+    });
+    AddHealthAndMetricsRoutes(*server_);
+    ASSERT_TRUE(server_->Start().ok());
+    client_ = std::make_unique<HttpClient>("127.0.0.1", server_->port());
+  }
+
+  // The server still answers a well-formed request correctly.
+  void ExpectHealthy() {
+    absl::StatusOr<HttpResult> result = client_->Get("/echo?word=still-here");
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->status, 200);
+    EXPECT_EQ(result->body, "still-here");
+  }
+
+  static ErrorCode CodeOfBody(const std::string& body) {
+    return ErrorCodeOf(StatusFromErrorResponse(400, body));
+  }
+
+  MetricsRegistry metrics_;
+  std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+TEST_F(ServerTest, RoutesByPathAndMethod) {
+  ExpectHealthy();
+  absl::StatusOr<HttpResult> put = client_->Send("PUT", "/echo", "payload");
+  ASSERT_TRUE(put.ok());
+  EXPECT_EQ(put->body, "payload");
+  EXPECT_EQ(put->content_type, "application/octet-stream");
+
+  absl::StatusOr<HttpResult> unknown = client_->Get("/nowhere");
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_EQ(unknown->status, 404);
+  EXPECT_EQ(CodeOfBody(unknown->body), ErrorCode::INVALID_PARAMS);
+
+  RawSocket raw(server_->port());
+  ASSERT_TRUE(raw.Send("DELETE /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"));
+  std::string response = raw.ReadResponse(absl::Seconds(5));
+  EXPECT_EQ(StatusOf(response), 405);
+  EXPECT_NE(response.find("Allow: GET, PUT"), std::string::npos) << response;
+}
+
+TEST_F(ServerTest, HandlerErrorsUseTheUniformBody) {
+  absl::StatusOr<HttpResult> missing = client_->Get("/missing");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->status, 404);
+  nlohmann::json body = nlohmann::json::parse(missing->body);
+  EXPECT_EQ(body["error"]["code"], -704);
+  EXPECT_EQ(body["error"]["message"], "no such thing");
+
+  absl::StatusOr<HttpResult> thrown = client_->Get("/throw");
+  ASSERT_TRUE(thrown.ok());
+  EXPECT_EQ(thrown->status, 500);
+  EXPECT_EQ(CodeOfBody(thrown->body), ErrorCode::INTERNAL_ERROR);
+  ExpectHealthy();
+}
+
+TEST_F(ServerTest, QueryParametersMustBePresentOnceAndWellEncoded) {
+  for (const char* target :
+       {"/echo", "/echo?word=a&word=b", "/echo?word=%zz", "/echo?word=%4", "/echo?&&=&"}) {
+    absl::StatusOr<HttpResult> result = client_->Get(target);
+    ASSERT_TRUE(result.ok()) << target;
+    EXPECT_EQ(result->status, 400) << target;
+    EXPECT_EQ(CodeOfBody(result->body), ErrorCode::INVALID_PARAMS) << target;
+  }
+  absl::StatusOr<HttpResult> encoded = client_->Get("/echo?word=" + EncodeQueryValue("a b&c=d%"));
+  ASSERT_TRUE(encoded.ok());
+  EXPECT_EQ(encoded->body, "a b&c=d%");
+}
+
+TEST_F(ServerTest, JsonRoutes) {
+  absl::StatusOr<nlohmann::json> ok = client_->CallJson("POST", "/v1/increment", {{"n", 41}});
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ((*ok)["n"], 42);
+
+  for (const std::string& bad :
+       {std::string("{\"n\": "), std::string("[1,2"), std::string("{\"n\": \"x\"}"),
+        std::string("\xff\xfe"), std::string(100, '[')}) {
+    absl::StatusOr<HttpResult> result =
+        client_->Send("POST", "/v1/increment", bad, "application/json");
+    ASSERT_TRUE(result.ok());
+    EXPECT_EQ(result->status, 400) << bad;
+    EXPECT_EQ(CodeOfBody(result->body), ErrorCode::INVALID_PARAMS) << bad;
+  }
+  absl::StatusOr<nlohmann::json> wrong_type =
+      client_->CallJson("POST", "/v1/increment", {{"n", "1"}});
+  EXPECT_EQ(ErrorCodeOf(wrong_type.status()), ErrorCode::INVALID_PARAMS);
+  ExpectHealthy();
+}
+
+TEST_F(ServerTest, OversizedBodyGets413) {
+  absl::StatusOr<HttpResult> result = client_->Send("PUT", "/echo", std::string(1025, 'x'));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->status, 413);
+  EXPECT_EQ(CodeOfBody(result->body), ErrorCode::BUFFER_OVERFLOW);
+
+  absl::StatusOr<HttpResult> at_limit = client_->Send("PUT", "/echo", std::string(1024, 'y'));
+  ASSERT_TRUE(at_limit.ok());
+  EXPECT_EQ(at_limit->status, 200);
+  EXPECT_EQ(at_limit->body.size(), 1024u);
+  ExpectHealthy();
+}
+
+TEST_F(ServerTest, OversizedChunkedBodyIsCutOff) {
+  RawSocket raw(server_->port());
+  ASSERT_TRUE(raw.Send("PUT /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  std::string chunk = "400\r\n" + std::string(1024, 'z') + "\r\n";
+  bool sent = true;
+  for (int i = 0; i < 64 && sent; ++i) sent = raw.Send(chunk);
+  std::string response = raw.ReadUntilClose(absl::Seconds(10));
+  EXPECT_EQ(StatusOf(response), 413) << response.substr(0, 200);
+  ExpectHealthy();
+}
+
+TEST_F(ServerTest, HeaderFloodIsCutOff) {
+  RawSocket raw(server_->port());
+  std::string request = "GET /echo?word=a HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 2000; ++i) request += "X-Filler-" + std::to_string(i) + ": value\r\n";
+  raw.Send(request + "\r\n");
+  std::string response = raw.ReadUntilClose(absl::Seconds(10));
+  EXPECT_EQ(StatusOf(response), 413) << response.substr(0, 200);
+
+  RawSocket endless(server_->port());
+  endless.Send("GET /echo?word=a HTTP/1.1\r\nX-Long: ");
+  bool sent = true;
+  for (int i = 0; i < 64 && sent; ++i) sent = endless.Send(std::string(1024, 'a'));
+  EXPECT_TRUE(endless.WaitForClose(absl::Seconds(10)));
+  ExpectHealthy();
+}
+
+TEST_F(ServerTest, LongRequestLineGets414) {
+  RawSocket raw(server_->port());
+  raw.Send("GET /echo?word=" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(StatusOf(raw.ReadResponse(absl::Seconds(5))), 414);
+  ExpectHealthy();
+}
+
+TEST_F(ServerTest, GarbageAndUnknownMethodsGet400) {
+  const std::string tls_hello("\x16\x03\x01\x02\x00\x01\r\n\r\n", 10);
+  for (const std::string& junk :
+       {std::string("FOO /echo HTTP/1.1\r\nHost: x\r\n\r\n"), tls_hello, std::string("GET\r\n\r\n"),
+        std::string("GET /echo HTTP/9.9\r\n\r\n")}) {
+    RawSocket raw(server_->port());
+    raw.Send(junk);
+    std::string response = raw.ReadUntilClose(absl::Seconds(5));  // closed after the 400
+    EXPECT_EQ(StatusOf(response), 400) << junk;
+    EXPECT_NE(response.find("\"code\":-600"), std::string::npos) << response;
+  }
+  ExpectHealthy();
+}
+
+TEST_F(ServerTest, HalfSentRequestLineTimesOut) {
+  RawSocket slow(server_->port());
+  ASSERT_TRUE(slow.Send("GET /echo?wo"));
+  ExpectHealthy();
+  std::string response = slow.ReadUntilClose(absl::Seconds(10));
+  EXPECT_EQ(StatusOf(response), 408) << response;
+}
+
+TEST_F(ServerTest, HalfSentRequestTimesOutWhileOthersAreServed) {
+  RawSocket slow(server_->port());
+  ASSERT_TRUE(slow.Send("GET /echo?word=a HTTP/1.1\r\nHo"));
+  ExpectHealthy();
+  std::string response = slow.ReadUntilClose(absl::Seconds(10));
+  EXPECT_EQ(StatusOf(response), 408) << response;
+  EXPECT_NE(response.find("\"code\":-901"), std::string::npos) << response;
+  ExpectHealthy();
+}
+
+TEST_F(ServerTest, RequestLineBeyondTheHeaderBudgetGets413) {
+  RawSocket raw(server_->port());
+  raw.Send("GET /echo?word=" + std::string(20000, 'a'));
+  std::string response = raw.ReadUntilClose(absl::Seconds(10));
+  EXPECT_EQ(StatusOf(response), 413) << response.substr(0, 200);
+  EXPECT_NE(response.find("\"code\":-10"), std::string::npos);
+  ExpectHealthy();
+}
+
+TEST_F(ServerTest, KeepAliveConnectionServesManyRequests) {
+  RawSocket raw(server_->port());
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(raw.Send("GET /echo?word=w" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    std::string response = raw.ReadResponse(absl::Seconds(5));
+    ASSERT_EQ(StatusOf(response), 200);
+    EXPECT_NE(response.find("\r\n\r\nw" + std::to_string(i)), std::string::npos);
+  }
+}
+
+TEST_F(ServerTest, CountsRequestsInMetrics) {
+  ExpectHealthy();
+  client_->Get("/nowhere").IgnoreError();
+  absl::StatusOr<HttpResult> metrics = client_->Get("/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_EQ(metrics->status, 200);
+  EXPECT_NE(metrics->body.find("mooncake_http_requests_total{server=\"test\",route=\"/echo\","
+                               "method=\"GET\",code=\"200\"} 1"),
+            std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("route=\"other\",method=\"GET\",code=\"404\"} 1"),
+            std::string::npos);
+  EXPECT_NE(metrics->body.find("mooncake_http_request_duration_seconds_count{server=\"test\","
+                               "route=\"/echo\",method=\"GET\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(ServerTest, StopClosesIdleKeepAliveConnections) {
+  // keep_alive_timeout is an hour: Stop must not wait for idle clients to leave.
+  RawSocket idle(server_->port());
+  ASSERT_TRUE(idle.Send("GET /echo?word=a HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_EQ(StatusOf(idle.ReadResponse(absl::Seconds(5))), 200);
+  server_->Stop();
+  EXPECT_TRUE(idle.WaitForClose(absl::Seconds(5)));
+  server_->Stop();  // idempotent
+}
+
+TEST(ServerStartTest, BindFailureNamesTheAddress) {
+  HttpServer first(HttpServerOptions{.name = "first", .host = "127.0.0.1", .port = 0});
+  ASSERT_TRUE(first.Start().ok());
+  HttpServer second(HttpServerOptions{.name = "second", .host = "127.0.0.1", .port = first.port()});
+  absl::Status status = second.Start();
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(std::string(status.message()).find("127.0.0.1:" + std::to_string(first.port())),
+            std::string::npos)
+      << status;
+}
+
+}  // namespace
+}  // namespace mooncake::http

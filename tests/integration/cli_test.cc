@@ -1,0 +1,79 @@
+// The `mooncake` executable's command line: version, help, subcommands, aliases, bad flags.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include "common/version.h"
+#include "support/subprocess.h"
+
+namespace mooncake {
+namespace {
+
+using test::RunCommand;
+using test::RunResult;
+
+TEST(CliTest, VersionNamesTheReleaseAndRdmaDevices) {
+  RunResult result = RunCommand({MOONCAKE_BINARY, "--version"});
+  EXPECT_EQ(result.status, 0);
+  EXPECT_EQ(result.output.rfind(std::string("mooncake ") + kVersion + "\n", 0), 0u)
+      << result.output;
+  EXPECT_NE(result.output.find("rdma devices: "), std::string::npos);
+}
+
+TEST(CliTest, HelpListsEverySubcommand) {
+  RunResult result = RunCommand({MOONCAKE_BINARY, "--help"});
+  EXPECT_EQ(result.status, 0);
+  for (const char* name : {"metadata", "master", "store", "bench"}) {
+    EXPECT_NE(result.output.find(name), std::string::npos) << name;
+  }
+  RunResult metadata_help = RunCommand({MOONCAKE_BINARY, "metadata", "--help"});
+  EXPECT_EQ(metadata_help.status, 0);
+  EXPECT_NE(metadata_help.output.find("--port"), std::string::npos);
+}
+
+TEST(CliTest, NoSubcommandOrUnknownOneIsAUsageError) {
+  EXPECT_EQ(RunCommand({MOONCAKE_BINARY}).status, 2);
+  EXPECT_EQ(RunCommand({MOONCAKE_BINARY, "frobnicate"}).status, 2);
+  EXPECT_EQ(RunCommand({MOONCAKE_BINARY, "metadata", "--port", "70000"}).status, 2);
+  EXPECT_EQ(RunCommand({MOONCAKE_BINARY, "metadata", "--port", "abc"}).status, 2);
+  EXPECT_EQ(RunCommand({MOONCAKE_BINARY, "metadata", "--no-such-flag"}).status, 2);
+  EXPECT_EQ(RunCommand({MOONCAKE_BINARY, "metadata", "--max-value-size", "50%"}).status, 2);
+  EXPECT_EQ(RunCommand({MOONCAKE_BINARY, "metadata", "--log-level", "loud"}).status, 2);
+}
+
+TEST(CliTest, ServicesNotBuiltYetSaySoAndFail) {
+  for (const char* name : {"master", "store", "bench"}) {
+    RunResult result = RunCommand({MOONCAKE_BINARY, name, "--any-flag=1"});
+    EXPECT_EQ(result.status, 1) << name;
+  }
+}
+
+TEST(CliTest, PortInUseIsARuntimeFailure) {
+  test::Subprocess first({MOONCAKE_BINARY, "metadata", "--host", "127.0.0.1", "--port", "0"});
+  std::optional<std::string> line = first.WaitForLine("listening on", absl::Seconds(20));
+  ASSERT_TRUE(line.has_value());
+  std::string port = line->substr(line->rfind(':') + 1);
+  port = port.substr(0, port.find('/'));
+  RunResult second =
+      RunCommand({MOONCAKE_BINARY, "metadata", "--host", "127.0.0.1", "--port", port});
+  EXPECT_EQ(second.status, 1);
+}
+
+TEST(CliTest, MasterAliasRunsTheMasterSubcommand) {
+  // Installed as a symlink named mooncake_master by the packages and the wheel.
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("mooncake-cli-test-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::filesystem::create_symlink(MOONCAKE_BINARY, dir / "mooncake_master");
+  RunResult help = RunCommand({(dir / "mooncake_master").string(), "--help"});
+  RunResult run = RunCommand({(dir / "mooncake_master").string(), "--port=50051"});
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.output.find("master"), std::string::npos);
+  EXPECT_EQ(run.status, 1);  // the master subcommand, which is not built yet
+}
+
+}  // namespace
+}  // namespace mooncake

@@ -1,0 +1,42 @@
+// A plain TCP client socket for sending malformed, partial or hand-made HTTP to a server under
+// test.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace mooncake::test {
+
+class RawSocket {
+ public:
+  // Connects to 127.0.0.1:port; connected() tells whether it worked.
+  explicit RawSocket(int port);
+  ~RawSocket();
+
+  RawSocket(const RawSocket&) = delete;
+  RawSocket& operator=(const RawSocket&) = delete;
+
+  bool connected() const { return fd_ >= 0; }
+  bool Send(std::string_view data);
+
+  // Reads until the peer closes or `timeout` passes; returns what arrived.
+  std::string ReadUntilClose(absl::Duration timeout);
+
+  // Reads one HTTP response whose head ends with a blank line and whose body has Content-Length.
+  std::string ReadResponse(absl::Duration timeout);
+
+  // True if the peer closed the connection (or reset it) within `timeout`.
+  bool WaitForClose(absl::Duration timeout);
+
+ private:
+  int fd_ = -1;
+  std::string pending_;
+};
+
+// The status code of an HTTP response ("HTTP/1.1 404 ..." -> 404), or -1.
+int StatusOf(std::string_view response);
+
+}  // namespace mooncake::test
