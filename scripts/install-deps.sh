@@ -18,7 +18,7 @@ packages=(
   libibverbs-dev librdmacm-dev libnl-3-dev libnl-route-3-dev
   libcli11-dev libcpp-httplib-dev nlohmann-json3-dev libabsl-dev
   googletest libgtest-dev libgmock-dev pybind11-dev libspdlog-dev libfmt-dev
-  clang-format rpm file curl iperf3 etcd-server
+  clang-format clang rpm file curl iperf3 etcd-server
   python3 python3-pytest python3-numpy python3-setuptools python3-wheel python3-dev
 )
 
@@ -35,7 +35,7 @@ done
 # deb-src entries so that `apt-get source` can fetch Debian's cpp-httplib source package.
 src_list=/etc/apt/sources.list.d/mooncake-deb-src.sources
 need_update=0
-if ! grep -rqs '^Types: deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
+if ! grep -rqsE '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
   codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
   "${sudo_cmd[@]}" tee "$src_list" >/dev/null <<SRC
 Types: deb-src
