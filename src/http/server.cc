@@ -183,14 +183,22 @@ class HttpServer::Impl : public httplib::Server {
     });
     // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 §6.3), but
     // cpp-httplib would wait for one until the client closes; dispatch such requests right away.
-    set_pre_routing_handler(
-        HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-          if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
-            return HandlerResponse::Unhandled;
-          }
-          Dispatch(req, res);
-          return HandlerResponse::Handled;
-        }));
+    set_pre_routing_handler(HandlerWithResponse([this](const httplib::Request& req,
+                                                       httplib::Response& res) {
+      if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+        Dispatch(req, res);
+        return HandlerResponse::Handled;
+      }
+      // cpp-httplib reads bodies only for POST, PUT, PATCH and DELETE. A body sent with any other
+      // method stays unread on the socket and would be taken for the next request: answer this
+      // one, then close.
+      if (!httplib::detail::expect_content(req) &&
+          (req.has_header("Transfer-Encoding") || req.get_header_value("Content-Length") != "0")) {
+        request_state.must_close = true;
+        res.set_header("Connection", "close");
+      }
+      return HandlerResponse::Unhandled;
+    }));
     auto dispatch = [this](const httplib::Request& req, httplib::Response& res) {
       Dispatch(req, res);
     };

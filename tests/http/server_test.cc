@@ -226,6 +226,23 @@ TEST_F(ServerTest, RequestLineBeyondTheHeaderBudgetGets413) {
   ExpectHealthy();
 }
 
+TEST_F(ServerTest, BodyOnAGetIsNotTakenForTheNextRequest) {
+  for (const std::string& request :
+       {std::string("GET /echo?word=a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"),
+        std::string(
+            "GET /echo?word=a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")}) {
+    RawSocket raw(server_->port());
+    // The body arrives after the server has answered the head; it must not become a request.
+    ASSERT_TRUE(raw.Send(request));
+    std::string first = raw.ReadResponse(absl::Seconds(5));
+    EXPECT_EQ(StatusOf(first), 200) << first;
+    raw.Send("value\r\n0\r\n\r\nGET /echo?word=b HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string rest = raw.ReadUntilClose(absl::Seconds(5));
+    EXPECT_EQ(rest.find("HTTP/1.1 400"), std::string::npos) << rest;
+  }
+  ExpectHealthy();
+}
+
 TEST_F(ServerTest, KeepAliveConnectionServesManyRequests) {
   RawSocket raw(server_->port());
   for (int i = 0; i < 20; ++i) {

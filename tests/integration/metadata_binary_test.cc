@@ -140,7 +140,8 @@ TEST_F(MetadataBinaryTest, MissingEmptyRepeatedOrOverlongKey) {
     for (const std::string method : {"GET", "PUT", "DELETE"}) {
       HttpResult result = Call(method, c.target, "value");
       EXPECT_EQ(result.status, 400) << method << " " << c.target.substr(0, 40);
-      EXPECT_EQ(CodeOf(result), c.code) << method << " " << c.target.substr(0, 40);
+      EXPECT_EQ(CodeOf(result), c.code)
+          << method << " " << c.target.substr(0, 40) << ": " << result.body;
     }
   }
   ExpectServing();

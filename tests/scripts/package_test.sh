@@ -20,7 +20,7 @@ cp /var/lib/dpkg/status "$root/var/lib/dpkg/status"
 touch "$root/var/lib/dpkg/available"
 dpkg --root="$root" --force-script-chrootless --force-not-root -i "$deb" >"$work/dpkg.log" 2>&1 || {
   cat "$work/dpkg.log"; echo "FAIL: dpkg -i"; exit 1; }
-dpkg --root="$root" -s mooncake | grep -q '^Status: install ok installed' || {
+grep -q '^Status: install ok installed' <<<"$(dpkg --root="$root" -s mooncake)" || {
   echo "FAIL: dpkg does not list mooncake as installed"; exit 1; }
 
 for f in usr/bin/mooncake usr/bin/mooncake_master etc/mooncake/store.json \
@@ -30,21 +30,21 @@ for f in usr/bin/mooncake usr/bin/mooncake_master etc/mooncake/store.json \
 done
 grep -q 'ExecStart=/usr/bin/mooncake store --config /etc/mooncake/store.json' \
   "$root/usr/lib/systemd/system/mooncake-store.service" || { echo "FAIL: store unit"; exit 1; }
-dpkg-deb -I "$deb" | grep -q 'Depends: libc6' || { echo "FAIL: deb does not depend on libc6"; exit 1; }
+grep -q 'Depends: libc6' <<<"$(dpkg-deb -I "$deb")" || { echo "FAIL: deb does not depend on libc6"; exit 1; }
 dpkg-deb -e "$deb" "$work/control"
 grep -qx '/etc/mooncake/store.json' "$work/control/conffiles" || { echo "FAIL: conffiles"; exit 1; }
 
 version=$("$root/usr/bin/mooncake" --version | head -n 1)
 echo "installed: $version"
 [[ "$version" =~ ^mooncake\ [0-9]+\.[0-9]+\.[0-9]+$ ]] || { echo "FAIL: --version: $version"; exit 1; }
-"$root/usr/bin/mooncake_master" --help | grep -q master || { echo "FAIL: mooncake_master alias"; exit 1; }
+grep -q master <<<"$("$root/usr/bin/mooncake_master" --help)" || { echo "FAIL: mooncake_master alias"; exit 1; }
 
 files=$(rpm -qlp "$rpm" 2>/dev/null)
 for f in /usr/bin/mooncake /usr/bin/mooncake_master /etc/mooncake/store.json \
          /usr/lib/systemd/system/mooncake-metadata.service /usr/lib/systemd/system/mooncake-master.service \
          /usr/lib/systemd/system/mooncake-store.service; do
-  echo "$files" | grep -qx "$f" || { echo "FAIL: $f missing from the rpm"; echo "$files"; exit 1; }
+  grep -qx "$f" <<<"$files" || { echo "FAIL: $f missing from the rpm"; echo "$files"; exit 1; }
 done
-rpm -qp --configfiles "$rpm" 2>/dev/null | grep -qx /etc/mooncake/store.json || {
+grep -qx /etc/mooncake/store.json <<<"$(rpm -qp --configfiles "$rpm" 2>/dev/null)" || {
   echo "FAIL: store.json is not a config file in the rpm"; exit 1; }
 echo "ok: deb installs and runs; rpm lists $(echo "$files" | wc -l) files"

@@ -25,5 +25,5 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cp "$binary" "$tmp/mooncake"
 out=$(cd "$tmp" && env -i LD_LIBRARY_PATH= ./mooncake --version)
-echo "$out" | grep -q '^mooncake [0-9]' || { echo "FAIL: --version printed: $out"; exit 1; }
+grep -q '^mooncake [0-9]' <<<"$out" || { echo "FAIL: --version printed: $out"; exit 1; }
 echo "ok: $(echo "$libs" | tr '\n' ' ')"
