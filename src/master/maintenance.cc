@@ -1,0 +1,150 @@
+// The master's periodic work: dead clients, puts never ended, eviction.
+#include <algorithm>
+#include <utility>
+
+#include "common/logging.h"
+#include "master/master_service.h"
+
+namespace mooncake::master {
+
+void MasterService::DropSegmentReplicas(SegmentId segment) {
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    for (auto it = shard.objects.begin(); it != shard.objects.end();) {
+      auto next = std::next(it);
+      auto& replicas = it->second.replicas;
+      // The segment's allocator is gone with it: these replicas are dropped, not freed.
+      replicas.erase(std::remove_if(replicas.begin(), replicas.end(),
+                                    [segment](const Replica& r) { return r.segment == segment; }),
+                     replicas.end());
+      if (replicas.empty()) {
+        shard.objects.erase(it);
+      }
+      it = next;
+    }
+  }
+}
+
+void MasterService::RunMaintenance() {
+  const int64_t now = clock_->NowMicros();
+
+  // Clients silent for longer than the liveness TTL: their segments go, and what was only there.
+  for (const std::string& client :
+       clients_.TakeSilentSince(now - absl::ToInt64Microseconds(config_.client_live_ttl))) {
+    for (const std::string& name : segments_.SegmentsOf(client)) {
+      absl::StatusOr<SegmentInfo> gone = segments_.Unmount(name, client);
+      if (!gone.ok()) continue;
+      DropSegmentReplicas(gone->id);
+      spdlog::warn("client {} sent no heartbeat for {}: unmounted its segment {}", client,
+                   absl::FormatDuration(config_.client_live_ttl), name);
+    }
+  }
+
+  // Puts started and never ended nor revoked: reclaim their space.
+  const int64_t release_before = now - absl::ToInt64Microseconds(config_.put_start_release_timeout);
+  uint64_t reclaimed = 0;
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    for (auto it = shard.objects.begin(); it != shard.objects.end();) {
+      auto next = std::next(it);
+      if (it->second.state == State::kProcessing && it->second.put_start_us <= release_before) {
+        EraseLocked(shard, it);
+        ++reclaimed;
+      }
+      it = next;
+    }
+  }
+  if (reclaimed > 0) spdlog::info("reclaimed {} puts that were never ended", reclaimed);
+
+  const uint64_t total = segments_.total_bytes();
+  if (total > 0 && static_cast<double>(segments_.used_bytes()) >
+                       config_.eviction_high_watermark_ratio * static_cast<double>(total)) {
+    Evict(static_cast<uint64_t>(config_.eviction_ratio * static_cast<double>(total)));
+  }
+}
+
+uint64_t MasterService::Evict(uint64_t target_bytes) {
+  if (target_bytes == 0) return 0;
+  absl::MutexLock evict_lock(&evict_mu_);
+  const int64_t now = clock_->NowMicros();
+
+  // Pass 1: the last-access times of what may be evicted, in two groups: objects without a live
+  // soft pin go first; soft-pinned ones only if allowed and still needed. Never leased, processing
+  // or hard-pinned objects.
+  struct Candidate {
+    int64_t last_access_us;
+    uint64_t bytes;
+  };
+  std::vector<Candidate> plain, soft;
+  for (const Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    for (const auto& [key, object] : shard.objects) {
+      if (object.state != State::kComplete || object.hard_pin || Leased(object, now)) continue;
+      const Candidate candidate{object.last_access_us, object.size * object.replicas.size()};
+      (object.soft_pin_deadline_us > now ? soft : plain).push_back(candidate);
+    }
+  }
+  // The access time up to which the oldest objects of a group add up to `want` bytes.
+  auto threshold = [](std::vector<Candidate>& group, uint64_t want) {
+    std::sort(group.begin(), group.end(), [](const Candidate& a, const Candidate& b) {
+      return a.last_access_us < b.last_access_us;
+    });
+    uint64_t sum = 0;
+    for (const Candidate& c : group) {
+      sum += c.bytes;
+      if (sum >= want) return c.last_access_us;
+    }
+    return group.empty() ? INT64_MIN : group.back().last_access_us;
+  };
+
+  uint64_t freed = 0;
+  uint64_t objects = 0;
+  // Pass 2: evict the oldest of a group up to its threshold, until the target is met.
+  auto evict_group = [&](bool soft_pinned, int64_t up_to) {
+    for (Shard& shard : shards_) {
+      if (freed >= target_bytes) return;
+      absl::MutexLock lock(&shard.mu);
+      for (auto it = shard.objects.begin(); it != shard.objects.end() && freed < target_bytes;) {
+        auto next = std::next(it);
+        const Object& object = it->second;
+        if (object.state == State::kComplete && !object.hard_pin && !Leased(object, now) &&
+            (object.soft_pin_deadline_us > now) == soft_pinned && object.last_access_us <= up_to) {
+          freed += object.size * object.replicas.size();
+          ++objects;
+          EraseLocked(shard, it);
+        }
+        it = next;
+      }
+    }
+  };
+  evict_group(false, threshold(plain, target_bytes));
+  if (freed < target_bytes && config_.allow_evict_soft_pinned_objects && !soft.empty()) {
+    evict_group(true, threshold(soft, target_bytes - freed));
+  }
+  evicted_objects_.fetch_add(objects);
+  evicted_bytes_.fetch_add(freed);
+  if (objects > 0) {
+    metrics_->GetCounter("mooncake_master_evicted_objects_total", "Objects evicted")
+        .Increment(objects);
+    metrics_->GetCounter("mooncake_master_evicted_bytes_total", "Bytes evicted").Increment(freed);
+  }
+  return freed;
+}
+
+void MasterService::StartMaintenance() {
+  if (maintenance_.joinable()) return;
+  stop_maintenance_ = std::make_unique<absl::Notification>();
+  maintenance_ = std::thread([this] {
+    while (!stop_maintenance_->WaitForNotificationWithTimeout(config_.maintenance_interval)) {
+      RunMaintenance();
+    }
+  });
+}
+
+void MasterService::StopMaintenance() {
+  if (!maintenance_.joinable()) return;
+  stop_maintenance_->Notify();
+  maintenance_.join();
+}
+
+}  // namespace mooncake::master

@@ -1,0 +1,478 @@
+#include "master/master_service.h"
+
+#include <algorithm>
+
+#include "absl/hash/hash.h"
+#include "common/error_code.h"
+#include "common/strings.h"
+#include "re2/re2.h"
+
+namespace mooncake::master {
+namespace {
+
+constexpr size_t kMaxClientIdBytes = 256;
+constexpr size_t kMaxRegexBytes = 4096;
+
+absl::Status ValidateClientId(std::string_view client_id) {
+  if (client_id.empty() || client_id.size() > kMaxClientIdBytes) {
+    return MakeError(ErrorCode::INVALID_PARAMS,
+                     fmt::format("client_id must be 1 to {} bytes", kMaxClientIdBytes));
+  }
+  return absl::OkStatus();
+}
+
+uint64_t RandomEpoch() {
+  absl::BitGen gen;
+  return absl::Uniform<uint64_t>(gen, 1, UINT64_MAX);
+}
+
+}  // namespace
+
+MasterService::MasterService(MasterConfig config, Clock* clock, MetricsRegistry* metrics)
+    : config_(std::move(config)),
+      clock_(clock),
+      metrics_(metrics),
+      epoch_(RandomEpoch()),
+      segments_(config_.allocation_strategy, config_.allocation_alignment, config_.seed) {}
+
+MasterService::~MasterService() { StopMaintenance(); }
+
+MasterService::Shard& MasterService::ShardOf(std::string_view key) const {
+  return shards_[absl::HashOf(AsAbsl(key)) % kShards];
+}
+
+absl::Status MasterService::ValidateKey(std::string_view key) const {
+  if (key.empty()) return MakeError(ErrorCode::INVALID_KEY, "key is empty");
+  if (key.size() > config_.max_key_bytes) {
+    return MakeError(ErrorCode::INVALID_KEY, fmt::format("key is {} bytes; the limit is {}",
+                                                         key.size(), config_.max_key_bytes));
+  }
+  return absl::OkStatus();
+}
+
+void MasterService::CountOp(std::string_view op, size_t keys, size_t errors) {
+  metrics_
+      ->GetCounter("mooncake_master_key_operations_total",
+                   "Keys handled by the master, by operation", {{"op", std::string(op)}})
+      .Increment(keys);
+  if (errors > 0) {
+    metrics_
+        ->GetCounter("mooncake_master_key_errors_total",
+                     "Keys whose operation failed, by operation", {{"op", std::string(op)}})
+        .Increment(errors);
+  }
+}
+
+void MasterService::EraseLocked(Shard& shard,
+                                absl::flat_hash_map<std::string, Object>::iterator it) {
+  segments_.Free(it->second.replicas.data(), it->second.replicas.size());
+  shard.objects.erase(it);
+}
+
+absl::Status MasterService::MountSegment(std::string_view client_id, std::string_view name,
+                                         uint64_t base, uint64_t size) {
+  if (absl::Status valid = ValidateClientId(client_id); !valid.ok()) return valid;
+  absl::StatusOr<SegmentId> id = segments_.Mount(name, base, size, client_id);
+  if (!id.ok()) return id.status();
+  clients_.Touch(client_id, clock_->NowMicros());
+  return absl::OkStatus();
+}
+
+absl::Status MasterService::UnmountSegment(std::string_view client_id, std::string_view name) {
+  if (absl::Status valid = ValidateClientId(client_id); !valid.ok()) return valid;
+  absl::StatusOr<SegmentInfo> gone = segments_.Unmount(name, client_id);
+  if (!gone.ok()) return gone.status();
+  DropSegmentReplicas(gone->id);
+  return absl::OkStatus();
+}
+
+HeartbeatResult MasterService::Heartbeat(std::string_view client_id) {
+  HeartbeatResult result;
+  result.epoch = epoch_;
+  if (!ValidateClientId(client_id).ok()) return result;
+  result.remount = clients_.Touch(client_id, clock_->NowMicros());
+  return result;
+}
+
+std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStart(
+    std::string_view client_id, absl::Span<const PutItem> items, const ReplicateConfig& config) {
+  std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> results;
+  results.reserve(items.size());
+  absl::Status request_error = ValidateClientId(client_id);
+  if (request_error.ok() &&
+      (config.replica_num == 0 || config.replica_num > config_.max_replicas)) {
+    request_error = MakeError(ErrorCode::INVALID_PARAMS,
+                              fmt::format("replica_num must be 1 to {}", config_.max_replicas));
+  }
+  bool evicted = false;
+  size_t errors = 0;
+  for (const PutItem& item : items) {
+    absl::Status valid = request_error.ok() ? ValidateKey(item.key) : request_error;
+    if (valid.ok() && (item.size == 0 || item.size > config_.max_object_bytes)) {
+      valid = MakeError(ErrorCode::INVALID_PARAMS, fmt::format("size of '{}' must be 1 to {} bytes",
+                                                               item.key, config_.max_object_bytes));
+    }
+    if (!valid.ok()) {
+      results.push_back(valid);
+      ++errors;
+      continue;
+    }
+    Shard& shard = ShardOf(item.key);
+    absl::StatusOr<std::vector<Replica>> placed = TryPlace(shard, item, config);
+    if (ErrorCodeOf(placed.status()) == ErrorCode::NO_AVAILABLE_HANDLE && !evicted) {
+      // No room: evict once for the whole batch, then try this key again.
+      evicted = true;
+      Evict(static_cast<uint64_t>(config_.eviction_ratio *
+                                  static_cast<double>(segments_.total_bytes())));
+      placed = TryPlace(shard, item, config);
+    }
+    if (!placed.ok()) {
+      results.push_back(placed.status());
+      ++errors;
+      continue;
+    }
+    results.push_back(segments_.Locate(placed->data(), placed->size()));
+  }
+  CountOp("put_start", items.size(), errors);
+  return results;
+}
+
+absl::StatusOr<std::vector<Replica>> MasterService::TryPlace(Shard& shard, const PutItem& item,
+                                                             const ReplicateConfig& config) {
+  absl::MutexLock lock(&shard.mu);
+  const int64_t now = clock_->NowMicros();
+  auto it = shard.objects.find(item.key);
+  if (it != shard.objects.end()) {
+    const Object& existing = it->second;
+    const bool abandoned =
+        existing.state == State::kProcessing &&
+        now - existing.put_start_us >= absl::ToInt64Microseconds(config_.put_start_discard_timeout);
+    if (!abandoned) {
+      return MakeError(ErrorCode::OBJECT_ALREADY_EXISTS,
+                       fmt::format("key '{}' already exists", item.key));
+    }
+    EraseLocked(shard, it);  // an abandoned put: the new one takes its place
+  }
+  absl::StatusOr<std::vector<Replica>> placed =
+      segments_.Allocate(item.size, config.replica_num, config.preferred_segments);
+  if (!placed.ok()) return placed;
+  Object object;
+  object.size = item.size;
+  object.put_start_us = now;
+  object.last_access_us = now;
+  object.hard_pin = config.with_hard_pin;
+  object.soft_pin_requested = config.with_soft_pin;
+  object.replicas.assign(placed->begin(), placed->end());
+  shard.objects.emplace(item.key, std::move(object));
+  return placed;
+}
+
+std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
+                                                absl::Span<const std::string> keys) {
+  std::vector<absl::Status> results;
+  results.reserve(keys.size());
+  const absl::Status client = ValidateClientId(client_id);
+  size_t errors = 0;
+  for (const std::string& key : keys) {
+    absl::Status status = client.ok() ? ValidateKey(key) : client;
+    if (status.ok()) {
+      Shard& shard = ShardOf(key);
+      absl::MutexLock lock(&shard.mu);
+      auto it = shard.objects.find(key);
+      if (it == shard.objects.end()) {
+        status = MakeError(ErrorCode::OBJECT_NOT_FOUND,
+                           fmt::format("no put of '{}' is in progress", key));
+      } else if (it->second.state == State::kProcessing) {
+        Object& object = it->second;
+        const int64_t now = clock_->NowMicros();
+        object.state = State::kComplete;
+        object.last_access_us = now;
+        if (object.soft_pin_requested) {
+          object.soft_pin_deadline_us =
+              now + absl::ToInt64Microseconds(config_.default_kv_soft_pin_ttl);
+        }
+      }
+      // Already complete: a repeated PutEnd (e.g. a retried request) succeeds again.
+    }
+    if (!status.ok()) ++errors;
+    results.push_back(std::move(status));
+  }
+  CountOp("put_end", keys.size(), errors);
+  return results;
+}
+
+std::vector<absl::Status> MasterService::PutRevoke(std::string_view client_id,
+                                                   absl::Span<const std::string> keys) {
+  std::vector<absl::Status> results;
+  results.reserve(keys.size());
+  const absl::Status client = ValidateClientId(client_id);
+  size_t errors = 0;
+  for (const std::string& key : keys) {
+    absl::Status status = client.ok() ? ValidateKey(key) : client;
+    if (status.ok()) {
+      Shard& shard = ShardOf(key);
+      absl::MutexLock lock(&shard.mu);
+      auto it = shard.objects.find(key);
+      if (it == shard.objects.end() || it->second.state != State::kProcessing) {
+        status = MakeError(ErrorCode::OBJECT_NOT_FOUND,
+                           fmt::format("no put of '{}' is in progress", key));
+      } else {
+        EraseLocked(shard, it);
+      }
+    }
+    if (!status.ok()) ++errors;
+    results.push_back(std::move(status));
+  }
+  CountOp("put_revoke", keys.size(), errors);
+  return results;
+}
+
+std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
+    absl::Span<const std::string> keys) {
+  std::vector<absl::StatusOr<ReplicaList>> results;
+  results.reserve(keys.size());
+  const int64_t lease_us = absl::ToInt64Microseconds(config_.default_kv_lease_ttl);
+  size_t errors = 0;
+  absl::InlinedVector<Replica, 4> replicas;
+  for (const std::string& key : keys) {
+    if (absl::Status valid = ValidateKey(key); !valid.ok()) {
+      results.push_back(valid);
+      ++errors;
+      continue;
+    }
+    uint64_t size = 0;
+    {
+      Shard& shard = ShardOf(key);
+      absl::MutexLock lock(&shard.mu);
+      auto it = shard.objects.find(key);
+      if (it == shard.objects.end() || it->second.state != State::kComplete) {
+        results.push_back(
+            it == shard.objects.end()
+                ? MakeError(ErrorCode::OBJECT_NOT_FOUND, fmt::format("key '{}' not found", key))
+                : MakeError(ErrorCode::REPLICA_IS_NOT_READY,
+                            fmt::format("key '{}' is still being written", key)));
+        ++errors;
+        continue;
+      }
+      Object& object = it->second;
+      const int64_t now = clock_->NowMicros();
+      object.lease_deadline_us = std::max(object.lease_deadline_us, now + lease_us);
+      object.last_access_us = now;
+      size = object.size;
+      replicas.assign(object.replicas.begin(), object.replicas.end());
+    }
+    ReplicaList list{size, segments_.Locate(replicas.data(), replicas.size()),
+                     config_.default_kv_lease_ttl};
+    if (list.replicas.empty()) {
+      results.push_back(
+          MakeError(ErrorCode::OBJECT_NOT_FOUND, fmt::format("key '{}' has no replica left", key)));
+      ++errors;
+      continue;
+    }
+    results.push_back(std::move(list));
+  }
+  CountOp("get_replica_list", keys.size(), errors);
+  return results;
+}
+
+std::vector<absl::StatusOr<bool>> MasterService::ExistKey(absl::Span<const std::string> keys) {
+  std::vector<absl::StatusOr<bool>> results;
+  results.reserve(keys.size());
+  const int64_t lease_us = absl::ToInt64Microseconds(config_.default_kv_lease_ttl);
+  size_t errors = 0;
+  for (const std::string& key : keys) {
+    if (absl::Status valid = ValidateKey(key); !valid.ok()) {
+      results.push_back(valid);
+      ++errors;
+      continue;
+    }
+    Shard& shard = ShardOf(key);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.objects.find(key);
+    if (it == shard.objects.end() || it->second.state != State::kComplete) {
+      results.push_back(false);
+      continue;
+    }
+    const int64_t now = clock_->NowMicros();
+    it->second.lease_deadline_us = std::max(it->second.lease_deadline_us, now + lease_us);
+    it->second.last_access_us = now;
+    results.push_back(true);
+  }
+  CountOp("exist_key", keys.size(), errors);
+  return results;
+}
+
+std::vector<absl::StatusOr<uint64_t>> MasterService::GetSize(absl::Span<const std::string> keys) {
+  std::vector<absl::StatusOr<uint64_t>> results;
+  results.reserve(keys.size());
+  size_t errors = 0;
+  for (const std::string& key : keys) {
+    absl::Status valid = ValidateKey(key);
+    absl::StatusOr<uint64_t> result;
+    if (!valid.ok()) {
+      result = std::move(valid);
+    } else {
+      Shard& shard = ShardOf(key);
+      absl::MutexLock lock(&shard.mu);
+      auto it = shard.objects.find(key);
+      if (it == shard.objects.end()) {
+        result = MakeError(ErrorCode::OBJECT_NOT_FOUND, fmt::format("key '{}' not found", key));
+      } else if (it->second.state != State::kComplete) {
+        result = MakeError(ErrorCode::REPLICA_IS_NOT_READY,
+                           fmt::format("key '{}' is still being written", key));
+      } else {
+        result = it->second.size;
+      }
+    }
+    if (!result.ok()) ++errors;
+    results.push_back(std::move(result));
+  }
+  CountOp("get_size", keys.size(), errors);
+  return results;
+}
+
+std::vector<absl::Status> MasterService::Remove(absl::Span<const std::string> keys, bool force) {
+  std::vector<absl::Status> results;
+  results.reserve(keys.size());
+  size_t errors = 0;
+  for (const std::string& key : keys) {
+    absl::Status status = ValidateKey(key);
+    if (status.ok()) {
+      Shard& shard = ShardOf(key);
+      absl::MutexLock lock(&shard.mu);
+      auto it = shard.objects.find(key);
+      const int64_t now = clock_->NowMicros();
+      if (it == shard.objects.end()) {
+        status = MakeError(ErrorCode::OBJECT_NOT_FOUND, fmt::format("key '{}' not found", key));
+      } else if (it->second.state != State::kComplete && !force) {
+        status = MakeError(ErrorCode::REPLICA_IS_NOT_READY,
+                           fmt::format("key '{}' is still being written", key));
+      } else if (Leased(it->second, now) && !force) {
+        status = MakeError(ErrorCode::OBJECT_HAS_LEASE,
+                           fmt::format("key '{}' is leased to a reader", key));
+      } else {
+        EraseLocked(shard, it);
+      }
+    }
+    if (!status.ok()) ++errors;
+    results.push_back(std::move(status));
+  }
+  CountOp("remove", keys.size(), errors);
+  return results;
+}
+
+absl::StatusOr<uint64_t> MasterService::RemoveByRegex(std::string_view pattern) {
+  if (pattern.size() > kMaxRegexBytes) {
+    return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("regex is {} bytes; the limit is {}",
+                                                            pattern.size(), kMaxRegexBytes));
+  }
+  RE2::Options options;
+  options.set_log_errors(false);
+  options.set_max_mem(8 << 20);
+  RE2 regex(re2::StringPiece(pattern.data(), pattern.size()), options);
+  if (!regex.ok()) {
+    CountOp("remove_by_regex", 0, 1);
+    return MakeError(ErrorCode::INVALID_PARAMS,
+                     fmt::format("invalid regex '{}': {}", pattern, regex.error()));
+  }
+  uint64_t removed = 0;
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    const int64_t now = clock_->NowMicros();
+    for (auto it = shard.objects.begin(); it != shard.objects.end();) {
+      auto next = std::next(it);
+      if (it->second.state == State::kComplete && !Leased(it->second, now) &&
+          RE2::PartialMatch(re2::StringPiece(it->first.data(), it->first.size()), regex)) {
+        EraseLocked(shard, it);
+        ++removed;
+      }
+      it = next;
+    }
+  }
+  CountOp("remove_by_regex", removed, 0);
+  return removed;
+}
+
+uint64_t MasterService::RemoveAll() {
+  uint64_t removed = 0;
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    const int64_t now = clock_->NowMicros();
+    for (auto it = shard.objects.begin(); it != shard.objects.end();) {
+      auto next = std::next(it);
+      if (it->second.state == State::kComplete && !Leased(it->second, now)) {
+        EraseLocked(shard, it);
+        ++removed;
+      }
+      it = next;
+    }
+  }
+  CountOp("remove_all", removed, 0);
+  return removed;
+}
+
+std::vector<std::string> MasterService::AllKeys() const {
+  std::vector<std::string> keys;
+  for (const Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    for (const auto& [key, object] : shard.objects) {
+      if (object.state == State::kComplete) keys.push_back(key);
+    }
+  }
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+absl::StatusOr<nlohmann::json> MasterService::Describe(std::string_view key) const {
+  if (absl::Status valid = ValidateKey(key); !valid.ok()) return valid;
+  Object copy;
+  {
+    Shard& shard = ShardOf(key);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.objects.find(AsAbsl(key));
+    if (it == shard.objects.end()) {
+      return MakeError(ErrorCode::OBJECT_NOT_FOUND, fmt::format("key '{}' not found", key));
+    }
+    copy = it->second;
+  }
+  const int64_t now = clock_->NowMicros();
+  nlohmann::json replicas = nlohmann::json::array();
+  for (const ReplicaLocation& location :
+       segments_.Locate(copy.replicas.data(), copy.replicas.size())) {
+    replicas.push_back({{"segment", location.segment}, {"address", location.address}});
+  }
+  return nlohmann::json{
+      {"key", std::string(key)},
+      {"size", copy.size},
+      {"state", copy.state == State::kComplete ? "complete" : "processing"},
+      {"replicas", replicas},
+      {"lease_ms_left", std::max<int64_t>(0, copy.lease_deadline_us - now) / 1000},
+      {"soft_pinned", copy.soft_pin_deadline_us > now},
+      {"hard_pinned", copy.hard_pin},
+  };
+}
+
+MasterStats MasterService::Stats() const {
+  MasterStats stats;
+  const int64_t now = clock_->NowMicros();
+  for (const Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    for (const auto& [key, object] : shard.objects) {
+      ++stats.objects;
+      stats.key_bytes += key.size();
+      if (object.state == State::kProcessing) ++stats.processing;
+      if (Leased(object, now)) ++stats.leased;
+      if (object.soft_pin_deadline_us > now) ++stats.soft_pinned;
+      if (object.hard_pin) ++stats.hard_pinned;
+    }
+  }
+  stats.total_bytes = segments_.total_bytes();
+  stats.used_bytes = segments_.used_bytes();
+  stats.evicted_objects = evicted_objects_.load();
+  stats.evicted_bytes = evicted_bytes_.load();
+  stats.segments = segments_.List().size();
+  stats.clients = clients_.size();
+  return stats;
+}
+
+}  // namespace mooncake::master

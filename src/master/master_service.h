@@ -1,0 +1,191 @@
+// The master's object index: what is stored where, who may read it, and when space is reclaimed.
+//
+// Objects are immutable once complete. A put is PutStart (space is allocated on distinct segments;
+// the object is `processing`), the client's writes, then PutEnd (`complete`, readable) or
+// PutRevoke (space freed). Readers get replica locations with a lease; a leased object is neither
+// removed nor evicted until the lease ends. Every per-key call takes a batch: one request, many
+// keys, one result per key, in order; single-key calls are batches of one.
+//
+// Thread safety: all public methods are thread-safe. The object table is split into shards, each
+// with its own mutex, so calls from many clients proceed in parallel. Lock order: a shard's mutex,
+// then SegmentManager's; never the other way.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/types/span.h"
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "master/client_registry.h"
+#include "master/master_config.h"
+#include "master/segment_manager.h"
+#include "nlohmann/json.hpp"
+
+namespace mooncake::master {
+
+struct ReplicateConfig {
+  uint32_t replica_num = 1;
+  bool with_soft_pin = false;
+  bool with_hard_pin = false;
+  std::vector<std::string> preferred_segments;  // "host:port" names, tried first in order
+};
+
+struct PutItem {
+  std::string key;
+  uint64_t size = 0;
+};
+
+struct ReplicaList {
+  uint64_t size = 0;
+  std::vector<ReplicaLocation> replicas;
+  absl::Duration lease;  // how long from the request the lease lasts
+};
+
+struct HeartbeatResult {
+  bool remount = false;  // the master does not know this client (restarted, or declared it dead)
+  uint64_t epoch = 0;    // this master instance
+};
+
+struct MasterStats {
+  uint64_t objects = 0;
+  uint64_t processing = 0;
+  uint64_t leased = 0;
+  uint64_t soft_pinned = 0;
+  uint64_t hard_pinned = 0;
+  uint64_t key_bytes = 0;
+  uint64_t total_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t evicted_objects = 0;
+  uint64_t evicted_bytes = 0;
+  size_t segments = 0;
+  size_t clients = 0;
+};
+
+class MasterService {
+ public:
+  MasterService(MasterConfig config, Clock* clock = Clock::Real(),
+                MetricsRegistry* metrics = &MetricsRegistry::Default());
+  ~MasterService();  // StopMaintenance()
+
+  MasterService(const MasterService&) = delete;
+  MasterService& operator=(const MasterService&) = delete;
+
+  // Segments.
+  absl::Status MountSegment(std::string_view client_id, std::string_view name, uint64_t base,
+                            uint64_t size);
+  // Unmounts and drops every replica in the segment; objects left without a replica are removed.
+  absl::Status UnmountSegment(std::string_view client_id, std::string_view name);
+  std::vector<SegmentInfo> ListSegments() const { return segments_.List(); }
+
+  HeartbeatResult Heartbeat(std::string_view client_id);
+
+  // Puts. Per key: the replicas to write (fewer than asked when fewer segments have room), or
+  // OBJECT_ALREADY_EXISTS (complete, or processing and younger than put_start_discard_timeout),
+  // NO_AVAILABLE_HANDLE, INVALID_KEY, INVALID_PARAMS.
+  std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> PutStart(
+      std::string_view client_id, absl::Span<const PutItem> items, const ReplicateConfig& config);
+  // OBJECT_NOT_FOUND if no put of the key is in progress (never started, revoked, reclaimed).
+  std::vector<absl::Status> PutEnd(std::string_view client_id, absl::Span<const std::string> keys);
+  std::vector<absl::Status> PutRevoke(std::string_view client_id,
+                                      absl::Span<const std::string> keys);
+
+  // Reads: complete replicas with a fresh lease; OBJECT_NOT_FOUND, or REPLICA_IS_NOT_READY while
+  // the object is processing.
+  std::vector<absl::StatusOr<ReplicaList>> GetReplicaList(absl::Span<const std::string> keys);
+  // Whether a complete object exists; an existing one gets a lease too.
+  std::vector<absl::StatusOr<bool>> ExistKey(absl::Span<const std::string> keys);
+  std::vector<absl::StatusOr<uint64_t>> GetSize(absl::Span<const std::string> keys);
+
+  // OBJECT_HAS_LEASE while leased (unless `force`), REPLICA_IS_NOT_READY while processing.
+  std::vector<absl::Status> Remove(absl::Span<const std::string> keys, bool force = false);
+  // Removes complete, unleased objects whose key matches `pattern` (RE2 syntax, full match of
+  // any part: RE2::PartialMatch). INVALID_PARAMS for a pattern that does not compile.
+  absl::StatusOr<uint64_t> RemoveByRegex(std::string_view pattern);
+  // Removes every complete, unleased object; returns how many.
+  uint64_t RemoveAll();
+
+  std::vector<std::string> AllKeys() const;
+  // The whole record of one key, for the admin port.
+  absl::StatusOr<nlohmann::json> Describe(std::string_view key) const;
+  MasterStats Stats() const;
+
+  // One pass of the periodic work: dead clients, puts never ended, the eviction watermark.
+  void RunMaintenance();
+  // Evicts about `target_bytes` (approximate LRU); returns bytes freed.
+  uint64_t Evict(uint64_t target_bytes);
+
+  // Runs RunMaintenance() every config.maintenance_interval on a thread of its own.
+  void StartMaintenance();
+  void StopMaintenance();
+
+  uint64_t epoch() const { return epoch_; }
+  const MasterConfig& config() const { return config_; }
+
+ private:
+  enum class State : uint8_t { kProcessing, kComplete };
+
+  struct Object {
+    uint64_t size = 0;
+    int64_t put_start_us = 0;
+    int64_t last_access_us = 0;
+    int64_t lease_deadline_us = 0;
+    int64_t soft_pin_deadline_us = 0;  // 0: not soft-pinned
+    State state = State::kProcessing;
+    bool hard_pin = false;
+    bool soft_pin_requested = false;
+    absl::InlinedVector<Replica, 1> replicas;
+  };
+
+  static constexpr size_t kShards = 64;
+  struct Shard {
+    mutable absl::Mutex mu;
+    absl::flat_hash_map<std::string, Object> objects ABSL_GUARDED_BY(mu);
+  };
+
+  Shard& ShardOf(std::string_view key) const;
+  absl::Status ValidateKey(std::string_view key) const;
+  bool Leased(const Object& object, int64_t now_us) const {
+    return object.lease_deadline_us > now_us;
+  }
+  // Frees an object's space and erases it. REQUIRES: shard.mu held.
+  void EraseLocked(Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Under the shard's lock: refuses an existing key (or preempts an abandoned put), allocates the
+  // replicas and records the object as processing.
+  absl::StatusOr<std::vector<Replica>> TryPlace(Shard& shard, const PutItem& item,
+                                                const ReplicateConfig& config);
+  // Drops replicas on `segment` from every object; removes objects left with none.
+  void DropSegmentReplicas(SegmentId segment);
+  void CountOp(std::string_view op, size_t keys, size_t errors);
+
+  const MasterConfig config_;
+  Clock* const clock_;
+  MetricsRegistry* const metrics_;
+  const uint64_t epoch_;
+  SegmentManager segments_;
+  ClientRegistry clients_;
+  mutable std::array<Shard, kShards> shards_;
+
+  std::atomic<uint64_t> evicted_objects_{0};
+  std::atomic<uint64_t> evicted_bytes_{0};
+  absl::Mutex evict_mu_;  // one eviction at a time
+
+  std::unique_ptr<absl::Notification> stop_maintenance_;
+  std::thread maintenance_;
+};
+
+}  // namespace mooncake::master

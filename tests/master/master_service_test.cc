@@ -1,0 +1,387 @@
+// MasterService in-process with a fake clock: object lifecycle, leases, pins, eviction, liveness,
+// segment loss, and that no sequence of requests leaks space.
+#include "master/master_service.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "common/error_code.h"
+
+namespace mooncake::master {
+namespace {
+
+constexpr char kClient[] = "client-1";
+constexpr uint64_t kMiB = 1 << 20;
+
+class MasterServiceTest : public ::testing::Test {
+ protected:
+  explicit MasterServiceTest(MasterConfig config = {})
+      : service_(WithSeed(config), &clock_, &metrics_) {}
+
+  static MasterConfig WithSeed(MasterConfig config) {
+    config.seed = 42;
+    return config;
+  }
+
+  void Mount(const std::string& name, uint64_t size, const std::string& client = kClient) {
+    ASSERT_TRUE(service_.MountSegment(client, name, 0x10000000, size).ok());
+  }
+
+  absl::StatusOr<std::vector<ReplicaLocation>> Start(const std::string& key, uint64_t size,
+                                                     ReplicateConfig config = {}) {
+    PutItem item{key, size};
+    return service_.PutStart(kClient, {&item, 1}, config)[0];
+  }
+
+  absl::Status Put(const std::string& key, uint64_t size, ReplicateConfig config = {}) {
+    absl::StatusOr<std::vector<ReplicaLocation>> started = Start(key, size, config);
+    if (!started.ok()) return started.status();
+    return service_.PutEnd(kClient, {&key, 1})[0];
+  }
+
+  ErrorCode GetCode(const std::string& key) {
+    return ErrorCodeOf(service_.GetReplicaList({&key, 1})[0].status());
+  }
+  ErrorCode RemoveCode(const std::string& key) {
+    return ErrorCodeOf(service_.Remove({&key, 1})[0]);
+  }
+  bool Exists(const std::string& key) { return *service_.ExistKey({&key, 1})[0]; }
+
+  FakeClock clock_;
+  MetricsRegistry metrics_;
+  MasterService service_;
+};
+
+TEST_F(MasterServiceTest, PutLifecycle) {
+  Mount("seg-a:1", 64 * kMiB);
+  auto started = Start("k", 1000);
+  ASSERT_TRUE(started.ok()) << started.status();
+  ASSERT_EQ(started->size(), 1u);
+  EXPECT_EQ((*started)[0].segment, "seg-a:1");
+  EXPECT_GE((*started)[0].address, 0x10000000u);
+  // Processing: not readable, not "existing", cannot be started again.
+  EXPECT_EQ(GetCode("k"), ErrorCode::REPLICA_IS_NOT_READY);
+  EXPECT_FALSE(Exists("k"));
+  EXPECT_EQ(ErrorCodeOf(Start("k", 1000).status()), ErrorCode::OBJECT_ALREADY_EXISTS);
+  std::string key = "k";
+  ASSERT_TRUE(service_.PutEnd(kClient, {&key, 1})[0].ok());
+  EXPECT_TRUE(service_.PutEnd(kClient, {&key, 1})[0].ok());  // a retried PutEnd is harmless
+  auto got = service_.GetReplicaList({&key, 1})[0];
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->size, 1000u);
+  EXPECT_EQ(got->replicas[0].address, (*started)[0].address);
+  EXPECT_EQ(got->lease, absl::Milliseconds(10000));
+  EXPECT_EQ(*service_.GetSize({&key, 1})[0], 1000u);
+  // Complete objects are immutable.
+  EXPECT_EQ(ErrorCodeOf(Start("k", 5).status()), ErrorCode::OBJECT_ALREADY_EXISTS);
+}
+
+TEST_F(MasterServiceTest, RevokeFreesTheSpace) {
+  Mount("seg:1", 8 * kMiB);
+  ASSERT_TRUE(Start("k", 4 * kMiB).ok());
+  EXPECT_EQ(service_.Stats().used_bytes, 4 * kMiB);
+  std::string key = "k";
+  ASSERT_TRUE(service_.PutRevoke(kClient, {&key, 1})[0].ok());
+  EXPECT_EQ(service_.Stats().used_bytes, 0u);
+  EXPECT_EQ(ErrorCodeOf(service_.PutRevoke(kClient, {&key, 1})[0]), ErrorCode::OBJECT_NOT_FOUND);
+  EXPECT_EQ(ErrorCodeOf(service_.PutEnd(kClient, {&key, 1})[0]), ErrorCode::OBJECT_NOT_FOUND);
+}
+
+TEST_F(MasterServiceTest, AbandonedPutsArePreemptedThenReclaimed) {
+  Mount("seg:1", 8 * kMiB);
+  ASSERT_TRUE(Start("k", kMiB).ok());
+  clock_.Advance(absl::Seconds(29));
+  EXPECT_EQ(ErrorCodeOf(Start("k", kMiB).status()), ErrorCode::OBJECT_ALREADY_EXISTS);
+  clock_.Advance(absl::Seconds(1));  // put_start_discard_timeout: 30 s
+  ASSERT_TRUE(Start("k", 2 * kMiB).ok());
+  EXPECT_EQ(service_.Stats().used_bytes, 2 * kMiB);  // the first put's space was freed
+
+  ASSERT_TRUE(Start("never-ended", kMiB).ok());
+  for (int i = 0; i < 599; ++i) {  // the segment's owner stays alive throughout
+    clock_.Advance(absl::Seconds(1));
+    service_.Heartbeat(kClient);
+  }
+  service_.RunMaintenance();
+  EXPECT_EQ(service_.Stats().processing, 2u);
+  clock_.Advance(absl::Seconds(1));  // put_start_release_timeout: 600 s
+  service_.Heartbeat(kClient);
+  service_.RunMaintenance();
+  EXPECT_EQ(service_.Stats().processing, 0u);
+  EXPECT_EQ(service_.Stats().used_bytes, 0u);
+}
+
+TEST_F(MasterServiceTest, ReplicasGoToDistinctSegmentsBestEffort) {
+  Mount("a:1", 16 * kMiB);
+  Mount("b:1", 16 * kMiB);
+  auto two = Start("two", kMiB, {.replica_num = 2});
+  ASSERT_TRUE(two.ok());
+  ASSERT_EQ(two->size(), 2u);
+  EXPECT_NE((*two)[0].segment, (*two)[1].segment);
+  auto many = Start("many", kMiB, {.replica_num = 5});
+  ASSERT_TRUE(many.ok());
+  EXPECT_EQ(many->size(), 2u);  // only two segments exist
+  EXPECT_EQ(ErrorCodeOf(Start("zero", kMiB, {.replica_num = 0}).status()),
+            ErrorCode::INVALID_PARAMS);
+  EXPECT_EQ(ErrorCodeOf(Start("too-many", kMiB, {.replica_num = 17}).status()),
+            ErrorCode::INVALID_PARAMS);
+}
+
+TEST_F(MasterServiceTest, PreferredSegmentsComeFirst) {
+  for (const char* name : {"a:1", "b:1", "c:1"}) Mount(name, 16 * kMiB);
+  for (int i = 0; i < 16; ++i) {  // c:1 holds exactly 16
+    auto placed = Start("p" + std::to_string(i), kMiB, {.preferred_segments = {"c:1"}});
+    ASSERT_TRUE(placed.ok());
+    EXPECT_EQ((*placed)[0].segment, "c:1");
+  }
+  // A full preferred segment, or an unknown one, is only a hint.
+  auto overflow = Start("p16", kMiB, {.preferred_segments = {"c:1"}});
+  ASSERT_TRUE(overflow.ok());
+  EXPECT_NE((*overflow)[0].segment, "c:1");
+  EXPECT_TRUE(Start("q", kMiB, {.preferred_segments = {"nowhere:1"}}).ok());
+}
+
+TEST_F(MasterServiceTest, NoSegmentMeansNoAvailableHandle) {
+  EXPECT_EQ(ErrorCodeOf(Start("k", 10).status()), ErrorCode::NO_AVAILABLE_HANDLE);
+  Mount("small:1", kMiB);
+  EXPECT_EQ(ErrorCodeOf(Start("big", 2 * kMiB).status()), ErrorCode::NO_AVAILABLE_HANDLE);
+}
+
+TEST_F(MasterServiceTest, BadKeysAndSizes) {
+  Mount("seg:1", kMiB);
+  EXPECT_EQ(ErrorCodeOf(Start("", 10).status()), ErrorCode::INVALID_KEY);
+  EXPECT_EQ(ErrorCodeOf(Start(std::string(4097, 'k'), 10).status()), ErrorCode::INVALID_KEY);
+  EXPECT_TRUE(Start(std::string(4096, 'k'), 10).ok());
+  EXPECT_EQ(ErrorCodeOf(Start("zero", 0).status()), ErrorCode::INVALID_PARAMS);
+  EXPECT_EQ(ErrorCodeOf(Start("huge", uint64_t{1} << 41).status()), ErrorCode::INVALID_PARAMS);
+  PutItem item{"k", 10};
+  EXPECT_EQ(ErrorCodeOf(service_.PutStart("", {&item, 1}, {})[0].status()),
+            ErrorCode::INVALID_PARAMS);
+  EXPECT_EQ(GetCode(""), ErrorCode::INVALID_KEY);
+  EXPECT_EQ(GetCode("absent"), ErrorCode::OBJECT_NOT_FOUND);
+}
+
+TEST_F(MasterServiceTest, BatchResultsArePerKeyAndInOrder) {
+  Mount("seg:1", 64 * kMiB);
+  ASSERT_TRUE(Put("exists", 100).ok());
+  std::vector<PutItem> items = {{"a", 10}, {"exists", 10}, {"", 10}, {"b", 0}, {"c", 20}};
+  auto results = service_.PutStart(kClient, items, {});
+  ASSERT_EQ(results.size(), 5u);
+  EXPECT_TRUE(results[0].ok());
+  EXPECT_EQ(ErrorCodeOf(results[1].status()), ErrorCode::OBJECT_ALREADY_EXISTS);
+  EXPECT_EQ(ErrorCodeOf(results[2].status()), ErrorCode::INVALID_KEY);
+  EXPECT_EQ(ErrorCodeOf(results[3].status()), ErrorCode::INVALID_PARAMS);
+  EXPECT_TRUE(results[4].ok());
+  std::vector<std::string> keys = {"a", "missing", "c"};
+  auto ended = service_.PutEnd(kClient, keys);
+  EXPECT_TRUE(ended[0].ok());
+  EXPECT_EQ(ErrorCodeOf(ended[1]), ErrorCode::OBJECT_NOT_FOUND);
+  EXPECT_TRUE(ended[2].ok());
+  std::vector<std::string> probe = {"c", "nope", "a", "exists"};
+  auto exist = service_.ExistKey(probe);
+  EXPECT_TRUE(*exist[0]);
+  EXPECT_FALSE(*exist[1]);
+  EXPECT_TRUE(*exist[2]);
+  EXPECT_TRUE(*exist[3]);
+  auto sizes = service_.GetSize(probe);
+  EXPECT_EQ(*sizes[0], 20u);
+  EXPECT_EQ(ErrorCodeOf(sizes[1].status()), ErrorCode::OBJECT_NOT_FOUND);
+  EXPECT_EQ(*sizes[3], 100u);
+}
+
+TEST_F(MasterServiceTest, LeasesBlockRemovalUntilTheyEnd) {
+  Mount("seg:1", 8 * kMiB);
+  ASSERT_TRUE(Put("k", 100).ok());
+  EXPECT_EQ(RemoveCode("k"), ErrorCode::OK);  // no lease yet
+  ASSERT_TRUE(Put("k", 100).ok());
+  EXPECT_EQ(GetCode("k"), ErrorCode::OK);  // grants a 10 s lease
+  EXPECT_EQ(RemoveCode("k"), ErrorCode::OBJECT_HAS_LEASE);
+  EXPECT_EQ(service_.RemoveAll(), 0u);
+  clock_.Advance(absl::Seconds(9));
+  EXPECT_TRUE(Exists("k"));  // ExistKey renews the lease too
+  clock_.Advance(absl::Seconds(9));
+  EXPECT_EQ(RemoveCode("k"), ErrorCode::OBJECT_HAS_LEASE);
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(RemoveCode("k"), ErrorCode::OK);
+  EXPECT_EQ(GetCode("k"), ErrorCode::OBJECT_NOT_FOUND);
+  // force overrides the lease.
+  ASSERT_TRUE(Put("f", 100).ok());
+  GetCode("f");
+  std::string key = "f";
+  EXPECT_TRUE(service_.Remove({&key, 1}, /*force=*/true)[0].ok());
+}
+
+TEST_F(MasterServiceTest, RemoveByRegexAndRemoveAll) {
+  Mount("seg:1", 64 * kMiB);
+  for (const char* key : {"abc_0_k", "abc_0_v", "abc_1_k", "xyz_0_k"})
+    ASSERT_TRUE(Put(key, 10).ok());
+  ASSERT_TRUE(Start("abc_processing", 10).ok());
+  GetCode("abc_1_k");  // leased: skipped
+  auto removed = service_.RemoveByRegex("^abc_.*_k$");
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(*removed, 1u);  // abc_0_k; abc_1_k is leased
+  EXPECT_EQ(ErrorCodeOf(service_.RemoveByRegex("(unclosed").status()), ErrorCode::INVALID_PARAMS);
+  EXPECT_EQ(ErrorCodeOf(service_.RemoveByRegex(std::string(5000, 'a')).status()),
+            ErrorCode::INVALID_PARAMS);
+  EXPECT_EQ(service_.RemoveAll(), 2u);  // abc_0_v, xyz_0_k
+  EXPECT_EQ(service_.AllKeys(), std::vector<std::string>{"abc_1_k"});
+}
+
+TEST_F(MasterServiceTest, UnmountDropsReplicasAndOrphans) {
+  Mount("a:1", 16 * kMiB);
+  Mount("b:1", 16 * kMiB);
+  ASSERT_TRUE(Put("both", kMiB, {.replica_num = 2}).ok());
+  ASSERT_TRUE(Put("only-a", kMiB, {.preferred_segments = {"a:1"}}).ok());
+  EXPECT_EQ(ErrorCodeOf(service_.UnmountSegment("someone-else", "a:1")), ErrorCode::ILLEGAL_CLIENT);
+  EXPECT_EQ(ErrorCodeOf(service_.UnmountSegment(kClient, "nope:1")), ErrorCode::SEGMENT_NOT_FOUND);
+  ASSERT_TRUE(service_.UnmountSegment(kClient, "a:1").ok());
+  EXPECT_EQ(GetCode("only-a"), ErrorCode::OBJECT_NOT_FOUND);
+  std::string key = "both";
+  auto left = service_.GetReplicaList({&key, 1})[0];
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->replicas.size(), 1u);
+  EXPECT_EQ(left->replicas[0].segment, "b:1");
+  EXPECT_EQ(ErrorCodeOf(service_.MountSegment(kClient, "b:1", 0, kMiB)),
+            ErrorCode::SEGMENT_ALREADY_EXISTS);
+}
+
+TEST_F(MasterServiceTest, BadSegments) {
+  EXPECT_EQ(ErrorCodeOf(service_.MountSegment(kClient, "", 0, kMiB)), ErrorCode::INVALID_PARAMS);
+  EXPECT_EQ(ErrorCodeOf(service_.MountSegment(kClient, "z:1", 0, 0)), ErrorCode::INVALID_PARAMS);
+  EXPECT_EQ(ErrorCodeOf(service_.MountSegment(kClient, "o:1", UINT64_MAX - 10, kMiB)),
+            ErrorCode::INVALID_PARAMS);
+  EXPECT_EQ(ErrorCodeOf(service_.MountSegment("", "c:1", 0, kMiB)), ErrorCode::INVALID_PARAMS);
+}
+
+TEST_F(MasterServiceTest, SilentClientsLoseTheirSegments) {
+  Mount("a:1", 16 * kMiB, "alive");
+  Mount("b:1", 16 * kMiB, "silent");
+  ASSERT_TRUE(Put("on-b", kMiB, {.preferred_segments = {"b:1"}}).ok());
+  EXPECT_FALSE(service_.Heartbeat("alive").remount);
+  clock_.Advance(absl::Seconds(6));
+  service_.Heartbeat("alive");
+  clock_.Advance(absl::Seconds(6));  // "silent" was last heard 12 s ago; the TTL is 10 s
+  service_.RunMaintenance();
+  auto segments = service_.ListSegments();
+  ASSERT_EQ(segments.size(), 1u);
+  EXPECT_EQ(segments[0].name, "a:1");
+  EXPECT_EQ(GetCode("on-b"), ErrorCode::OBJECT_NOT_FOUND);
+  // When it comes back it is told to remount.
+  HeartbeatResult back = service_.Heartbeat("silent");
+  EXPECT_TRUE(back.remount);
+  EXPECT_EQ(back.epoch, service_.epoch());
+  EXPECT_FALSE(service_.Heartbeat("silent").remount);
+}
+
+TEST_F(MasterServiceTest, PutStartEvictsOldestWhenFull) {
+  Mount("seg:1", 100 * kMiB);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(Put("k" + std::to_string(i), kMiB).ok());
+    clock_.Advance(absl::Seconds(1));
+  }
+  clock_.Advance(absl::Seconds(30));   // leases from the puts (none) and reads have lapsed
+  GetCode("k0");                       // k0 is now the most recently used, and leased
+  ASSERT_TRUE(Put("new", kMiB).ok());  // full: evicts ~5% (5 MiB), oldest first
+  EXPECT_EQ(GetCode("k0"), ErrorCode::OK);
+  for (int i = 1; i <= 5; ++i)
+    EXPECT_EQ(GetCode("k" + std::to_string(i)), ErrorCode::OBJECT_NOT_FOUND);
+  EXPECT_EQ(GetCode("k6"), ErrorCode::OK);
+  EXPECT_EQ(service_.Stats().evicted_objects, 5u);
+}
+
+TEST_F(MasterServiceTest, EvictionRespectsPinsAndProcessingObjects) {
+  Mount("seg:1", 20 * kMiB);
+  ASSERT_TRUE(Put("hard", 5 * kMiB, {.with_hard_pin = true}).ok());
+  ASSERT_TRUE(Put("soft", 5 * kMiB, {.with_soft_pin = true}).ok());
+  ASSERT_TRUE(Start("writing", 5 * kMiB).ok());
+  ASSERT_TRUE(Put("plain", 5 * kMiB).ok());
+  clock_.Advance(absl::Seconds(20));
+  EXPECT_EQ(service_.Evict(5 * kMiB), 5 * kMiB);
+  EXPECT_EQ(GetCode("plain"), ErrorCode::OBJECT_NOT_FOUND);
+  clock_.Advance(absl::Seconds(20));
+  EXPECT_EQ(service_.Evict(5 * kMiB), 5 * kMiB);  // soft-pinned go last, but they go
+  EXPECT_EQ(GetCode("soft"), ErrorCode::OBJECT_NOT_FOUND);
+  EXPECT_EQ(service_.Evict(5 * kMiB), 0u);  // hard-pinned and processing never do
+  EXPECT_EQ(GetCode("hard"), ErrorCode::OK);
+}
+
+class NoSoftEvictionTest : public MasterServiceTest {
+ protected:
+  NoSoftEvictionTest()
+      : MasterServiceTest(MasterConfig{.allow_evict_soft_pinned_objects = false}) {}
+};
+
+TEST_F(NoSoftEvictionTest, SoftPinsHoldWhileTheyLast) {
+  Mount("seg:1", 10 * kMiB);
+  ASSERT_TRUE(Put("soft", 5 * kMiB, {.with_soft_pin = true}).ok());
+  EXPECT_EQ(service_.Evict(5 * kMiB), 0u);
+  clock_.Advance(absl::Minutes(31));  // the soft pin (30 min) has run out: a plain object now
+  EXPECT_EQ(service_.Evict(5 * kMiB), 5 * kMiB);
+}
+
+TEST_F(MasterServiceTest, WatermarkTriggersEvictionInMaintenance) {
+  Mount("seg:1", 100 * kMiB);
+  for (int i = 0; i < 91; ++i) ASSERT_TRUE(Put("k" + std::to_string(i), kMiB).ok());
+  service_.RunMaintenance();  // 91% > 90%: evict 5%
+  EXPECT_EQ(service_.Stats().used_bytes, 86 * kMiB);
+  service_.RunMaintenance();  // below the watermark: nothing more
+  EXPECT_EQ(service_.Stats().used_bytes, 86 * kMiB);
+}
+
+// Whatever clients send, in whatever order, once every object is gone every byte is free again.
+TEST_F(MasterServiceTest, RandomRequestStormLeaksNoSpace) {
+  Mount("a:1", 64 * kMiB);
+  Mount("b:1", 32 * kMiB);
+  std::mt19937_64 rng(99);
+  auto key = [&] { return "key" + std::to_string(rng() % 300); };
+  for (int step = 0; step < 30000; ++step) {
+    std::string k = key();
+    switch (rng() % 10) {
+      case 0:
+      case 1: {
+        std::vector<PutItem> items;
+        for (int i = 0; i < 1 + static_cast<int>(rng() % 8); ++i) {
+          items.push_back({key(), rng() % 3 == 0 ? 0 : 1 + rng() % (2 * kMiB)});
+        }
+        service_.PutStart(kClient, items, {.replica_num = static_cast<uint32_t>(rng() % 4)});
+        break;
+      }
+      case 2:
+        service_.PutEnd(kClient, {&k, 1});
+        break;
+      case 3:
+        service_.PutRevoke(kClient, {&k, 1});
+        break;
+      case 4:
+        service_.GetReplicaList({&k, 1});
+        break;
+      case 5:
+        service_.Remove({&k, 1}, rng() % 2 == 0);
+        break;
+      case 6:
+        service_.ExistKey({&k, 1});
+        break;
+      case 7:
+        clock_.Advance(absl::Seconds(static_cast<int64_t>(rng() % 20)));
+        service_.RunMaintenance();
+        service_.Heartbeat(kClient);
+        break;
+      case 8:
+        service_.RemoveByRegex(rng() % 2 ? "key1.*" : "([bad").IgnoreError();
+        break;
+      default:
+        service_.Evict(rng() % (8 * kMiB));
+    }
+  }
+  clock_.Advance(absl::Hours(1));  // leases and abandoned puts all lapse
+  service_.RunMaintenance();
+  service_.Heartbeat(kClient);
+  service_.RemoveAll();
+  MasterStats stats = service_.Stats();
+  EXPECT_EQ(stats.objects, 0u);
+  EXPECT_EQ(stats.used_bytes, 0u);
+  for (const SegmentInfo& segment : service_.ListSegments()) EXPECT_EQ(segment.used, 0u);
+}
+
+}  // namespace
+}  // namespace mooncake::master
