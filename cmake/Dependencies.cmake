@@ -26,22 +26,35 @@ target_include_directories(mooncake_headers SYSTEM INTERFACE
   "${NLOHMANN_JSON_INCLUDE}" "${CLI11_INCLUDE}" "${SPDLOG_INCLUDE}")
 target_compile_definitions(mooncake_headers INTERFACE FMT_HEADER_ONLY=1 SPDLOG_FMT_EXTERNAL=1)
 
-# Static archives through pkg-config. Wrapped in a link group because abseil's archives reference each
-# other in both directions.
+# Static archives through pkg-config, as full paths in one link group each (abseil's and rdma-core's
+# archives reference each other in both directions; LINK_GROUP keeps the group intact, where plain
+# --start-group flags would be deduplicated across targets by CMake).
 function(mooncake_static_pkg target)
-  pkg_check_modules(${target}_PC REQUIRED IMPORTED_TARGET ${ARGN})
+  pkg_check_modules(${target}_PC REQUIRED ${ARGN})
   add_library(${target} INTERFACE)
   target_include_directories(${target} SYSTEM INTERFACE ${${target}_PC_STATIC_INCLUDE_DIRS})
-  set(libs "")
+  set(archives "")
   foreach(lib IN LISTS ${target}_PC_STATIC_LIBRARIES)
     if(lib MATCHES "^(pthread|dl|rt|m|c)$")
       continue()
     endif()
-    list(APPEND libs "-l:lib${lib}.a")
+    find_library(${target}_${lib}_A NAMES "lib${lib}.a"
+                 HINTS ${${target}_PC_STATIC_LIBRARY_DIRS} /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE})
+    if(NOT ${target}_${lib}_A)
+      # Compiler runtime archives (libatomic.a) live in the compiler's own directory.
+      execute_process(COMMAND "${CMAKE_CXX_COMPILER}" "-print-file-name=lib${lib}.a"
+                      OUTPUT_VARIABLE from_compiler OUTPUT_STRIP_TRAILING_WHITESPACE)
+      if(IS_ABSOLUTE "${from_compiler}" AND EXISTS "${from_compiler}")
+        set(${target}_${lib}_A "${from_compiler}")
+      else()
+        message(FATAL_ERROR "static archive lib${lib}.a (needed by ${ARGN}) not found")
+      endif()
+    endif()
+    list(APPEND archives "${${target}_${lib}_A}")
   endforeach()
-  list(REMOVE_DUPLICATES libs)
-  target_link_libraries(${target} INTERFACE
-    "-Wl,--start-group" ${libs} "-Wl,--end-group" Threads::Threads)
+  list(REMOVE_DUPLICATES archives)
+  list(JOIN archives "," archive_list)
+  target_link_libraries(${target} INTERFACE "$<LINK_GROUP:RESCAN,${archive_list}>" Threads::Threads)
 endfunction()
 
 mooncake_static_pkg(mooncake_absl

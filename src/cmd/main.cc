@@ -41,7 +41,7 @@ int Main(int argc, char** argv) {
 
   std::vector<Command> commands = {
       AddMetadataCommand(app),
-      AddPendingCommand(app, "master", "Master service: object index and space allocation"),
+      AddMasterCommand(app),
       AddPendingCommand(app, "store", "Store service: contributes a memory segment"),
       AddPendingCommand(app, "bench", "Transfer and store benchmarks, cluster validation"),
   };

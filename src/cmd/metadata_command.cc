@@ -5,8 +5,8 @@
 
 #include "cmd/command.h"
 #include "cmd/signals.h"
-#include "common/byte_size.h"
 #include "common/logging.h"
+#include "common/units.h"
 #include "http/metadata_service.h"
 
 namespace mooncake::cmd {

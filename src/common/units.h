@@ -1,4 +1,4 @@
-// Byte sizes as users write them in flags and config files.
+// Byte sizes and durations as users write them in flags and config files.
 #pragma once
 
 #include <cstdint>
@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace mooncake {
 
@@ -16,5 +17,10 @@ absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
 
 // "16 MiB", "4 GiB", "1000 B": the largest binary unit that divides `bytes`, for messages.
 std::string FormatByteSize(uint64_t bytes);
+
+// Parses a duration: a bare non-negative number is in `default_unit` ("10000" with milliseconds);
+// otherwise a number with a unit ("10s", "1.5h", "300ms", "2m"). INVALID_PARAMS for negative
+// values, unknown units or junk.
+absl::StatusOr<absl::Duration> ParseDuration(std::string_view text, absl::Duration default_unit);
 
 }  // namespace mooncake

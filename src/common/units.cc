@@ -1,4 +1,4 @@
-#include "common/byte_size.h"
+#include "common/units.h"
 
 #include <cmath>
 
@@ -54,6 +54,28 @@ absl::StatusOr<uint64_t> ParseByteSize(std::string_view text) {
   const double bytes = std::floor(value * static_cast<double>(multiplier));
   if (bytes >= 18446744073709551616.0) return invalid();
   return static_cast<uint64_t>(bytes);
+}
+
+absl::StatusOr<absl::Duration> ParseDuration(std::string_view text, absl::Duration default_unit) {
+  std::string_view s = AsStd(absl::StripAsciiWhitespace(AsAbsl(text)));
+  auto invalid = [&] {
+    return MakeError(ErrorCode::INVALID_PARAMS,
+                     fmt::format("invalid duration '{}' (expected a non-negative number, "
+                                 "optionally with a unit: 500ms, 10s, 5m, 1h)",
+                                 text));
+  };
+  if (s.empty() || s[0] == '-' || s[0] == '+') return invalid();
+  double number = 0;
+  if (absl::SimpleAtod(AsAbsl(s), &number)) {
+    if (!std::isfinite(number) || number < 0) return invalid();
+    return default_unit * number;
+  }
+  absl::Duration parsed;
+  if (!absl::ParseDuration(AsAbsl(s), &parsed) || parsed < absl::ZeroDuration() ||
+      parsed == absl::InfiniteDuration()) {
+    return invalid();
+  }
+  return parsed;
 }
 
 std::string FormatByteSize(uint64_t bytes) {

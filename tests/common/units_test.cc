@@ -1,6 +1,8 @@
-#include "common/byte_size.h"
+#include "common/units.h"
 
 #include <gtest/gtest.h>
+
+#include "absl/time/time.h"
 
 namespace mooncake {
 namespace {
@@ -30,6 +32,19 @@ TEST(ByteSizeTest, Formats) {
   EXPECT_EQ(FormatByteSize(1000), "1000 B");
   EXPECT_EQ(FormatByteSize(0), "0 B");
   EXPECT_EQ(FormatByteSize(3ull << 30), "3 GiB");
+}
+
+TEST(DurationTest, BareNumbersTakeTheDefaultUnit) {
+  EXPECT_EQ(*ParseDuration("10000", absl::Milliseconds(1)), absl::Seconds(10));
+  EXPECT_EQ(*ParseDuration("10", absl::Seconds(1)), absl::Seconds(10));
+  EXPECT_EQ(*ParseDuration("0.5", absl::Seconds(1)), absl::Milliseconds(500));
+  EXPECT_EQ(*ParseDuration("10s", absl::Milliseconds(1)), absl::Seconds(10));
+  EXPECT_EQ(*ParseDuration("1.5h", absl::Milliseconds(1)), absl::Minutes(90));
+  EXPECT_EQ(*ParseDuration("300ms", absl::Seconds(1)), absl::Milliseconds(300));
+  EXPECT_EQ(*ParseDuration("0", absl::Seconds(1)), absl::ZeroDuration());
+  for (const char* bad : {"", "-1", "-5s", "ten", "5 parsecs", "inf", "1e400", "+3"}) {
+    EXPECT_FALSE(ParseDuration(bad, absl::Seconds(1)).ok()) << bad;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,108 @@
+// The master's admin/metrics endpoints (SPEC.md §4), on the metrics port (9003).
+#include <string>
+
+#include "common/strings.h"
+#include "common/units.h"
+#include "master/rpc_service.h"
+
+namespace mooncake::master {
+namespace {
+
+// Gauges describing the object index, refreshed in the registry just before each scrape.
+void PublishGauges(MetricsRegistry& metrics, const MasterStats& stats) {
+  auto gauge = [&](const char* name, const char* help, uint64_t value) {
+    metrics.GetGauge(name, help).Set(static_cast<int64_t>(value));
+  };
+  gauge("mooncake_master_objects", "Objects in the index (complete and processing)", stats.objects);
+  gauge("mooncake_master_processing_objects", "Objects whose put has not ended", stats.processing);
+  gauge("mooncake_master_leased_objects", "Objects with a live read lease", stats.leased);
+  gauge("mooncake_master_soft_pinned_objects", "Objects with a live soft pin", stats.soft_pinned);
+  gauge("mooncake_master_hard_pinned_objects", "Hard-pinned objects", stats.hard_pinned);
+  gauge("mooncake_master_capacity_bytes", "Bytes of all mounted segments", stats.total_bytes);
+  gauge("mooncake_master_used_bytes", "Bytes allocated to objects", stats.used_bytes);
+  gauge("mooncake_master_segments", "Mounted segments", stats.segments);
+  gauge("mooncake_master_clients", "Clients heard from within the liveness TTL", stats.clients);
+}
+
+// Per-segment gauges: rendered from the live segment list, so unmounted segments disappear.
+std::string SegmentGauges(const std::vector<SegmentInfo>& segments) {
+  std::string out =
+      "# HELP mooncake_master_segment_capacity_bytes Size of a mounted segment\n"
+      "# TYPE mooncake_master_segment_capacity_bytes gauge\n";
+  for (const SegmentInfo& s : segments) {
+    out += fmt::format("mooncake_master_segment_capacity_bytes{{segment=\"{}\"}} {}\n", s.name,
+                       s.size);
+  }
+  out +=
+      "# HELP mooncake_master_segment_used_bytes Bytes allocated in a mounted segment\n"
+      "# TYPE mooncake_master_segment_used_bytes gauge\n";
+  for (const SegmentInfo& s : segments) {
+    out += fmt::format("mooncake_master_segment_used_bytes{{segment=\"{}\"}} {}\n", s.name, s.used);
+  }
+  return out;
+}
+
+std::string Summary(const MasterStats& stats, const std::vector<SegmentInfo>& segments) {
+  const double used_pct = stats.total_bytes == 0
+                              ? 0
+                              : 100.0 * static_cast<double>(stats.used_bytes) / stats.total_bytes;
+  std::string out = fmt::format(
+      "mooncake master\n"
+      "storage: {} used of {} ({:.1f}%) in {} segments\n"
+      "objects: {} ({} being written, {} leased, {} soft-pinned, {} hard-pinned)\n"
+      "evicted: {} objects, {}\n"
+      "clients: {}\n",
+      FormatByteSize(stats.used_bytes), FormatByteSize(stats.total_bytes), used_pct, stats.segments,
+      stats.objects, stats.processing, stats.leased, stats.soft_pinned, stats.hard_pinned,
+      stats.evicted_objects, FormatByteSize(stats.evicted_bytes), stats.clients);
+  for (const SegmentInfo& s : segments) {
+    out += fmt::format("  segment {}: {} used of {} (client {})\n", s.name, FormatByteSize(s.used),
+                       FormatByteSize(s.size), s.client_id);
+  }
+  return out;
+}
+
+std::string Lines(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items) {
+    out += item;
+    out += '\n';
+  }
+  return out;
+}
+
+}  // namespace
+
+void RegisterAdminRoutes(http::HttpServer& server, MasterService& service) {
+  using http::HttpRequest;
+  using http::HttpResponse;
+  MetricsRegistry* metrics = server.options().metrics;
+  server.Route("GET", "/health", [](const HttpRequest&) { return HttpResponse::Text("OK"); });
+  server.Route("GET", "/metrics", [metrics, &service](const HttpRequest&) {
+    PublishGauges(*metrics, service.Stats());
+    HttpResponse response =
+        HttpResponse::Text(metrics->RenderPrometheus() + SegmentGauges(service.ListSegments()));
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return response;
+  });
+  server.Route("GET", "/metrics/summary", [&service](const HttpRequest&) {
+    return HttpResponse::Text(Summary(service.Stats(), service.ListSegments()));
+  });
+  server.Route("GET", "/get_all_segments", [&service](const HttpRequest&) {
+    std::vector<std::string> names;
+    for (const SegmentInfo& info : service.ListSegments()) names.push_back(info.name);
+    return HttpResponse::Text(Lines(names));
+  });
+  server.Route("GET", "/get_all_keys", [&service](const HttpRequest&) {
+    return HttpResponse::Text(Lines(service.AllKeys()));
+  });
+  server.Route("GET", "/query_key", [&service](const HttpRequest& request) {
+    absl::StatusOr<std::string_view> key = request.QueryParam("key");
+    if (!key.ok()) return HttpResponse::FromStatus(key.status());
+    absl::StatusOr<nlohmann::json> described = service.Describe(*key);
+    if (!described.ok()) return HttpResponse::FromStatus(described.status());
+    return HttpResponse::Json(*described);
+  });
+}
+
+}  // namespace mooncake::master

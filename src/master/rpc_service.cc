@@ -1,0 +1,350 @@
+#include "master/rpc_service.h"
+
+#include <string>
+#include <vector>
+
+#include "common/error_code.h"
+#include "common/strings.h"
+#include "http/json_body.h"
+
+namespace mooncake::master {
+namespace {
+
+using nlohmann::json;
+
+absl::Status FieldError(std::string_view field, std::string_view expected) {
+  return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("'{}' must be {}", field, expected));
+}
+
+absl::Status RequireObject(const json& body) {
+  if (!body.is_object()) {
+    return MakeError(ErrorCode::INVALID_PARAMS, "request body must be a JSON object");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> StringField(const json& body, std::string_view field) {
+  auto it = body.find(field);
+  if (it == body.end() || !it->is_string()) return FieldError(field, "a string");
+  return it->get<std::string>();
+}
+
+absl::StatusOr<uint64_t> UintField(const json& body, std::string_view field) {
+  auto it = body.find(field);
+  if (it == body.end() || !it->is_number_unsigned()) {
+    return FieldError(field, "a non-negative integer");
+  }
+  return it->get<uint64_t>();
+}
+
+absl::StatusOr<bool> BoolField(const json& body, std::string_view field, bool fallback) {
+  auto it = body.find(field);
+  if (it == body.end()) return fallback;
+  if (!it->is_boolean()) return FieldError(field, "true or false");
+  return it->get<bool>();
+}
+
+// A JSON array of strings, at most `limit` long.
+absl::StatusOr<std::vector<std::string>> StringList(const json& body, std::string_view field,
+                                                    size_t limit) {
+  auto it = body.find(field);
+  if (it == body.end()) return FieldError(field, "an array of strings");
+  if (absl::Status bounded = http::CheckBatch(*it, field, limit); !bounded.ok()) return bounded;
+  std::vector<std::string> out;
+  out.reserve(it->size());
+  for (const json& item : *it) {
+    if (!item.is_string()) return FieldError(field, "an array of strings");
+    out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
+absl::StatusOr<ReplicateConfig> ParseReplicateConfig(const json& body) {
+  ReplicateConfig config;
+  auto it = body.find("config");
+  if (it == body.end() || it->is_null()) return config;
+  if (!it->is_object()) return FieldError("config", "an object");
+  const json& c = *it;
+  if (c.contains("replica_num")) {
+    absl::StatusOr<uint64_t> n = UintField(c, "replica_num");
+    if (!n.ok()) return n.status();
+    if (*n > UINT32_MAX) return FieldError("replica_num", "at most 4294967295");
+    config.replica_num = static_cast<uint32_t>(*n);
+  }
+  absl::StatusOr<bool> soft = BoolField(c, "with_soft_pin", false);
+  absl::StatusOr<bool> hard = BoolField(c, "with_hard_pin", false);
+  if (!soft.ok()) return soft.status();
+  if (!hard.ok()) return hard.status();
+  config.with_soft_pin = *soft;
+  config.with_hard_pin = *hard;
+  if (c.contains("preferred_segments")) {
+    absl::StatusOr<std::vector<std::string>> preferred = StringList(c, "preferred_segments", 64);
+    if (!preferred.ok()) return preferred.status();
+    config.preferred_segments = *std::move(preferred);
+  }
+  if (c.contains("preferred_segment")) {
+    absl::StatusOr<std::string> one = StringField(c, "preferred_segment");
+    if (!one.ok()) return one.status();
+    if (!one->empty()) config.preferred_segments.insert(config.preferred_segments.begin(), *one);
+  }
+  return config;
+}
+
+json ErrorEntry(const absl::Status& status) {
+  return json{{"code", static_cast<int>(ErrorCodeOf(status))},
+              {"message", std::string(status.message())}};
+}
+
+json LocationsJson(const std::vector<ReplicaLocation>& locations, uint64_t size) {
+  json out = json::array();
+  for (const ReplicaLocation& location : locations) {
+    out.push_back({{"segment", location.segment}, {"address", location.address}, {"size", size}});
+  }
+  return out;
+}
+
+json ReplicaListJson(const ReplicaList& list) {
+  return json{{"size", list.size},
+              {"lease_ms", absl::ToInt64Milliseconds(list.lease)},
+              {"replicas", LocationsJson(list.replicas, list.size)}};
+}
+
+// The parts of a request most calls share.
+struct Request {
+  std::string client_id;
+  std::vector<std::string> keys;
+};
+
+absl::StatusOr<Request> ParseRequest(const json& body, bool with_client, bool batch, size_t limit) {
+  if (absl::Status object = RequireObject(body); !object.ok()) return object;
+  Request request;
+  if (with_client) {
+    absl::StatusOr<std::string> client = StringField(body, "client_id");
+    if (!client.ok()) return client.status();
+    request.client_id = *std::move(client);
+  }
+  if (batch) {
+    absl::StatusOr<std::vector<std::string>> keys = StringList(body, "keys", limit);
+    if (!keys.ok()) return keys.status();
+    request.keys = *std::move(keys);
+  } else {
+    absl::StatusOr<std::string> key = StringField(body, "key");
+    if (!key.ok()) return key.status();
+    request.keys.push_back(*std::move(key));
+  }
+  return request;
+}
+
+// Registers the single-key and batch routes of one per-key call. `run` handles a batch and returns
+// one JSON result per key (with "code": 0 on success) or an error per key as a Status.
+// A request-level error (a malformed request) fails the call as a whole.
+using Results = std::vector<absl::StatusOr<json>>;
+using BatchRunner =
+    std::function<absl::StatusOr<Results>(const json& body, const Request& request)>;
+
+void RegisterPerKey(http::HttpServer& server, MasterService& service, const std::string& method,
+                    bool with_client, BatchRunner run) {
+  const size_t limit = service.config().max_batch_keys;
+  server.RouteJson(
+      "POST", "/v1/" + method, [run, with_client, limit](const json& body) -> absl::StatusOr<json> {
+        absl::StatusOr<Request> request = ParseRequest(body, with_client, /*batch=*/false, limit);
+        if (!request.ok()) return request.status();
+        absl::StatusOr<Results> results = run(body, *request);
+        if (!results.ok()) return results.status();
+        return std::move((*results)[0]);
+      });
+  server.RouteJson("POST", "/v1/Batch" + method,
+                   [run, with_client, limit](const json& body) -> absl::StatusOr<json> {
+                     absl::StatusOr<Request> request =
+                         ParseRequest(body, with_client, /*batch=*/true, limit);
+                     if (!request.ok()) return request.status();
+                     absl::StatusOr<Results> ran = run(body, *request);
+                     if (!ran.ok()) return ran.status();
+                     json results = json::array();
+                     for (absl::StatusOr<json>& result : *ran) {
+                       if (result.ok()) {
+                         json entry = *std::move(result);
+                         entry["code"] = 0;
+                         results.push_back(std::move(entry));
+                       } else {
+                         results.push_back(ErrorEntry(result.status()));
+                       }
+                     }
+                     return json{{"results", std::move(results)}};
+                   });
+}
+
+Results FromStatuses(std::vector<absl::Status> statuses) {
+  Results out;
+  out.reserve(statuses.size());
+  for (absl::Status& status : statuses) {
+    if (status.ok()) {
+      out.push_back(json::object());
+    } else {
+      out.push_back(std::move(status));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void RegisterRpcRoutes(http::HttpServer& server, MasterService& service) {
+  server.RouteJson("POST", "/v1/MountSegment",
+                   [&service](const json& body) -> absl::StatusOr<json> {
+                     if (absl::Status object = RequireObject(body); !object.ok()) return object;
+                     absl::StatusOr<std::string> client = StringField(body, "client_id");
+                     if (!client.ok()) return client.status();
+                     auto segment = body.find("segment");
+                     if (segment == body.end() || !segment->is_object())
+                       return FieldError("segment", "an object");
+                     absl::StatusOr<std::string> name = StringField(*segment, "name");
+                     absl::StatusOr<uint64_t> base = UintField(*segment, "base");
+                     absl::StatusOr<uint64_t> size = UintField(*segment, "size");
+                     for (const absl::Status& s : {name.status(), base.status(), size.status()}) {
+                       if (!s.ok()) return s;
+                     }
+                     absl::Status mounted = service.MountSegment(*client, *name, *base, *size);
+                     if (!mounted.ok()) return mounted;
+                     return json::object();
+                   });
+  server.RouteJson("POST", "/v1/UnmountSegment",
+                   [&service](const json& body) -> absl::StatusOr<json> {
+                     if (absl::Status object = RequireObject(body); !object.ok()) return object;
+                     absl::StatusOr<std::string> client = StringField(body, "client_id");
+                     absl::StatusOr<std::string> name = StringField(body, "name");
+                     if (!client.ok()) return client.status();
+                     if (!name.ok()) return name.status();
+                     absl::Status gone = service.UnmountSegment(*client, *name);
+                     if (!gone.ok()) return gone;
+                     return json::object();
+                   });
+  server.RouteJson("POST", "/v1/Heartbeat", [&service](const json& body) -> absl::StatusOr<json> {
+    if (absl::Status object = RequireObject(body); !object.ok()) return object;
+    absl::StatusOr<std::string> client = StringField(body, "client_id");
+    if (!client.ok()) return client.status();
+    if (client->empty() || client->size() > 256) return FieldError("client_id", "1 to 256 bytes");
+    HeartbeatResult result = service.Heartbeat(*client);
+    return json{{"remount", result.remount}, {"epoch", result.epoch}};
+  });
+  server.RouteJson("POST", "/v1/ListSegments", [&service](const json&) -> absl::StatusOr<json> {
+    json segments = json::array();
+    for (const SegmentInfo& info : service.ListSegments()) {
+      segments.push_back({{"name", info.name},
+                          {"base", info.base},
+                          {"size", info.size},
+                          {"used", info.used},
+                          {"client_id", info.client_id}});
+    }
+    return json{{"segments", std::move(segments)}};
+  });
+  server.RouteJson("POST", "/v1/RemoveByRegex",
+                   [&service](const json& body) -> absl::StatusOr<json> {
+                     if (absl::Status object = RequireObject(body); !object.ok()) return object;
+                     absl::StatusOr<std::string> regex = StringField(body, "regex");
+                     if (!regex.ok()) return regex.status();
+                     absl::StatusOr<uint64_t> removed = service.RemoveByRegex(*regex);
+                     if (!removed.ok()) return removed.status();
+                     return json{{"removed", *removed}};
+                   });
+  server.RouteJson("POST", "/v1/RemoveAll", [&service](const json&) -> absl::StatusOr<json> {
+    return json{{"removed", service.RemoveAll()}};
+  });
+
+  RegisterPerKey(server, service, "PutStart", /*with_client=*/true,
+                 [&service](const json& body, const Request& request) -> absl::StatusOr<Results> {
+                   Results out;
+                   absl::StatusOr<ReplicateConfig> config = ParseReplicateConfig(body);
+                   // Sizes: "size" for one key, "sizes" (one per key) for a batch.
+                   std::vector<PutItem> items;
+                   absl::Status sizes_error;
+                   if (body.contains("sizes")) {
+                     const json& sizes = body["sizes"];
+                     if (!sizes.is_array() || sizes.size() != request.keys.size()) {
+                       sizes_error = FieldError("sizes", "an array as long as 'keys'");
+                     }
+                   }
+                   for (size_t i = 0; i < request.keys.size() && sizes_error.ok(); ++i) {
+                     const json* size = nullptr;
+                     if (body.contains("sizes")) {
+                       size = &body["sizes"][i];
+                     } else if (body.contains("size")) {
+                       size = &body["size"];
+                     }
+                     if (size == nullptr || !size->is_number_unsigned()) {
+                       sizes_error = body.contains("sizes")
+                                         ? FieldError("sizes", "an array of non-negative integers")
+                                         : FieldError("size", "a non-negative integer");
+                       break;
+                     }
+                     items.push_back(PutItem{request.keys[i], size->get<uint64_t>()});
+                   }
+                   if (!config.ok()) return config.status();
+                   if (!sizes_error.ok()) return sizes_error;
+                   for (auto& placed : service.PutStart(request.client_id, items, *config)) {
+                     if (!placed.ok()) {
+                       out.push_back(placed.status());
+                       continue;
+                     }
+                     out.push_back(json{{"replicas", LocationsJson(*placed, 0)}});
+                   }
+                   // The size of each replica is the object's.
+                   for (size_t i = 0; i < out.size(); ++i) {
+                     if (!out[i].ok()) continue;
+                     for (json& replica : (*out[i])["replicas"]) replica["size"] = items[i].size;
+                   }
+                   return out;
+                 });
+  RegisterPerKey(server, service, "PutEnd", true,
+                 [&service](const json&, const Request& request) -> absl::StatusOr<Results> {
+                   return FromStatuses(service.PutEnd(request.client_id, request.keys));
+                 });
+  RegisterPerKey(server, service, "PutRevoke", true,
+                 [&service](const json&, const Request& request) -> absl::StatusOr<Results> {
+                   return FromStatuses(service.PutRevoke(request.client_id, request.keys));
+                 });
+  RegisterPerKey(server, service, "GetReplicaList", false,
+                 [&service](const json&, const Request& request) -> absl::StatusOr<Results> {
+                   Results out;
+                   for (auto& list : service.GetReplicaList(request.keys)) {
+                     if (list.ok()) {
+                       out.push_back(ReplicaListJson(*list));
+                     } else {
+                       out.push_back(list.status());
+                     }
+                   }
+                   return out;
+                 });
+  RegisterPerKey(server, service, "ExistKey", false,
+                 [&service](const json&, const Request& request) -> absl::StatusOr<Results> {
+                   Results out;
+                   for (auto& exists : service.ExistKey(request.keys)) {
+                     if (exists.ok()) {
+                       out.push_back(json{{"exists", *exists}});
+                     } else {
+                       out.push_back(exists.status());
+                     }
+                   }
+                   return out;
+                 });
+  RegisterPerKey(server, service, "GetSize", false,
+                 [&service](const json&, const Request& request) -> absl::StatusOr<Results> {
+                   Results out;
+                   for (auto& size : service.GetSize(request.keys)) {
+                     if (size.ok()) {
+                       out.push_back(json{{"size", *size}});
+                     } else {
+                       out.push_back(size.status());
+                     }
+                   }
+                   return out;
+                 });
+  RegisterPerKey(server, service, "Remove", false,
+                 [&service](const json& body, const Request& request) -> absl::StatusOr<Results> {
+                   absl::StatusOr<bool> force = BoolField(body, "force", false);
+                   if (!force.ok()) return force.status();
+                   return FromStatuses(service.Remove(request.keys, *force));
+                 });
+}
+
+}  // namespace mooncake::master
