@@ -43,7 +43,7 @@ int Main(int argc, char** argv) {
       AddMetadataCommand(app),
       AddMasterCommand(app),
       AddPendingCommand(app, "store", "Store service: contributes a memory segment"),
-      AddPendingCommand(app, "bench", "Transfer and store benchmarks, cluster validation"),
+      AddBenchCommand(app),
   };
 
   try {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/version.h"
+#include "nlohmann/json.hpp"
 #include "support/subprocess.h"
 
 namespace mooncake {
@@ -44,7 +45,7 @@ TEST(CliTest, NoSubcommandOrUnknownOneIsAUsageError) {
 }
 
 TEST(CliTest, ServicesNotBuiltYetSaySoAndFail) {
-  for (const char* name : {"store", "bench"}) {
+  for (const char* name : {"store"}) {
     RunResult result = RunCommand({MOONCAKE_BINARY, name, "--any-flag=1"});
     EXPECT_EQ(result.status, 1) << name;
   }
@@ -74,6 +75,38 @@ TEST(CliTest, MasterAliasRunsTheMasterSubcommand) {
   EXPECT_EQ(help.status, 0);
   EXPECT_NE(help.output.find("--eviction_high_watermark_ratio"), std::string::npos);
   EXPECT_EQ(run.status, 2);
+}
+
+}  // namespace
+}  // namespace mooncake
+
+namespace mooncake {
+namespace {
+
+TEST(BenchCliTest, MasterBenchRunsAndReportsJson) {
+  test::RunResult result =
+      test::RunCommand({MOONCAKE_BINARY, "bench", "master", "--duration", "200ms", "--threads", "2",
+                        "--memory-objects", "20000"},
+                       absl::Seconds(120));
+  ASSERT_EQ(result.status, 0) << result.output;
+  // The JSON summary is the last line.
+  std::string output = result.output;
+  while (!output.empty() && output.back() == '\n') output.pop_back();
+  const std::string last = output.substr(output.rfind('\n') + 1);
+  nlohmann::json summary = nlohmann::json::parse(last);
+  ASSERT_EQ(summary["phases"].size(), 6u) << last;
+  for (const auto& phase : summary["phases"]) {
+    EXPECT_EQ(phase["errors"], 0) << phase;
+    EXPECT_GT(phase["keys_per_s"].get<double>(), 0) << phase;
+  }
+  EXPECT_GT(summary["memory_bytes_per_object"].get<double>(), 0);
+}
+
+TEST(BenchCliTest, PendingBenchmarksSaySoAndFail) {
+  EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "transfer"}).status, 1);
+  EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "store"}).status, 1);
+  EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench"}).status, 2);
+  EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "master", "--duration", "-1s"}).status, 2);
 }
 
 }  // namespace

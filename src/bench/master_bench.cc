@@ -1,0 +1,229 @@
+#include "bench/master_bench.h"
+
+#include <malloc.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "bench/latency_recorder.h"
+#include "common/strings.h"
+#include "http/client.h"
+#include "master/master_server.h"
+#include "nlohmann/json.hpp"
+
+namespace mooncake::bench {
+namespace {
+
+using nlohmann::json;
+
+struct PhaseResult {
+  std::string op;
+  int batch = 0;
+  double keys_per_second = 0;
+  LatencySummary latency;
+  uint64_t errors = 0;
+};
+
+// The keys thread `t` works on in round `round` of a batch of `n`.
+std::vector<std::string> KeysFor(int t, uint64_t round, int n) {
+  std::vector<std::string> keys;
+  keys.reserve(n);
+  for (int i = 0; i < n; ++i) keys.push_back(fmt::format("bench/{}/{}", t, round * n + i));
+  return keys;
+}
+
+// Runs `op` on every thread for `duration`; each call handles `batch` keys and returns false on
+// an error. Thread t's round r uses KeysFor(t, r, batch).
+PhaseResult RunPhase(const std::string& name, int batch, const MasterBenchOptions& options,
+                     const std::string& host, int port, uint64_t max_rounds,
+                     const std::function<bool(http::HttpClient&, int, uint64_t)>& op) {
+  std::vector<std::vector<double>> latencies(options.threads);
+  std::atomic<uint64_t> keys{0}, errors{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  const auto start = std::chrono::steady_clock::now();
+  for (int t = 0; t < options.threads; ++t) {
+    threads.emplace_back([&, t] {
+      http::HttpClient client(host, port);
+      for (uint64_t round = 0; round < max_rounds && !stop.load(std::memory_order_relaxed);
+           ++round) {
+        const auto begin = std::chrono::steady_clock::now();
+        const bool ok = op(client, t, round);
+        const auto end = std::chrono::steady_clock::now();
+        latencies[t].push_back(std::chrono::duration<double, std::micro>(end - begin).count());
+        keys.fetch_add(batch, std::memory_order_relaxed);
+        if (!ok) errors.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  std::this_thread::sleep_for(absl::ToChronoMilliseconds(options.duration));
+  stop.store(true);
+  for (auto& thread : threads) thread.join();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  PhaseResult result{name, batch, keys.load() / seconds, Summarize(latencies), errors.load()};
+  std::printf("  %-22s batch %-4d %12.0f keys/s   p50 %8.1f us   p99 %8.1f us   errors %lu\n",
+              name.c_str(), batch, result.keys_per_second, result.latency.p50_us,
+              result.latency.p99_us, static_cast<unsigned long>(result.errors));
+  std::fflush(stdout);
+  return result;
+}
+
+bool AllOk(const absl::StatusOr<json>& reply) {
+  if (!reply.ok()) return false;
+  if (!reply->contains("results")) return true;
+  for (const json& r : (*reply)["results"]) {
+    if (r["code"] != 0) return false;
+  }
+  return true;
+}
+
+// Heap bytes per object of a MasterService holding `n` objects, keys excluded.
+double MeasureMemoryPerObject(uint64_t n, double* key_bytes_per_object) {
+  master::MasterConfig config;
+  config.seed = 1;
+  auto service = std::make_unique<master::MasterService>(config);
+  (void)service->MountSegment("bench-client", "bench:1", 0, uint64_t{1} << 50);
+  malloc_trim(0);
+  const size_t before = mallinfo2().uordblks;
+  uint64_t key_bytes = 0;
+  std::vector<master::PutItem> items(1000);
+  std::vector<std::string> keys(1000);
+  for (uint64_t base = 0; base < n; base += 1000) {
+    for (size_t i = 0; i < items.size(); ++i) {
+      // SGLang's page keys: a 64-hex-digit hash, the TP rank and K or V.
+      keys[i] = fmt::format("{:064x}_0_k", base + i);
+      items[i] = {keys[i], 4096};
+    }
+    service->PutStart("bench-client", items, {});
+    service->PutEnd("bench-client", keys);
+    for (const std::string& key : keys) key_bytes += key.size() + 1;  // heap copy of the key
+  }
+  const size_t after = mallinfo2().uordblks;
+  *key_bytes_per_object = static_cast<double>(key_bytes) / n;
+  return (static_cast<double>(after - before) - static_cast<double>(key_bytes)) / n;
+}
+
+}  // namespace
+
+int RunMasterBench(const MasterBenchOptions& options) {
+  std::unique_ptr<master::MasterServer> embedded;
+  std::string host;
+  int port = 0;
+  if (options.master.empty()) {
+    master::MasterServerOptions server_options;
+    server_options.rpc_address = "127.0.0.1";
+    server_options.rpc_port = 0;
+    server_options.enable_metric_reporting = false;
+    embedded = std::make_unique<master::MasterServer>(server_options);
+    if (absl::Status status = embedded->Start(); !status.ok()) {
+      std::fprintf(stderr, "bench master: %s\n", std::string(status.message()).c_str());
+      return 1;
+    }
+    host = "127.0.0.1";
+    port = embedded->rpc_port();
+  } else {
+    size_t colon = options.master.rfind(':');
+    if (colon == std::string::npos) {
+      std::fprintf(stderr, "bench master: --master must be host:port\n");
+      return 2;
+    }
+    host = options.master.substr(0, colon);
+    port = std::atoi(options.master.c_str() + colon + 1);
+  }
+
+  const std::string client_id = "bench-client";
+  http::HttpClient setup(host, port);
+  // A segment of 1 PiB of offsets: the master never touches segment memory, so nothing is used.
+  const std::string segment = fmt::format("bench-segment:{}", ::getpid());
+  absl::StatusOr<json> mounted =
+      setup.CallJson("POST", "/v1/MountSegment",
+                     {{"client_id", client_id},
+                      {"segment", {{"name", segment}, {"base", 0}, {"size", uint64_t{1} << 50}}}});
+  if (!mounted.ok()) {
+    std::fprintf(stderr, "bench master: cannot mount a segment at %s:%d: %s\n", host.c_str(), port,
+                 std::string(mounted.status().message()).c_str());
+    return 1;
+  }
+  std::printf("mooncake bench master: %s:%d, %d threads, %s per phase, %lu-byte objects\n",
+              host.c_str(), port, options.threads, absl::FormatDuration(options.duration).c_str(),
+              static_cast<unsigned long>(options.value_size));
+
+  // Heartbeat like a real client, or the master declares us dead and unmounts the segment.
+  absl::Notification stop_heartbeat;
+  std::thread heartbeat([&] {
+    http::HttpClient client(host, port);
+    while (!stop_heartbeat.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+      (void)client.CallJson("POST", "/v1/Heartbeat", {{"client_id", client_id}});
+    }
+  });
+  std::vector<PhaseResult> results;
+  std::atomic<uint64_t> rounds_done[64] = {};
+  for (int batch : options.batch_sizes) {
+    const bool single = batch == 1;
+    const std::string prefix = single ? "/v1/" : "/v1/Batch";
+    for (auto& r : rounds_done) r = 0;
+    // Puts: each thread writes fresh keys; the rounds it completes are what later phases read.
+    results.push_back(RunPhase(
+        "PutStart+PutEnd", batch, options, host, port, UINT64_MAX,
+        [&](http::HttpClient& client, int t, uint64_t round) {
+          std::vector<std::string> keys = KeysFor(t, round + (single ? 1u << 30 : 0), batch);
+          json start =
+              single
+                  ? json{{"client_id", client_id}, {"key", keys[0]}, {"size", options.value_size}}
+                  : json{{"client_id", client_id},
+                         {"keys", keys},
+                         {"sizes", std::vector<uint64_t>(batch, options.value_size)}};
+          json end = single ? json{{"client_id", client_id}, {"key", keys[0]}}
+                            : json{{"client_id", client_id}, {"keys", keys}};
+          bool ok = AllOk(client.CallJson("POST", prefix + "PutStart", start)) &&
+                    AllOk(client.CallJson("POST", prefix + "PutEnd", end));
+          rounds_done[t % 64] = round + 1;
+          return ok;
+        }));
+    for (const char* op : {"ExistKey", "GetReplicaList"}) {
+      results.push_back(
+          RunPhase(op, batch, options, host, port, UINT64_MAX,
+                   [&, op](http::HttpClient& client, int t, uint64_t round) {
+                     const uint64_t have = std::max<uint64_t>(1, rounds_done[t % 64]);
+                     std::vector<std::string> keys =
+                         KeysFor(t, round % have + (single ? 1u << 30 : 0), batch);
+                     json body = single ? json{{"key", keys[0]}} : json{{"keys", keys}};
+                     return AllOk(client.CallJson("POST", prefix + op, body));
+                   }));
+    }
+  }
+  stop_heartbeat.Notify();
+  heartbeat.join();
+  (void)setup.CallJson("POST", "/v1/UnmountSegment", {{"client_id", client_id}, {"name", segment}});
+
+  json summary = {{"bench", "master"}, {"threads", options.threads}, {"phases", json::array()}};
+  for (const PhaseResult& r : results) {
+    summary["phases"].push_back({{"op", r.op},
+                                 {"batch", r.batch},
+                                 {"keys_per_s", std::round(r.keys_per_second)},
+                                 {"p50_us", r.latency.p50_us},
+                                 {"p99_us", r.latency.p99_us},
+                                 {"errors", r.errors}});
+  }
+  if (embedded && options.memory_objects > 0) {
+    embedded->Stop();
+    embedded.reset();
+    double key_bytes = 0;
+    const double per_object = MeasureMemoryPerObject(options.memory_objects, &key_bytes);
+    std::printf("  memory: %.0f bytes per object at %lu objects, plus %.0f bytes of key each\n",
+                per_object, static_cast<unsigned long>(options.memory_objects), key_bytes);
+    summary["memory_bytes_per_object"] = std::round(per_object);
+    summary["memory_objects"] = options.memory_objects;
+  }
+  std::printf("%s\n", summary.dump().c_str());
+  uint64_t errors = 0;
+  for (const PhaseResult& r : results) errors += r.errors;
+  return errors == 0 ? 0 : 1;
+}
+
+}  // namespace mooncake::bench

@@ -1,0 +1,25 @@
+// `mooncake bench master`: request rates and latencies of the master's RPCs, and its memory per
+// object.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace mooncake::bench {
+
+struct MasterBenchOptions {
+  std::string master;  // host:port of a running master; empty: start one in this process
+  int threads = 4;
+  absl::Duration duration = absl::Seconds(3);  // per phase
+  std::vector<int> batch_sizes = {1, 128};
+  uint64_t value_size = 4096;
+  uint64_t memory_objects = 1000000;  // objects for the memory figure (embedded only); 0: skip
+};
+
+// Runs the phases, prints a table and a final JSON summary line to stdout. Returns an exit code.
+int RunMasterBench(const MasterBenchOptions& options);
+
+}  // namespace mooncake::bench
