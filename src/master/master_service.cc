@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/functional/function_ref.h"
 #include "absl/hash/hash.h"
 #include "common/error_code.h"
 #include "common/strings.h"
@@ -106,6 +107,7 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
   }
   bool evicted = false;
   size_t errors = 0;
+  const uint32_t owner = request_error.ok() ? ClientIndex(client_id) : 0;
   for (const PutItem& item : items) {
     absl::Status valid = request_error.ok() ? ValidateKey(item.key) : request_error;
     if (valid.ok() && (item.size == 0 || item.size > config_.max_object_bytes)) {
@@ -118,13 +120,13 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
       continue;
     }
     Shard& shard = ShardOf(item.key);
-    absl::StatusOr<std::vector<Replica>> placed = TryPlace(shard, item, config);
+    absl::StatusOr<std::vector<Replica>> placed = TryPlace(shard, item, config, owner);
     if (ErrorCodeOf(placed.status()) == ErrorCode::NO_AVAILABLE_HANDLE && !evicted) {
       // No room: evict once for the whole batch, then try this key again.
       evicted = true;
       Evict(static_cast<uint64_t>(config_.eviction_ratio *
                                   static_cast<double>(segments_.total_bytes())));
-      placed = TryPlace(shard, item, config);
+      placed = TryPlace(shard, item, config, owner);
     }
     if (!placed.ok()) {
       results.push_back(placed.status());
@@ -138,7 +140,8 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
 }
 
 absl::StatusOr<std::vector<Replica>> MasterService::TryPlace(Shard& shard, const PutItem& item,
-                                                             const ReplicateConfig& config) {
+                                                             const ReplicateConfig& config,
+                                                             uint32_t owner) {
   absl::MutexLock lock(&shard.mu);
   const int64_t now = clock_->NowMicros();
   auto it = shard.objects.find(item.key);
@@ -162,16 +165,20 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlace(Shard& shard, const
   object.last_access_us = now;
   object.hard_pin = config.with_hard_pin;
   object.soft_pin_requested = config.with_soft_pin;
+  object.owner = owner;
   object.replicas.assign(placed->begin(), placed->end());
   shard.objects.emplace(item.key, std::move(object));
   return placed;
 }
 
-std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
-                                                absl::Span<const std::string> keys) {
+std::vector<absl::Status> MasterService::FinishPuts(
+    std::string_view op, std::string_view client_id, absl::Span<const std::string> keys,
+    bool complete_is_done,
+    absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator)> finish) {
   std::vector<absl::Status> results;
   results.reserve(keys.size());
   const absl::Status client = ValidateClientId(client_id);
+  const uint32_t caller = client.ok() ? ClientIndex(client_id) : 0;
   size_t errors = 0;
   for (const std::string& key : keys) {
     absl::Status status = client.ok() ? ValidateKey(key) : client;
@@ -179,52 +186,59 @@ std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
       Shard& shard = ShardOf(key);
       absl::MutexLock lock(&shard.mu);
       auto it = shard.objects.find(key);
-      if (it == shard.objects.end()) {
+      const bool found = it != shard.objects.end();
+      if (found && it->second.owner != caller) {
+        status = MakeError(ErrorCode::ILLEGAL_CLIENT,
+                           fmt::format("the put of '{}' was started by client {}", key,
+                                       ClientName(it->second.owner)));
+      } else if (found && it->second.state == State::kProcessing) {
+        finish(shard, it);
+      } else if (!found || !complete_is_done) {
         status = MakeError(ErrorCode::OBJECT_NOT_FOUND,
                            fmt::format("no put of '{}' is in progress", key));
-      } else if (it->second.state == State::kProcessing) {
-        Object& object = it->second;
-        const int64_t now = clock_->NowMicros();
-        object.state = State::kComplete;
-        object.last_access_us = now;
-        if (object.soft_pin_requested) {
-          object.soft_pin_deadline_us =
-              now + absl::ToInt64Microseconds(config_.default_kv_soft_pin_ttl);
-        }
       }
-      // Already complete: a repeated PutEnd (e.g. a retried request) succeeds again.
+      // A complete object and complete_is_done: a repeated PutEnd (a retried request) succeeds.
     }
     if (!status.ok()) ++errors;
     results.push_back(std::move(status));
   }
-  CountOp("put_end", keys.size(), errors);
+  CountOp(op, keys.size(), errors);
   return results;
+}
+
+std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
+                                                absl::Span<const std::string> keys) {
+  return FinishPuts("put_end", client_id, keys, /*complete_is_done=*/true,
+                    [this](Shard&, absl::flat_hash_map<std::string, Object>::iterator it) {
+                      Object& object = it->second;
+                      const int64_t now = clock_->NowMicros();
+                      object.state = State::kComplete;
+                      object.last_access_us = now;
+                      if (object.soft_pin_requested) {
+                        object.soft_pin_deadline_us =
+                            now + absl::ToInt64Microseconds(config_.default_kv_soft_pin_ttl);
+                      }
+                    });
 }
 
 std::vector<absl::Status> MasterService::PutRevoke(std::string_view client_id,
                                                    absl::Span<const std::string> keys) {
-  std::vector<absl::Status> results;
-  results.reserve(keys.size());
-  const absl::Status client = ValidateClientId(client_id);
-  size_t errors = 0;
-  for (const std::string& key : keys) {
-    absl::Status status = client.ok() ? ValidateKey(key) : client;
-    if (status.ok()) {
-      Shard& shard = ShardOf(key);
-      absl::MutexLock lock(&shard.mu);
-      auto it = shard.objects.find(key);
-      if (it == shard.objects.end() || it->second.state != State::kProcessing) {
-        status = MakeError(ErrorCode::OBJECT_NOT_FOUND,
-                           fmt::format("no put of '{}' is in progress", key));
-      } else {
-        EraseLocked(shard, it);
-      }
-    }
-    if (!status.ok()) ++errors;
-    results.push_back(std::move(status));
-  }
-  CountOp("put_revoke", keys.size(), errors);
-  return results;
+  return FinishPuts("put_revoke", client_id, keys, /*complete_is_done=*/false,
+                    [this](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it)
+                        ABSL_NO_THREAD_SAFETY_ANALYSIS { EraseLocked(shard, it); });
+}
+
+uint32_t MasterService::ClientIndex(std::string_view client_id) {
+  absl::MutexLock lock(&client_names_mu_);
+  auto [it, inserted] = client_indexes_.try_emplace(std::string(client_id),
+                                                    static_cast<uint32_t>(client_names_.size()));
+  if (inserted) client_names_.emplace_back(client_id);
+  return it->second;
+}
+
+std::string MasterService::ClientName(uint32_t index) const {
+  absl::MutexLock lock(&client_names_mu_);
+  return index < client_names_.size() ? client_names_[index] : "unknown";
 }
 
 std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
@@ -449,6 +463,7 @@ absl::StatusOr<nlohmann::json> MasterService::Describe(std::string_view key) con
       {"lease_ms_left", std::max<int64_t>(0, copy.lease_deadline_us - now) / 1000},
       {"soft_pinned", copy.soft_pin_deadline_us > now},
       {"hard_pinned", copy.hard_pin},
+      {"client_id", ClientName(copy.owner)},
   };
 }
 

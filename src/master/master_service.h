@@ -23,6 +23,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -98,7 +99,8 @@ class MasterService {
   // NO_AVAILABLE_HANDLE, INVALID_KEY, INVALID_PARAMS.
   std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> PutStart(
       std::string_view client_id, absl::Span<const PutItem> items, const ReplicateConfig& config);
-  // OBJECT_NOT_FOUND if no put of the key is in progress (never started, revoked, reclaimed).
+  // OBJECT_NOT_FOUND if no put of the key is in progress (never started, revoked, reclaimed);
+  // ILLEGAL_CLIENT if another client started it.
   std::vector<absl::Status> PutEnd(std::string_view client_id, absl::Span<const std::string> keys);
   std::vector<absl::Status> PutRevoke(std::string_view client_id,
                                       absl::Span<const std::string> keys);
@@ -147,6 +149,7 @@ class MasterService {
     State state = State::kProcessing;
     bool hard_pin = false;
     bool soft_pin_requested = false;
+    uint32_t owner = 0;  // ClientIndex() of the client that started the put
     absl::InlinedVector<Replica, 1> replicas;
   };
 
@@ -167,7 +170,17 @@ class MasterService {
   // Under the shard's lock: refuses an existing key (or preempts an abandoned put), allocates the
   // replicas and records the object as processing.
   absl::StatusOr<std::vector<Replica>> TryPlace(Shard& shard, const PutItem& item,
-                                                const ReplicateConfig& config);
+                                                const ReplicateConfig& config, uint32_t owner);
+  // A small number standing for `client_id` in object records (ids are interned, never reused).
+  uint32_t ClientIndex(std::string_view client_id);
+  std::string ClientName(uint32_t index) const;
+  // PutEnd and PutRevoke: for each key whose put `client_id` started and has not ended, runs
+  // `finish` under the shard's lock. OBJECT_NOT_FOUND when no put is in progress (except, with
+  // `complete_is_done`, for a complete object), ILLEGAL_CLIENT when another client started it.
+  std::vector<absl::Status> FinishPuts(
+      std::string_view op, std::string_view client_id, absl::Span<const std::string> keys,
+      bool complete_is_done,
+      absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator)> finish);
   // Drops replicas on `segment` from every object; removes objects left with none.
   void DropSegmentReplicas(SegmentId segment);
   void CountOp(std::string_view op, size_t keys, size_t errors);
@@ -183,6 +196,10 @@ class MasterService {
   std::atomic<uint64_t> evicted_objects_{0};
   std::atomic<uint64_t> evicted_bytes_{0};
   absl::Mutex evict_mu_;  // one eviction at a time
+
+  mutable absl::Mutex client_names_mu_;
+  absl::flat_hash_map<std::string, uint32_t> client_indexes_ ABSL_GUARDED_BY(client_names_mu_);
+  std::vector<std::string> client_names_ ABSL_GUARDED_BY(client_names_mu_);
 
   std::unique_ptr<absl::Notification> stop_maintenance_;
   std::thread maintenance_;

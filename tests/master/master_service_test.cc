@@ -88,6 +88,16 @@ TEST_F(MasterServiceTest, RevokeFreesTheSpace) {
   EXPECT_EQ(ErrorCodeOf(service_.PutEnd(kClient, {&key, 1})[0]), ErrorCode::OBJECT_NOT_FOUND);
 }
 
+TEST_F(MasterServiceTest, OnlyTheClientThatStartedAPutEndsIt) {
+  Mount("seg:1", 8 * kMiB);
+  ASSERT_TRUE(Start("k", 100).ok());
+  std::string key = "k";
+  EXPECT_EQ(ErrorCodeOf(service_.PutEnd("intruder", {&key, 1})[0]), ErrorCode::ILLEGAL_CLIENT);
+  EXPECT_EQ(ErrorCodeOf(service_.PutRevoke("intruder", {&key, 1})[0]), ErrorCode::ILLEGAL_CLIENT);
+  EXPECT_TRUE(service_.PutEnd(kClient, {&key, 1})[0].ok());
+  EXPECT_EQ((*service_.Describe("k"))["client_id"], kClient);
+}
+
 TEST_F(MasterServiceTest, AbandonedPutsArePreemptedThenReclaimed) {
   Mount("seg:1", 8 * kMiB);
   ASSERT_TRUE(Start("k", kMiB).ok());
