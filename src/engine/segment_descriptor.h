@@ -1,0 +1,30 @@
+// What peers need to know to reach a segment, as published to the metadata service under
+// "mooncake/segment/<name>" or answered to a DESCRIBE request (P2PHANDSHAKE).
+//
+//   {"name": "10.0.0.2:12345", "host_id": "<boot id>",
+//    "tcp": {"host": "10.0.0.2", "port": 12345},
+//    "buffers": [{"addr": 140203012341760, "length": 4294967296, "location": "cpu:0"}]}
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/buffer_registry.h"
+
+namespace mooncake::engine {
+
+struct SegmentDescriptor {
+  std::string name;     // "host:port" of the data endpoint
+  std::string host_id;  // the host's boot id: equal host ids mean one host
+  std::string tcp_host;
+  int tcp_port = 0;
+  std::vector<BufferInfo> buffers;
+};
+
+std::string SegmentKey(const std::string& name);  // the metadata key of a segment
+std::string EncodeDescriptor(const SegmentDescriptor& descriptor);
+// INVALID_PARAMS naming the field when `json` is not a descriptor.
+absl::StatusOr<SegmentDescriptor> DecodeDescriptor(std::string_view json);
+
+}  // namespace mooncake::engine

@@ -1,0 +1,66 @@
+// The initiator side of the TCP transport: moves slices of transfers to and from peers' data
+// servers over a small pool of connections per peer.
+//
+// Each peer gets up to `connections_per_peer` connections, each with a thread of its own that takes
+// slices from the peer's queue, so one large request streams over several connections at once.
+// A slice that fails (connection lost, peer refuses, timeout) fails its request with
+// TRANSFER_FAIL and the message; the connection is dropped and re-made for the next slice.
+//
+// Thread safety: Submit may be called from any thread.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "engine/transfer.h"
+
+namespace mooncake::engine::tcp {
+
+struct TcpTransportOptions {
+  size_t connections_per_peer = 4;
+  uint64_t slice_size = 1u << 20;  // bytes; larger requests are split
+  absl::Duration connect_timeout = absl::Seconds(3);
+  absl::Duration io_timeout = absl::Seconds(10);  // one send or receive
+};
+
+struct Slice {
+  TransferOp op;
+  uint64_t local;
+  uint64_t remote;
+  uint64_t length;
+  std::shared_ptr<TransferBatch> batch;
+  size_t index;  // of the request within the batch
+};
+
+class TcpTransport {
+ public:
+  explicit TcpTransport(TcpTransportOptions options);
+  ~TcpTransport();  // stops every connection; queued slices fail
+
+  TcpTransport(const TcpTransport&) = delete;
+  TcpTransport& operator=(const TcpTransport&) = delete;
+
+  // Splits the request into slices, registers them with the batch, and queues them for `endpoint`
+  // ("host:port" of the peer's data server). REQUIRES: the local range is registered memory.
+  void Submit(const std::string& endpoint, TransferOp op, uint64_t local, uint64_t remote,
+              uint64_t length, const std::shared_ptr<TransferBatch>& batch, size_t index);
+
+  const TcpTransportOptions& options() const { return options_; }
+
+ private:
+  class Peer;
+  Peer& PeerFor(const std::string& endpoint);
+
+  const TcpTransportOptions options_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Peer>> peers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace mooncake::engine::tcp

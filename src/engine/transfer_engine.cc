@@ -1,0 +1,244 @@
+#include "engine/transfer_engine.h"
+
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "common/error_code.h"
+#include "common/logging.h"
+#include "common/strings.h"
+#include "engine/rdma/device_probe.h"
+#include "engine/tcp/socket_io.h"
+#include "engine/tcp/tcp_data_server.h"
+#include "engine/tcp/tcp_protocol.h"
+#include "http/client.h"
+
+namespace mooncake::engine {
+namespace {
+
+constexpr char kP2PHandshake[] = "P2PHANDSHAKE";
+
+// The kernel's id for this boot: two processes with the same one share a host, whatever their
+// hostnames say.
+std::string BootId() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
+
+}  // namespace
+
+TransferEngine::TransferEngine(EngineConfig config) : config_(std::move(config)) {}
+
+absl::StatusOr<std::unique_ptr<TransferEngine>> TransferEngine::Create(EngineConfig config) {
+  if (config.protocol == "rdma") {
+    std::vector<std::string> devices = ListRdmaDevices();
+    std::string found;
+    for (const std::string& d : devices) found += (found.empty() ? "" : ", ") + d;
+    return MakeError(devices.empty() ? ErrorCode::INVALID_PARAMS : ErrorCode::NOT_SUPPORTED,
+                     devices.empty()
+                         ? std::string("protocol rdma: no RDMA device found on this host "
+                                       "(found: none); use protocol tcp")
+                         : fmt::format("protocol rdma: the RDMA transport is not built yet "
+                                       "(devices found: {})",
+                                       found));
+  }
+  if (config.protocol != "tcp") {
+    return MakeError(ErrorCode::INVALID_PARAMS,
+                     fmt::format("unknown protocol '{}' (expected tcp or rdma)", config.protocol));
+  }
+  std::unique_ptr<TransferEngine> engine(new TransferEngine(std::move(config)));
+  if (absl::Status started = engine->Start(); !started.ok()) return started;
+  return engine;
+}
+
+absl::Status TransferEngine::Start() {
+  host_id_ = BootId();
+  int port = 0;
+  host_ = config_.local_hostname;
+  if (const size_t colon = host_.rfind(':'); colon != std::string::npos && host_.back() != ']') {
+    if (absl::Status s = tcp::SplitHostPort(config_.local_hostname, &host_, &port); !s.ok()) {
+      return s;
+    }
+  }
+  if (host_.empty()) return MakeError(ErrorCode::INVALID_PARAMS, "local_hostname is empty");
+  if (config_.metadata_server != kP2PHandshake) {
+    auto client = http::HttpClient::ForUrl(config_.metadata_server);
+    if (!client.ok()) {
+      return MakeError(ErrorCode::INVALID_PARAMS,
+                       fmt::format("metadata_server must be P2PHANDSHAKE or http://host:port/path: "
+                                   "{}",
+                                   client.status().message()));
+    }
+    metadata_ = std::move(client->first);
+    metadata_path_ = client->second.empty() ? "/metadata" : client->second;
+  }
+  server_ = std::make_unique<tcp::TcpDataServer>(
+      &registry_, [this] { return Describe(); }, config_.tcp.io_timeout);
+  if (absl::Status s =
+          server_->Start(config_.listen_address, port, config_.first_port, config_.last_port);
+      !s.ok()) {
+    return s;
+  }
+  name_ = fmt::format("{}:{}", host_, server_->port());
+  tcp_ = std::make_unique<tcp::TcpTransport>(config_.tcp);
+  return Publish();
+}
+
+TransferEngine::~TransferEngine() {
+  if (metadata_ && !name_.empty()) {
+    (void)metadata_->Send("DELETE",
+                          metadata_path_ + "?key=" + http::EncodeQueryValue(SegmentKey(name_)));
+  }
+  tcp_.reset();
+  if (server_) server_->Stop();
+}
+
+std::string TransferEngine::Describe() const {
+  return EncodeDescriptor(
+      SegmentDescriptor{name_, host_id_, host_, server_ ? server_->port() : 0, registry_.List()});
+}
+
+absl::Status TransferEngine::Publish() {
+  if (!metadata_) return absl::OkStatus();
+  absl::StatusOr<http::HttpResult> put =
+      metadata_->Send("PUT", metadata_path_ + "?key=" + http::EncodeQueryValue(SegmentKey(name_)),
+                      Describe(), "application/json");
+  if (!put.ok()) return put.status();
+  if (put->status != 200) {
+    return MakeError(
+        ErrorCode::RPC_FAIL,
+        fmt::format("metadata service refused segment {}: HTTP {}", name_, put->status));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TransferEngine::RegisterMemory(void* addr, size_t length, std::string location) {
+  if (absl::Status s =
+          registry_.Register(reinterpret_cast<uint64_t>(addr), length, std::move(location));
+      !s.ok()) {
+    return s;
+  }
+  return Publish();
+}
+
+absl::Status TransferEngine::UnregisterMemory(void* addr) {
+  if (absl::Status s = registry_.Unregister(reinterpret_cast<uint64_t>(addr)); !s.ok()) return s;
+  return Publish();
+}
+
+absl::StatusOr<SegmentDescriptor> TransferEngine::Fetch(const std::string& name) {
+  if (name == name_) return DecodeDescriptor(Describe());
+  if (metadata_) {
+    absl::StatusOr<http::HttpResult> got =
+        metadata_->Get(metadata_path_ + "?key=" + http::EncodeQueryValue(SegmentKey(name)));
+    if (!got.ok()) return got.status();
+    if (got->status == 404) {
+      return MakeError(ErrorCode::SEGMENT_NOT_FOUND,
+                       fmt::format("segment {} is not in the metadata service", name));
+    }
+    if (got->status != 200) {
+      return MakeError(ErrorCode::RPC_FAIL, fmt::format("metadata service: HTTP {}", got->status));
+    }
+    return DecodeDescriptor(got->body);
+  }
+  // P2P handshake: ask the segment's own data endpoint.
+  std::string host;
+  int port = 0;
+  if (absl::Status s = tcp::SplitHostPort(name, &host, &port); !s.ok()) return s;
+  absl::StatusOr<int> fd = tcp::ConnectTo(host, port, config_.tcp.connect_timeout);
+  if (!fd.ok()) return fd.status();
+  tcp::SetIoTimeout(*fd, config_.tcp.io_timeout);
+  const auto request = tcp::EncodeRequest(tcp::RequestHeader{tcp::Opcode::kDescribe, 0, 0, 0});
+  uint8_t raw[tcp::kResponseHeaderSize];
+  absl::Status status = tcp::SendAll(*fd, request.data(), request.size());
+  if (status.ok()) status = tcp::RecvAll(*fd, raw, sizeof(raw));
+  std::string body;
+  if (status.ok()) {
+    absl::StatusOr<tcp::ResponseHeader> header = tcp::DecodeResponse(raw);
+    if (!header.ok() || header->status != 0 || header->length > tcp::kMaxResponseMetadata) {
+      status = MakeError(ErrorCode::TRANSFER_FAIL, fmt::format("{} refused a handshake", name));
+    } else {
+      body.resize(header->length);
+      status = tcp::RecvAll(*fd, body.data(), body.size());
+    }
+  }
+  close(*fd);
+  if (!status.ok()) return status;
+  return DecodeDescriptor(body);
+}
+
+absl::StatusOr<SegmentId> TransferEngine::OpenSegment(const std::string& name) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = ids_.find(name);
+    if (it != ids_.end() && !segments_[it->second - 1].name.empty()) return it->second;
+  }
+  absl::StatusOr<SegmentDescriptor> descriptor = Fetch(name);
+  if (!descriptor.ok()) return descriptor.status();
+  absl::MutexLock lock(&mu_);
+  auto [it, inserted] = ids_.try_emplace(name, segments_.size() + 1);
+  if (inserted) {
+    segments_.push_back(*std::move(descriptor));
+  } else {
+    segments_[it->second - 1] = *std::move(descriptor);
+  }
+  return it->second;
+}
+
+void TransferEngine::RefreshSegment(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  auto it = ids_.find(name);
+  if (it != ids_.end()) segments_[it->second - 1].name.clear();  // refetched on next open
+}
+
+std::shared_ptr<TransferBatch> TransferEngine::Submit(
+    const std::vector<TransferRequest>& requests) {
+  auto batch = std::make_shared<TransferBatch>(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const TransferRequest& r = requests[i];
+    const uint64_t local = reinterpret_cast<uint64_t>(r.local);
+    if (r.length == 0 || !registry_.Contains(local, r.length)) {
+      batch->Fail(i, MakeError(ErrorCode::INVALID_PARAMS,
+                               fmt::format("local range [{:#x}, +{}) is not registered memory",
+                                           local, r.length)));
+      continue;
+    }
+    std::string name, endpoint;
+    {
+      absl::MutexLock lock(&mu_);
+      if (r.segment == 0 || r.segment > segments_.size()) {
+        batch->Fail(i, MakeError(ErrorCode::INVALID_PARAMS,
+                                 fmt::format("segment id {} was not opened", r.segment)));
+        continue;
+      }
+      const SegmentDescriptor& target = segments_[r.segment - 1];
+      name = target.name;
+      endpoint = fmt::format("{}:{}", target.tcp_host, target.tcp_port);
+    }
+    if (name == name_) {
+      // Our own segment: both ranges are checked, then one memcpy.
+      if (!registry_.Contains(r.remote_addr, r.length)) {
+        batch->Fail(i, MakeError(ErrorCode::TRANSFER_FAIL,
+                                 fmt::format("[{:#x}, +{}) is not inside a registered buffer",
+                                             r.remote_addr, r.length)));
+        continue;
+      }
+      void* remote = reinterpret_cast<void*>(r.remote_addr);
+      if (r.op == TransferOp::kRead) {
+        std::memmove(r.local, remote, r.length);
+      } else {
+        std::memmove(remote, r.local, r.length);
+      }
+      batch->AddSlices(i, 1);
+      batch->CompleteSlice(i, absl::OkStatus());
+      continue;
+    }
+    tcp_->Submit(endpoint, r.op, local, r.remote_addr, r.length, batch, i);
+  }
+  return batch;
+}
+
+}  // namespace mooncake::engine

@@ -1,0 +1,103 @@
+// The transfer engine: registered memory, segments, and batches of one-sided transfers.
+//
+// A process's segment is named "host:port" of its data endpoint. Peers find a segment's
+// descriptor (how to reach it, which buffers it has) in the metadata service, or, with
+// metadata_server "P2PHANDSHAKE", by asking the segment's own data endpoint. A transfer to this
+// process's own segment is a memcpy; to another, it goes over TCP.
+//
+// Safety: a request's local range must lie inside memory registered here, and the target checks the
+// remote range against its own registered memory before touching it; nothing outside registered
+// buffers is ever read or written. Unregister memory only when no transfer uses it.
+//
+// Thread safety: all methods are thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/buffer_registry.h"
+#include "engine/segment_descriptor.h"
+#include "engine/tcp/tcp_transport.h"
+#include "engine/transfer.h"
+
+namespace mooncake::http {
+class HttpClient;
+}
+
+namespace mooncake::engine {
+
+namespace tcp {
+class TcpDataServer;
+}
+
+struct EngineConfig {
+  // "host" (the data endpoint takes a free port in [first_port, last_port]) or "host:port".
+  std::string local_hostname = "localhost";
+  // "P2PHANDSHAKE" or "http://host:port/metadata".
+  std::string metadata_server = "P2PHANDSHAKE";
+  std::string protocol = "tcp";  // "tcp" or "rdma"
+  std::string device_name;       // rdma only
+  std::string listen_address = "0.0.0.0";
+  int first_port = 12300;
+  int last_port = 14300;
+  tcp::TcpTransportOptions tcp;
+};
+
+class TransferEngine {
+ public:
+  // Starts the data endpoint and publishes the (empty) segment. Errors: INVALID_PARAMS for a bad
+  // config (unknown protocol, malformed address), NOT_SUPPORTED / INVALID_PARAMS for rdma on a host
+  // without a device (the message lists what was found), TRANSFER_FAIL when no port is free,
+  // RPC_FAIL when the metadata service cannot be reached.
+  static absl::StatusOr<std::unique_ptr<TransferEngine>> Create(EngineConfig config);
+  ~TransferEngine();  // removes the segment from the metadata service, stops serving
+
+  const std::string& segment_name() const { return name_; }
+
+  // Makes [addr, addr + length) reachable by peers. INVALID_PARAMS for an empty, wrapping or
+  // overlapping range.
+  absl::Status RegisterMemory(void* addr, size_t length, std::string location = "cpu:0");
+  absl::Status UnregisterMemory(void* addr);
+  bool IsRegistered(const void* addr, size_t length) const {
+    return registry_.Contains(reinterpret_cast<uint64_t>(addr), length);
+  }
+
+  // Resolves a segment by name (cached). SEGMENT_NOT_FOUND if the metadata service does not know
+  // it; TRANSFER_FAIL if its endpoint does not answer a handshake.
+  absl::StatusOr<SegmentId> OpenSegment(const std::string& name);
+  // Forgets the cached descriptor, so the next OpenSegment asks again (after a peer restarts).
+  void RefreshSegment(const std::string& name);
+
+  // Starts every request of the batch. Requests that cannot start (unregistered local range,
+  // unknown segment, zero length) fail at once with INVALID_PARAMS; the others complete
+  // asynchronously. Wait on or poll the returned batch.
+  std::shared_ptr<TransferBatch> Submit(const std::vector<TransferRequest>& requests);
+
+ private:
+  explicit TransferEngine(EngineConfig config);
+  absl::Status Start();
+  absl::Status Publish();
+  std::string Describe() const;
+  absl::StatusOr<SegmentDescriptor> Fetch(const std::string& name);
+
+  const EngineConfig config_;
+  std::string name_;
+  std::string host_;
+  std::string host_id_;
+  BufferRegistry registry_;
+  std::unique_ptr<tcp::TcpDataServer> server_;
+  std::unique_ptr<tcp::TcpTransport> tcp_;
+  std::unique_ptr<http::HttpClient> metadata_;
+  std::string metadata_path_;
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, SegmentId> ids_ ABSL_GUARDED_BY(mu_);
+  std::vector<SegmentDescriptor> segments_ ABSL_GUARDED_BY(mu_);  // index = SegmentId - 1
+};
+
+}  // namespace mooncake::engine

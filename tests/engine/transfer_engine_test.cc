@@ -1,0 +1,285 @@
+// Two transfer engines in one process, talking over real TCP on 127.0.0.1 (and one memcpy path).
+#include "engine/transfer_engine.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "common/error_code.h"
+#include "engine/tcp/socket_io.h"
+#include "engine/tcp/tcp_protocol.h"
+#include "http/metadata_service.h"
+#include "support/raw_socket.h"
+
+namespace mooncake::engine {
+namespace {
+
+EngineConfig LoopbackConfig(std::string metadata = "P2PHANDSHAKE") {
+  EngineConfig config;
+  config.local_hostname = "127.0.0.1";
+  config.metadata_server = std::move(metadata);
+  config.listen_address = "127.0.0.1";
+  config.first_port = 0;  // any free port
+  config.tcp.slice_size = 64 << 10;
+  config.tcp.io_timeout = absl::Seconds(2);
+  return config;
+}
+
+std::unique_ptr<TransferEngine> MakeEngine(EngineConfig config = LoopbackConfig()) {
+  auto engine = TransferEngine::Create(std::move(config));
+  EXPECT_TRUE(engine.ok()) << engine.status();
+  return engine.ok() ? *std::move(engine) : nullptr;
+}
+
+// A buffer with an inaccessible page on each side: touching a byte outside it kills the process.
+class GuardedBuffer {
+ public:
+  explicit GuardedBuffer(size_t size) : size_(size) {
+    const size_t page = sysconf(_SC_PAGESIZE);
+    span_ = ((size + page - 1) / page + 2) * page;
+    base_ =
+        static_cast<uint8_t*>(mmap(nullptr, span_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    data_ = base_ + page;
+    mprotect(data_, span_ - 2 * page, PROT_READ | PROT_WRITE);
+    // Ends flush against the upper guard page, so an overrun of even one byte faults.
+    data_ = base_ + span_ - page - size;
+  }
+  ~GuardedBuffer() { munmap(base_, span_); }
+  uint8_t* data() { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  uint8_t* base_;
+  uint8_t* data_;
+  size_t span_;
+  size_t size_;
+};
+
+void Fill(uint8_t* p, size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint8_t>(rng());
+}
+
+class TransferEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    target_ = MakeEngine();
+    initiator_ = MakeEngine();
+    ASSERT_TRUE(target_ && initiator_);
+    ASSERT_TRUE(target_->RegisterMemory(remote_.data(), remote_.size()).ok());
+    ASSERT_TRUE(initiator_->RegisterMemory(local_.data(), local_.size()).ok());
+    auto segment = initiator_->OpenSegment(target_->segment_name());
+    ASSERT_TRUE(segment.ok()) << segment.status();
+    segment_ = *segment;
+  }
+
+  absl::Status One(TransferOp op, void* local, uint64_t remote, uint64_t length) {
+    auto batch = initiator_->Submit({TransferRequest{op, local, segment_, remote, length}});
+    return batch->Wait()[0];
+  }
+  uint64_t Remote(size_t offset) { return reinterpret_cast<uint64_t>(remote_.data()) + offset; }
+
+  GuardedBuffer remote_{8 << 20};
+  GuardedBuffer local_{8 << 20};
+  std::unique_ptr<TransferEngine> target_;
+  std::unique_ptr<TransferEngine> initiator_;
+  SegmentId segment_ = 0;
+};
+
+TEST_F(TransferEngineTest, SegmentIsNamedByItsDataEndpoint) {
+  EXPECT_EQ(target_->segment_name().rfind("127.0.0.1:", 0), 0u);
+  EXPECT_NE(target_->segment_name(), initiator_->segment_name());
+}
+
+TEST_F(TransferEngineTest, WriteThenReadBackRandomSizesAndAlignments) {
+  std::mt19937_64 rng(1);
+  for (int i = 0; i < 60; ++i) {
+    const size_t length = 1 + rng() % (i % 3 == 0 ? (3 << 20) : 5000);
+    const size_t local_off = rng() % (local_.size() - length);
+    const size_t remote_off = rng() % (remote_.size() - length);
+    Fill(local_.data() + local_off, length, i);
+    ASSERT_TRUE(
+        One(TransferOp::kWrite, local_.data() + local_off, Remote(remote_off), length).ok());
+    ASSERT_EQ(std::memcmp(remote_.data() + remote_off, local_.data() + local_off, length), 0) << i;
+    std::memset(local_.data() + local_off, 0, length);
+    ASSERT_TRUE(One(TransferOp::kRead, local_.data() + local_off, Remote(remote_off), length).ok());
+    ASSERT_EQ(std::memcmp(remote_.data() + remote_off, local_.data() + local_off, length), 0) << i;
+  }
+}
+
+TEST_F(TransferEngineTest, BatchesReportPerRequest) {
+  Fill(local_.data(), 1 << 20, 7);
+  std::vector<TransferRequest> requests;
+  for (int i = 0; i < 16; ++i) {
+    requests.push_back(
+        {TransferOp::kWrite, local_.data() + i * 65536, segment_, Remote(i * 65536), 65536});
+  }
+  requests.push_back(
+      {TransferOp::kWrite, local_.data(), segment_, Remote(remote_.size() - 10), 20});
+  std::vector<uint8_t> unregistered(100);
+  requests.push_back({TransferOp::kRead, unregistered.data(), segment_, Remote(0), 100});
+  requests.push_back({TransferOp::kRead, local_.data(), 999, Remote(0), 100});
+  auto statuses = initiator_->Submit(requests)->Wait();
+  ASSERT_EQ(statuses.size(), 19u);
+  for (int i = 0; i < 16; ++i) EXPECT_TRUE(statuses[i].ok()) << statuses[i];
+  EXPECT_EQ(ErrorCodeOf(statuses[16]), ErrorCode::TRANSFER_FAIL);  // straddles the buffer's end
+  EXPECT_NE(std::string(statuses[16].message()).find("not inside a registered buffer"),
+            std::string::npos)
+      << statuses[16];
+  EXPECT_EQ(ErrorCodeOf(statuses[17]), ErrorCode::INVALID_PARAMS);
+  EXPECT_EQ(ErrorCodeOf(statuses[18]), ErrorCode::INVALID_PARAMS);
+  EXPECT_EQ(std::memcmp(remote_.data(), local_.data(), 1 << 20), 0);
+  // The refused request closed one connection; the engine goes on working.
+  EXPECT_TRUE(One(TransferOp::kRead, local_.data(), Remote(0), 4096).ok());
+}
+
+TEST_F(TransferEngineTest, OwnSegmentIsAMemcpy) {
+  auto self = initiator_->OpenSegment(initiator_->segment_name());
+  ASSERT_TRUE(self.ok());
+  Fill(local_.data(), 4096, 3);
+  auto statuses = initiator_
+                      ->Submit({{TransferOp::kWrite, local_.data(), *self,
+                                 reinterpret_cast<uint64_t>(local_.data()) + 8192, 4096}})
+                      ->Wait();
+  ASSERT_TRUE(statuses[0].ok());
+  EXPECT_EQ(std::memcmp(local_.data(), local_.data() + 8192, 4096), 0);
+  auto outside = initiator_
+                     ->Submit({{TransferOp::kWrite, local_.data(), *self,
+                                reinterpret_cast<uint64_t>(remote_.data()), 4096}})
+                     ->Wait();
+  EXPECT_EQ(ErrorCodeOf(outside[0]), ErrorCode::TRANSFER_FAIL);
+}
+
+TEST_F(TransferEngineTest, PeerThatGoesAwayFailsTheTransfer) {
+  const std::string name = target_->segment_name();
+  ASSERT_TRUE(One(TransferOp::kRead, local_.data(), Remote(0), 4096).ok());
+  target_.reset();
+  absl::Status gone = One(TransferOp::kRead, local_.data(), Remote(0), 4096);
+  EXPECT_EQ(ErrorCodeOf(gone), ErrorCode::TRANSFER_FAIL);
+  EXPECT_NE(std::string(gone.message()).find(name.substr(0, name.find(':'))), std::string::npos);
+  EXPECT_EQ(ErrorCodeOf(initiator_->OpenSegment("127.0.0.1:1").status()), ErrorCode::TRANSFER_FAIL);
+}
+
+TEST_F(TransferEngineTest, PeerThatNeverAnswersTimesOut) {
+  // A listener that accepts and never replies stands in for a hung peer.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 8), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::string endpoint = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  EXPECT_EQ(ErrorCodeOf(initiator_->OpenSegment(endpoint).status()), ErrorCode::TRANSFER_FAIL);
+  close(fd);
+}
+
+TEST(TransferEngineConfigTest, BadConfigsAreClearErrors) {
+  EngineConfig rdma = LoopbackConfig();
+  rdma.protocol = "rdma";
+  auto no_device = TransferEngine::Create(rdma);
+  ASSERT_FALSE(no_device.ok());
+  EXPECT_NE(std::string(no_device.status().message()).find("found: none"), std::string::npos);
+  EngineConfig unknown = LoopbackConfig();
+  unknown.protocol = "carrier-pigeon";
+  EXPECT_EQ(ErrorCodeOf(TransferEngine::Create(unknown).status()), ErrorCode::INVALID_PARAMS);
+  EXPECT_EQ(ErrorCodeOf(TransferEngine::Create(LoopbackConfig("etcd-ish://x")).status()),
+            ErrorCode::INVALID_PARAMS);
+  EngineConfig bad_host = LoopbackConfig();
+  bad_host.local_hostname = "127.0.0.1:notaport";
+  EXPECT_EQ(ErrorCodeOf(TransferEngine::Create(bad_host).status()), ErrorCode::INVALID_PARAMS);
+}
+
+TEST(TransferEngineMetadataTest, DescriptorsTravelThroughTheMetadataService) {
+  http::MetadataServer metadata(http::HttpServerOptions{.name = "md", .host = "127.0.0.1"}, {});
+  ASSERT_TRUE(metadata.Start().ok());
+  const std::string url = "http://127.0.0.1:" + std::to_string(metadata.port()) + "/metadata";
+  auto target = MakeEngine(LoopbackConfig(url));
+  auto initiator = MakeEngine(LoopbackConfig(url));
+  std::vector<uint8_t> remote(1 << 16), local(1 << 16, 0x5a);
+  ASSERT_TRUE(target->RegisterMemory(remote.data(), remote.size()).ok());
+  ASSERT_TRUE(initiator->RegisterMemory(local.data(), local.size()).ok());
+  ASSERT_TRUE(metadata.store().Get(SegmentKey(target->segment_name())).ok());
+  auto segment = initiator->OpenSegment(target->segment_name());
+  ASSERT_TRUE(segment.ok()) << segment.status();
+  auto statuses = initiator
+                      ->Submit({{TransferOp::kWrite, local.data(), *segment,
+                                 reinterpret_cast<uint64_t>(remote.data()), local.size()}})
+                      ->Wait();
+  ASSERT_TRUE(statuses[0].ok()) << statuses[0];
+  EXPECT_EQ(remote, local);
+  EXPECT_EQ(ErrorCodeOf(initiator->OpenSegment("127.0.0.1:9").status()),
+            ErrorCode::SEGMENT_NOT_FOUND);
+  const std::string name = target->segment_name();
+  target.reset();  // a stopped engine takes its descriptor away
+  EXPECT_FALSE(metadata.store().Get(SegmentKey(name)).ok());
+}
+
+// Hand-made frames against a target whose only buffer is fenced by guard pages: the server must
+// refuse each bad one (an error reply or a closed connection), keep serving, and never touch a
+// byte outside the buffer (a touch would fault and kill this test).
+TEST_F(TransferEngineTest, DataServerRejectsHostileFrames) {
+  std::string host;
+  int port = 0;
+  ASSERT_TRUE(tcp::SplitHostPort(target_->segment_name(), &host, &port).ok());
+  const uint64_t start = Remote(0);
+  const uint64_t end = start + remote_.size();
+  std::memset(remote_.data(), 0xab, remote_.size());
+  auto send_frame = [&](const std::string& bytes) {
+    test::RawSocket raw(port);
+    EXPECT_TRUE(raw.connected());
+    raw.Send(bytes);
+    return raw.ReadUntilClose(absl::Seconds(5));
+  };
+  auto frame = [](tcp::RequestHeader h) {
+    auto bytes = tcp::EncodeRequest(h);
+    return std::string(bytes.begin(), bytes.end());
+  };
+  auto status_of = [](const std::string& reply) -> int32_t {
+    if (reply.size() < tcp::kResponseHeaderSize) return 1;  // closed without a reply
+    auto header = tcp::DecodeResponse(reinterpret_cast<const uint8_t*>(reply.data()));
+    return header.ok() ? header->status : 2;
+  };
+  const std::vector<std::pair<std::string, std::string>> hostile = {
+      {"read past the end", frame({tcp::Opcode::kRead, 1, end - 10, 20})},
+      {"read before the start", frame({tcp::Opcode::kRead, 1, start - 1, 2})},
+      {"read far away", frame({tcp::Opcode::kRead, 1, 0x1000, 16})},
+      {"write past the end", frame({tcp::Opcode::kWrite, 1, end - 1, 2}) + "xy"},
+      {"write straddling",
+       frame({tcp::Opcode::kWrite, 1, start - 4096, 8192}) + std::string(8192, 'x')},
+      {"length overflow", frame({tcp::Opcode::kRead, 1, start, UINT64_MAX})},
+      {"wrapping range", frame({tcp::Opcode::kWrite, 1, UINT64_MAX - 8, 16})},
+      {"zero length", frame({tcp::Opcode::kRead, 1, start, 0})},
+      {"unknown opcode",
+       [&] {
+         auto f = frame({tcp::Opcode::kRead, 1, start, 8});
+         f[4] = 77;
+         return f;
+       }()},
+      {"bad magic", std::string(32, 'G')},
+  };
+  for (const auto& [what, bytes] : hostile) {
+    const std::string reply = send_frame(bytes);
+    EXPECT_NE(status_of(reply), 0) << what;
+  }
+  // Truncated header, and a WRITE whose data stops half way: the connection just closes.
+  EXPECT_EQ(send_frame(frame({tcp::Opcode::kRead, 1, start, 8}).substr(0, 20)), "");
+  EXPECT_EQ(send_frame(frame({tcp::Opcode::kWrite, 1, start, 1000}) + std::string(10, 'z')), "");
+  // Nothing outside the one half-written range changed, and the server still serves.
+  EXPECT_EQ(remote_.data()[remote_.size() - 1], 0xab);
+  EXPECT_EQ(remote_.data()[5000], 0xab);
+  Fill(local_.data(), 4096, 9);
+  ASSERT_TRUE(One(TransferOp::kWrite, local_.data(), Remote(4096), 4096).ok());
+  EXPECT_EQ(std::memcmp(remote_.data() + 4096, local_.data(), 4096), 0);
+}
+
+}  // namespace
+}  // namespace mooncake::engine
