@@ -5,7 +5,9 @@
 #include <string>
 
 #include "bench/master_bench.h"
+#include "bench/transfer_bench.h"
 #include "cmd/command.h"
+#include "cmd/signals.h"
 #include "common/logging.h"
 #include "common/units.h"
 
@@ -26,6 +28,35 @@ int RunMasterBenchCommand(MasterBenchFlags& flags) {
   }
   flags.options.duration = *duration;
   return bench::RunMasterBench(flags.options);
+}
+
+struct TransferBenchFlags {
+  bench::TransferBenchOptions options;
+  std::string duration = "5s";
+  std::string buffer_size = "1GiB";
+  std::string block_size = "1MiB";
+  std::string slice_size = "1MiB";
+};
+
+int RunTransferBenchCommand(TransferBenchFlags& flags) {
+  InitLogging("warn").IgnoreError();
+  absl::StatusOr<absl::Duration> duration = ParseDuration(flags.duration, absl::Seconds(1));
+  absl::StatusOr<uint64_t> buffer = ParseByteSize(flags.buffer_size);
+  absl::StatusOr<uint64_t> block = ParseByteSize(flags.block_size);
+  absl::StatusOr<uint64_t> slice = ParseByteSize(flags.slice_size);
+  if (!duration.ok() || *duration <= absl::ZeroDuration() || !buffer.ok() || *buffer == 0 ||
+      !block.ok() || *block == 0 || !slice.ok() || *slice == 0) {
+    std::fprintf(stderr,
+                 "mooncake bench transfer: --duration, --buffer-size, --block-size and "
+                 "--slice-size must be positive (sizes accept units: 4KiB, 1MiB)\n");
+    return kExitUsage;
+  }
+  flags.options.duration = *duration;
+  flags.options.buffer_size = *buffer;
+  flags.options.block_size = *block;
+  flags.options.slice_size = *slice;
+  if (flags.options.mode == "target") BlockTerminationSignals();
+  return bench::RunTransferBench(flags.options, [] { WaitForTerminationSignal(); });
 }
 
 }  // namespace
@@ -57,12 +88,56 @@ Command AddBenchCommand(CLI::App& parent) {
                    "Objects for the memory-per-object figure (embedded master only; 0: skip)")
       ->capture_default_str();
 
+  auto transfer = std::make_shared<TransferBenchFlags>();
+  bench::TransferBenchOptions& t = transfer->options;
+  CLI::App* transfer_app = app->add_subcommand(
+      "transfer", "Transfer engine throughput and latency: run a target, then an initiator");
+  transfer_app->add_option("--mode", t.mode, "target (serve a buffer) or initiator")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"target", "initiator"}));
+  transfer_app->add_option("--target", t.target, "initiator: the target's segment, host:port");
+  transfer_app
+      ->add_option("--local-hostname,--local_hostname", t.local_hostname,
+                   "Host name peers reach this process by")
+      ->capture_default_str();
+  transfer_app
+      ->add_option("--metadata", t.metadata_server, "P2PHANDSHAKE or http://host:port/metadata")
+      ->capture_default_str();
+  transfer_app->add_option("--protocol", t.protocol, "tcp, shm or rdma")->capture_default_str();
+  transfer_app->add_option("--port", t.port, "target: data port (0: any free)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  transfer_app
+      ->add_option("--buffer-size,--buffer_size", transfer->buffer_size,
+                   "target: bytes to register")
+      ->capture_default_str();
+  transfer_app->add_option("--op", t.op, "read or write")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"read", "write"}));
+  transfer_app->add_option("--block-size,--block_size", transfer->block_size, "Bytes per request")
+      ->capture_default_str();
+  transfer_app->add_option("--batch-size,--batch_size", t.batch_size, "Requests per batch")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  transfer_app->add_option("--threads", t.threads, "Initiator threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  transfer_app->add_option("--duration", transfer->duration, "How long to run")
+      ->capture_default_str();
+  transfer_app
+      ->add_option("--slice-size,--slice_size", transfer->slice_size,
+                   "Largest piece of a request sent at once")
+      ->capture_default_str();
+  transfer_app->add_option("--connections", t.connections, "TCP connections per peer")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+
   std::vector<Command> pending = {
-      AddPendingCommand(*app, "transfer", "Transfer engine throughput and latency"),
       AddPendingCommand(*app, "store", "Store put/get throughput and latency"),
   };
-  return {app, [app, master_app, master, pending] {
+  return {app, [app, master_app, master, transfer_app, transfer, pending] {
             if (master_app->parsed()) return RunMasterBenchCommand(*master);
+            if (transfer_app->parsed()) return RunTransferBenchCommand(*transfer);
             for (const Command& command : pending) {
               if (command.app->parsed()) return command.run();
             }

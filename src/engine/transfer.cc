@@ -13,13 +13,30 @@ void TransferBatch::CompleteSlice(size_t index, const absl::Status& status) {
   absl::MutexLock lock(&mu_);
   Request& request = requests_[index];
   if (!status.ok() && request.status.ok()) request.status = status;
-  if (--request.pending == 0) --unfinished_;
+  if (--request.pending == 0) {
+    request.finished = absl::Now();
+    --unfinished_;
+  }
 }
 
 void TransferBatch::Fail(size_t index, absl::Status status) {
   absl::MutexLock lock(&mu_);
   requests_[index].status = std::move(status);
-  if (requests_[index].pending == 0) --unfinished_;
+  if (requests_[index].pending == 0) {
+    requests_[index].finished = absl::Now();
+    --unfinished_;
+  }
+}
+
+std::vector<absl::Duration> TransferBatch::Latencies() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<absl::Duration> out;
+  for (const Request& request : requests_) {
+    if (request.pending == 0 && request.finished != absl::InfinitePast()) {
+      out.push_back(request.finished - created_);
+    }
+  }
+  return out;
 }
 
 std::vector<absl::Status> TransferBatch::Wait() { return *WaitFor(absl::InfiniteDuration()); }

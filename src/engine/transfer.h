@@ -11,6 +11,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace mooncake::engine {
@@ -48,13 +49,18 @@ class TransferBatch {
   // Fails request `index` outright (it was never split into slices).
   void Fail(size_t index, absl::Status status);
 
+  // For each finished request, how long it took from the batch's creation to its last slice.
+  std::vector<absl::Duration> Latencies() const;
+
  private:
   struct Request {
     size_t pending = 0;
     absl::Status status;
+    absl::Time finished = absl::InfinitePast();
   };
   bool DoneLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return unfinished_ == 0; }
 
+  const absl::Time created_ = absl::Now();
   mutable absl::Mutex mu_;
   std::vector<Request> requests_ ABSL_GUARDED_BY(mu_);
   size_t unfinished_ ABSL_GUARDED_BY(mu_);

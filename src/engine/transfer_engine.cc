@@ -188,6 +188,14 @@ absl::StatusOr<SegmentId> TransferEngine::OpenSegment(const std::string& name) {
   return it->second;
 }
 
+absl::StatusOr<SegmentDescriptor> TransferEngine::DescribeSegment(SegmentId id) {
+  absl::MutexLock lock(&mu_);
+  if (id == 0 || id > segments_.size()) {
+    return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("segment id {} was not opened", id));
+  }
+  return segments_[id - 1];
+}
+
 void TransferEngine::RefreshSegment(const std::string& name) {
   absl::MutexLock lock(&mu_);
   auto it = ids_.find(name);
@@ -236,7 +244,9 @@ std::shared_ptr<TransferBatch> TransferEngine::Submit(
       batch->CompleteSlice(i, absl::OkStatus());
       continue;
     }
-    tcp_->Submit(endpoint, r.op, local, r.remote_addr, r.length, batch, i);
+    // A batch of one request runs in this thread: no handoff to a worker and back.
+    tcp_->Submit(endpoint, r.op, local, r.remote_addr, r.length, batch, i,
+                 /*may_run_inline=*/requests.size() == 1);
   }
   return batch;
 }

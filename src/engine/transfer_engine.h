@@ -70,6 +70,10 @@ class TransferEngine {
   // Resolves a segment by name (cached). SEGMENT_NOT_FOUND if the metadata service does not know
   // it; TRANSFER_FAIL if its endpoint does not answer a handshake.
   absl::StatusOr<SegmentId> OpenSegment(const std::string& name);
+  // The descriptor of an opened segment: its endpoint and buffers. INVALID_PARAMS for an id that
+  // was not opened.
+  absl::StatusOr<SegmentDescriptor> DescribeSegment(SegmentId id);
+
   // Forgets the cached descriptor, so the next OpenSegment asks again (after a peer restarts).
   void RefreshSegment(const std::string& name);
 

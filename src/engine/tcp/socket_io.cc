@@ -140,4 +140,37 @@ absl::Status RecvAll(int fd, void* data, size_t length) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<size_t> RecvVector(int fd, struct iovec* iov, int iovcnt, size_t min_bytes) {
+  size_t total = 0;
+  while (iovcnt > 0) {
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(iovcnt);
+    ssize_t n = recvmsg(fd, &msg, 0);
+    if (n == 0) {
+      if (total >= min_bytes) return total;
+      return MakeError(ErrorCode::TRANSFER_FAIL,
+                       total == 0
+                           ? std::string("peer closed the connection")
+                           : fmt::format("peer closed the connection after {} bytes", total));
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return IoError("receive", errno);
+    }
+    total += static_cast<size_t>(n);
+    size_t got = static_cast<size_t>(n);
+    while (iovcnt > 0 && got >= iov->iov_len) {
+      got -= iov->iov_len;
+      ++iov;
+      --iovcnt;
+    }
+    if (iovcnt > 0) {
+      iov->iov_base = static_cast<char*>(iov->iov_base) + got;
+      iov->iov_len -= got;
+    }
+  }
+  return total;
+}
+
 }  // namespace mooncake::engine::tcp

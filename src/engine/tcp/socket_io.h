@@ -27,6 +27,11 @@ absl::Status SendAll(int fd, const void* data, size_t length);
 // the message when the peer closed before the first byte.
 absl::Status RecvAll(int fd, void* data, size_t length);
 
+// Fills every byte of `iov` (modified in place), or stops early when the peer closes after at least
+// `min_bytes`: returns how many bytes arrived. TRANSFER_FAIL on error, timeout, or a close before
+// `min_bytes`.
+absl::StatusOr<size_t> RecvVector(int fd, struct iovec* iov, int iovcnt, size_t min_bytes);
+
 // Splits "host:port" (host may be [v6]). INVALID_PARAMS if malformed.
 absl::Status SplitHostPort(const std::string& endpoint, std::string* host, int* port);
 

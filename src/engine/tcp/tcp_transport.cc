@@ -24,6 +24,7 @@ class TcpTransport::Peer {
       left.swap(queue_);
     }
     for (std::thread& worker : workers_) worker.join();
+    for (int fd : idle_) close(fd);
     for (Slice& slice : left) {
       slice.batch->CompleteSlice(slice.index,
                                  MakeError(ErrorCode::TRANSFER_FAIL, "transfer engine stopped"));
@@ -33,11 +34,14 @@ class TcpTransport::Peer {
   void Enqueue(std::vector<Slice> slices) {
     absl::MutexLock lock(&mu_);
     for (Slice& slice : slices) queue_.push_back(std::move(slice));
-    // One more connection while there is more queued work than connections, up to the limit.
+    // One more worker while there is more queued work than workers, up to the connection limit.
     while (workers_.size() < options_.connections_per_peer && workers_.size() < queue_.size()) {
       workers_.emplace_back([this] { Work(); });
     }
   }
+
+  // Runs one slice in the calling thread: no handoff to a worker and back.
+  void RunInline(const Slice& slice) { Execute(slice); }
 
  private:
   bool HasWorkLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -45,24 +49,46 @@ class TcpTransport::Peer {
   }
 
   void Work() {
-    int fd = -1;
     for (;;) {
       Slice slice;
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(this, &Peer::HasWorkLocked));
-        if (stopping_) break;
+        if (stopping_) return;
         slice = std::move(queue_.front());
         queue_.pop_front();
       }
-      absl::Status status = Run(fd, slice);
-      if (!status.ok() && fd >= 0) {
-        close(fd);  // the stream's state is unknown after a failure
-        fd = -1;
-      }
-      slice.batch->CompleteSlice(slice.index, status);
+      Execute(slice);
     }
-    if (fd >= 0) close(fd);
+  }
+
+  // Runs a slice on an idle connection (or a new one) and completes it.
+  void Execute(const Slice& slice) {
+    int fd = AcquireConnection();
+    absl::Status status = Run(fd, slice);
+    if (status.ok()) {
+      ReleaseConnection(fd);
+    } else if (fd >= 0) {
+      close(fd);  // the stream's state is unknown after a failure
+    }
+    slice.batch->CompleteSlice(slice.index, status);
+  }
+
+  int AcquireConnection() {
+    absl::MutexLock lock(&mu_);
+    if (idle_.empty()) return -1;
+    const int fd = idle_.back();
+    idle_.pop_back();
+    return fd;
+  }
+
+  void ReleaseConnection(int fd) {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_ && idle_.size() < options_.connections_per_peer) {
+      idle_.push_back(fd);
+    } else {
+      close(fd);
+    }
   }
 
   absl::Status Run(int& fd, const Slice& slice) {
@@ -107,29 +133,37 @@ class TcpTransport::Peer {
     iovec iov[2] = {{const_cast<uint8_t*>(header.data()), header.size()},
                     {reinterpret_cast<void*>(slice.local), slice.length}};
     if (absl::Status sent = SendAll(fd, iov, write ? 2 : 1); !sent.ok()) return sent;
+    // A READ's response header and data arrive in one receive, straight into place. An error
+    // response is shorter (the server closes after it), so a short read is not yet a failure.
     uint8_t raw[kResponseHeaderSize];
-    if (absl::Status got = RecvAll(fd, raw, sizeof(raw)); !got.ok()) return got;
+    iovec in[2] = {{raw, sizeof(raw)}, {reinterpret_cast<void*>(slice.local), slice.length}};
+    absl::StatusOr<size_t> got = RecvVector(fd, in, write ? 1 : 2, sizeof(raw));
+    if (!got.ok()) return got.status();
     absl::StatusOr<ResponseHeader> response = DecodeResponse(raw);
     if (!response.ok())
       return MakeError(ErrorCode::TRANSFER_FAIL, AsStd(response.status().message()));
-    if (response->request_id != id && response->status == 0) {
-      return MakeError(ErrorCode::TRANSFER_FAIL, "response to another request");
-    }
     if (response->status != 0) {
-      std::string message(std::min<uint64_t>(response->length, kMaxResponseMetadata), '\0');
-      RecvAll(fd, message.data(), message.size()).IgnoreError();
+      // The message follows the header; for a READ part of it may already sit in the local buffer.
+      const size_t in_buffer = std::min<size_t>(*got - sizeof(raw), response->length);
+      std::string message(reinterpret_cast<const char*>(slice.local), write ? 0 : in_buffer);
+      std::string rest(std::min<uint64_t>(response->length - message.size(), kMaxResponseMetadata),
+                       '\0');
+      RecvAll(fd, rest.data(), rest.size()).IgnoreError();
+      message += rest;
       const auto code = IsKnownErrorCode(response->status)
                             ? static_cast<ErrorCode>(response->status)
                             : ErrorCode::TRANSFER_FAIL;
       return MakeError(code == ErrorCode::OK ? ErrorCode::TRANSFER_FAIL : code, message);
     }
+    if (response->request_id != id) {
+      return MakeError(ErrorCode::TRANSFER_FAIL, "response to another request");
+    }
     const uint64_t expected = write ? 0 : slice.length;
-    if (response->length != expected) {
+    if (response->length != expected || *got != sizeof(raw) + expected) {
       return MakeError(
           ErrorCode::TRANSFER_FAIL,
           fmt::format("response carries {} bytes, expected {}", response->length, expected));
     }
-    if (!write) return RecvAll(fd, reinterpret_cast<void*>(slice.local), slice.length);
     return absl::OkStatus();
   }
 
@@ -138,6 +172,7 @@ class TcpTransport::Peer {
   std::atomic<uint64_t> next_id_{1};
   absl::Mutex mu_;
   std::deque<Slice> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> idle_ ABSL_GUARDED_BY(mu_);  // connected sockets not in use
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;  // started under mu_, joined in the destructor
 };
@@ -158,7 +193,8 @@ TcpTransport::Peer& TcpTransport::PeerFor(const std::string& endpoint) {
 
 void TcpTransport::Submit(const std::string& endpoint, TransferOp op, uint64_t local,
                           uint64_t remote, uint64_t length,
-                          const std::shared_ptr<TransferBatch>& batch, size_t index) {
+                          const std::shared_ptr<TransferBatch>& batch, size_t index,
+                          bool may_run_inline) {
   const uint64_t slice_size = std::max<uint64_t>(options_.slice_size, 4096);
   std::vector<Slice> slices;
   for (uint64_t offset = 0; offset < length; offset += slice_size) {
@@ -166,7 +202,12 @@ void TcpTransport::Submit(const std::string& endpoint, TransferOp op, uint64_t l
     slices.push_back(Slice{op, local + offset, remote + offset, n, batch, index});
   }
   batch->AddSlices(index, slices.size());
-  PeerFor(endpoint).Enqueue(std::move(slices));
+  Peer& peer = PeerFor(endpoint);
+  if (may_run_inline && slices.size() == 1) {
+    peer.RunInline(slices[0]);
+  } else {
+    peer.Enqueue(std::move(slices));
+  }
 }
 
 }  // namespace mooncake::engine::tcp

@@ -1,8 +1,9 @@
 // The initiator side of the TCP transport: moves slices of transfers to and from peers' data
 // servers over a small pool of connections per peer.
 //
-// Each peer gets up to `connections_per_peer` connections, each with a thread of its own that takes
-// slices from the peer's queue, so one large request streams over several connections at once.
+// Each peer gets up to `connections_per_peer` worker threads that take slices from the peer's queue
+// and run each on an idle pooled connection, so one large request streams over several connections
+// at once.
 // A slice that fails (connection lost, peer refuses, timeout) fails its request with
 // TRANSFER_FAIL and the message; the connection is dropped and re-made for the next slice.
 //
@@ -48,9 +49,12 @@ class TcpTransport {
   TcpTransport& operator=(const TcpTransport&) = delete;
 
   // Splits the request into slices, registers them with the batch, and queues them for `endpoint`
-  // ("host:port" of the peer's data server). REQUIRES: the local range is registered memory.
+  // ("host:port" of the peer's data server). With `may_run_inline`, a request that is one slice
+  // runs in the calling thread before Submit returns (the latency path for lone small requests).
+  // REQUIRES: the local range is registered memory.
   void Submit(const std::string& endpoint, TransferOp op, uint64_t local, uint64_t remote,
-              uint64_t length, const std::shared_ptr<TransferBatch>& batch, size_t index);
+              uint64_t length, const std::shared_ptr<TransferBatch>& batch, size_t index,
+              bool may_run_inline = false);
 
   const TcpTransportOptions& options() const { return options_; }
 
