@@ -1,5 +1,6 @@
 // The `mooncake` executable's command line: version, help, subcommands, aliases, bad flags.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -103,10 +104,56 @@ TEST(BenchCliTest, MasterBenchRunsAndReportsJson) {
 }
 
 TEST(BenchCliTest, PendingBenchmarksSaySoAndFail) {
-  EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "transfer"}).status, 1);
+  EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "transfer"}).status, 2);  // no --target
   EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "store"}).status, 1);
   EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench"}).status, 2);
   EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "master", "--duration", "-1s"}).status, 2);
+}
+
+}  // namespace
+}  // namespace mooncake
+
+namespace mooncake {
+namespace {
+
+// The JSON summary printed as the last line of a bench run.
+nlohmann::json LastJsonLine(std::string output) {
+  while (!output.empty() && output.back() == '\n') output.pop_back();
+  return nlohmann::json::parse(output.substr(output.rfind('\n') + 1), nullptr, false);
+}
+
+TEST(BenchCliTest, TransferBenchBetweenATargetAndAnInitiator) {
+  test::Subprocess target({MOONCAKE_BINARY, "bench", "transfer", "--mode", "target",
+                           "--local-hostname", "127.0.0.1", "--buffer-size", "64MiB"});
+  std::optional<std::string> ready = target.WaitForLine("target ready", absl::Seconds(20));
+  ASSERT_TRUE(ready.has_value());
+  const std::string segment =
+      ready->substr(ready->find("segment=") + 8,
+                    ready->find(' ', ready->find("segment=")) - ready->find("segment=") - 8);
+  for (const char* op : {"write", "read"}) {
+    test::RunResult run = test::RunCommand(
+        {MOONCAKE_BINARY, "bench", "transfer", "--target", segment, "--op", op, "--block-size",
+         "256KiB", "--batch-size", "8", "--threads", "2", "--duration", "300ms"},
+        absl::Seconds(60));
+    ASSERT_EQ(run.status, 0) << run.output;
+    nlohmann::json summary = LastJsonLine(run.output);
+    EXPECT_EQ(summary["failed"], 0) << run.output;
+    EXPECT_GT(summary["gb_per_s"].get<double>(), 0);
+    EXPECT_GT(summary["requests"].get<int>(), 0);
+  }
+  // A batch larger than the target's buffer is a usage error, not a crash.
+  EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "transfer", "--target", segment,
+                              "--block-size", "64MiB", "--batch-size", "2"})
+                .status,
+            2);
+  target.Signal(SIGTERM);
+  EXPECT_EQ(target.Wait(absl::Seconds(20)), 0);
+}
+
+TEST(BenchCliTest, RdmaWithoutADeviceIsAClearError) {
+  test::RunResult run = test::RunCommand(
+      {MOONCAKE_BINARY, "bench", "transfer", "--mode", "target", "--protocol", "rdma"});
+  EXPECT_EQ(run.status, 1);
 }
 
 }  // namespace

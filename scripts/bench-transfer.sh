@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Transfer engine figures next to the limits of this machine, measured in one run:
+#   - iperf3 single-stream TCP bandwidth on 127.0.0.1 (the bandwidth limit),
+#   - a bare loopback ping-pong with the sizes of a 4 KiB READ (the latency limit),
+#   - mooncake's TCP transport: READ and WRITE of 1 MiB and 4 MiB blocks (batches of 32, 2 threads),
+#     and 4 KiB READ latency (one request at a time).
+#   scripts/bench-transfer.sh [seconds per run, default 5]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${MOONCAKE_BUILD_DIR:-$root/build}
+seconds=${1:-5}
+"$root/scripts/build.sh" >/dev/null
+mooncake="$build/src/mooncake"
+py=/usr/bin/python3
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do iperf3 -c 127.0.0.1 -p "$port" -t "$seconds" -J >"$work/iperf.json" 2>/dev/null && break; sleep 0.1; done
+iperf_gbs=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/8e9)' "$work/iperf.json")
+floor=$("$build/tests/loopback_pingpong" 40000)
+floor_p50=$($py -c 'import json,sys; print(json.loads(sys.argv[1])["p50_us"])' "$floor")
+
+"$mooncake" bench transfer --mode target --local-hostname 127.0.0.1 --buffer-size 1GiB >"$work/target.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q 'target ready' "$work/target.log" && break; sleep 0.1; done
+segment=$(grep -o 'segment=[^ ]*' "$work/target.log" | cut -d= -f2)
+
+run() { "$mooncake" bench transfer --target "$segment" --duration "${seconds}s" "$@" 2>/dev/null | tail -n 1; }
+printf '%-34s %10s %10s %10s\n' "run" "GB/s" "p50 us" "vs limit"
+printf '%-34s %10.3f %10s %10s\n' "iperf3 single stream (limit)" "$iperf_gbs" "-" "1.00"
+printf '%-34s %10s %10.1f %10s\n' "bare loopback ping-pong (limit)" "-" "$floor_p50" "1.00"
+for op in read write; do
+  for block in 1MiB 4MiB; do
+    json=$(run --op "$op" --block-size "$block" --batch-size 32 --threads 2)
+    $py - "$json" "$iperf_gbs" "tcp $op $block x32, 2 threads" <<'PY'
+import json, sys
+j = json.loads(sys.argv[1]); limit = float(sys.argv[2])
+print(f"{sys.argv[3]:<34} {j['gb_per_s']:10.3f} {j['p50_us']:10.1f} {j['gb_per_s'] / limit:10.2f}x")
+PY
+  done
+done
+# Like for like with iperf3's single stream: one connection, one thread.
+for op in read write; do
+  json=$(run --op "$op" --block-size 1MiB --batch-size 32 --threads 1 --connections 1)
+  $py - "$json" "$iperf_gbs" "tcp $op 1MiB x32, 1 connection" <<'PY'
+import json, sys
+j = json.loads(sys.argv[1]); limit = float(sys.argv[2])
+print(f"{sys.argv[3]:<34} {j['gb_per_s']:10.3f} {j['p50_us']:10.1f} {j['gb_per_s'] / limit:10.2f}x")
+PY
+done
+json=$(run --op read --block-size 4KiB --batch-size 1 --threads 1)
+$py - "$json" "$floor_p50" <<'PY'
+import json, sys
+j = json.loads(sys.argv[1]); floor = float(sys.argv[2])
+print(f"{'tcp read 4KiB x1, 1 thread':<34} {j['gb_per_s']:10.3f} {j['p50_us']:10.1f} {j['p50_us'] / floor:10.2f}x")
+PY
