@@ -63,7 +63,8 @@ int main(int argc, char** argv) {
     send(fd, request.data(), kRequest, 0);
     if (!RecvExactly(fd, response.data(), kResponse)) return 1;
     micros.push_back(
-        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - begin).count());
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - begin)
+            .count());
   }
   close(fd);
   waitpid(server, nullptr, 0);
