@@ -2,8 +2,10 @@
 # Transfer engine figures next to the limits of this machine, measured in one run:
 #   - iperf3 single-stream TCP bandwidth on 127.0.0.1 (the bandwidth limit),
 #   - a bare loopback ping-pong with the sizes of a 4 KiB READ (the latency limit),
-#   - mooncake's TCP transport: READ and WRITE of 1 MiB and 4 MiB blocks (batches of 32, 2 threads),
-#     and 4 KiB READ latency (one request at a time).
+#   - single-thread memcpy of 1 MiB and 4 MiB blocks (the shared-memory limit),
+#   - mooncake's TCP transport: READ and WRITE of 1 MiB and 4 MiB blocks (batches of 32, 2 threads,
+#     then one connection), and 4 KiB READ latency (one request at a time),
+#   - mooncake's shared-memory transport: READ and WRITE of 1 MiB and 4 MiB blocks, one thread.
 #   scripts/bench-transfer.sh [seconds per run, default 5]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,6 +55,18 @@ import json, sys
 j = json.loads(sys.argv[1]); limit = float(sys.argv[2])
 print(f"{sys.argv[3]:<34} {j['gb_per_s']:10.3f} {j['p50_us']:10.1f} {j['gb_per_s'] / limit:10.2f}x")
 PY
+done
+for op in read write; do
+  for block in 1048576 4194304; do
+    limit=$("$build/tests/memcpy_baseline" "$block" "$seconds")
+    json=$(run --protocol shm --op "$op" --block-size "$block" --batch-size 32 --threads 1)
+    $py - "$json" "$limit" "shm $op $((block >> 20))MiB x32, 1 thread" <<'PY'
+import json, sys
+j = json.loads(sys.argv[1]); limit = json.loads(sys.argv[2])["gb_per_s"]
+print(f"{'memcpy ' + str(j['block_size'] >> 20) + 'MiB (limit)':<34} {limit:10.3f} {'-':>10} {1:10.2f}")
+print(f"{sys.argv[3]:<34} {j['gb_per_s']:10.3f} {j['p50_us']:10.1f} {j['gb_per_s'] / limit:10.2f}x")
+PY
+  done
 done
 json=$(run --op read --block-size 4KiB --batch-size 1 --threads 1)
 $py - "$json" "$floor_p50" <<'PY'

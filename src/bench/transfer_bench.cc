@@ -40,7 +40,9 @@ engine::EngineConfig EngineConfigFor(const TransferBenchOptions& o, int port) {
   engine::EngineConfig config;
   config.local_hostname = port ? fmt::format("{}:{}", o.local_hostname, port) : o.local_hostname;
   config.metadata_server = o.metadata_server;
-  config.protocol = o.protocol;
+  // "shm" is not a network protocol: it is the TCP engine with shared memory for same-host peers.
+  config.protocol = o.protocol == "shm" ? "tcp" : o.protocol;
+  config.enable_shm = o.protocol == "shm" || o.mode == "target";
   config.listen_address = "0.0.0.0";
   config.first_port = 0;
   config.tcp.slice_size = o.slice_size;
@@ -54,18 +56,20 @@ int RunTarget(const TransferBenchOptions& o, const std::function<void()>& wait_f
     std::fprintf(stderr, "bench transfer: %s\n", std::string(engine.status().message()).c_str());
     return 1;
   }
-  Buffer buffer(o.buffer_size);
-  if (!buffer.data) {
-    std::fprintf(stderr, "bench transfer: cannot allocate %s\n",
-                 FormatByteSize(o.buffer_size).c_str());
+  // Shared memory, so initiators on this host may use either transport.
+  absl::StatusOr<void*> shared = (*engine)->AllocateSharedMemory(o.buffer_size);
+  if (!shared.ok()) {
+    std::fprintf(stderr, "bench transfer: %s\n", std::string(shared.status().message()).c_str());
     return 1;
   }
-  if (absl::Status s = (*engine)->RegisterMemory(buffer.data, buffer.size); !s.ok()) {
+  auto* bytes = static_cast<uint8_t*>(*shared);
+  for (uint64_t i = 0; i < o.buffer_size; i += 4096) bytes[i] = static_cast<uint8_t>(i >> 12);
+  if (absl::Status s = (*engine)->RegisterMemory(bytes, o.buffer_size); !s.ok()) {
     std::fprintf(stderr, "bench transfer: %s\n", std::string(s.message()).c_str());
     return 1;
   }
   std::printf("bench transfer target ready: segment=%s buffer=%s\n",
-              (*engine)->segment_name().c_str(), FormatByteSize(buffer.size).c_str());
+              (*engine)->segment_name().c_str(), FormatByteSize(o.buffer_size).c_str());
   std::fflush(stdout);
   wait_for_stop();
   return 0;
@@ -85,6 +89,14 @@ int RunInitiator(const TransferBenchOptions& o) {
   if (!segment.ok()) {
     std::fprintf(stderr, "bench transfer: cannot open %s: %s\n", o.target.c_str(),
                  std::string(segment.status().message()).c_str());
+    return 1;
+  }
+  const std::string transport = (*engine)->TransportFor(*segment);
+  const std::string wanted = o.protocol == "shm" ? "shm" : "tcp";
+  if (transport != wanted) {
+    std::fprintf(stderr, "bench transfer: %s is reached by %s, not %s%s\n", o.target.c_str(),
+                 transport.c_str(), wanted.c_str(),
+                 wanted == "shm" ? " (shared memory needs a target on this host)" : "");
     return 1;
   }
   // The target's first buffer, from its descriptor.

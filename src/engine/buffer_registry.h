@@ -21,6 +21,8 @@ struct BufferInfo {
   uint64_t addr = 0;
   uint64_t length = 0;
   std::string location;  // e.g. "cpu:0"; opaque to the engine
+  uint64_t shm_id = 0;   // the shared allocation holding it (0: not shared memory)
+  uint64_t shm_offset = 0;
 };
 
 class BufferRegistry {

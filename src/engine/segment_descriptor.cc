@@ -11,10 +11,16 @@ std::string SegmentKey(const std::string& name) { return "mooncake/segment/" + n
 std::string EncodeDescriptor(const SegmentDescriptor& d) {
   nlohmann::json buffers = nlohmann::json::array();
   for (const BufferInfo& b : d.buffers) {
-    buffers.push_back({{"addr", b.addr}, {"length", b.length}, {"location", b.location}});
+    nlohmann::json buffer = {{"addr", b.addr}, {"length", b.length}, {"location", b.location}};
+    if (b.shm_id != 0) {
+      buffer["shm_id"] = b.shm_id;
+      buffer["shm_offset"] = b.shm_offset;
+    }
+    buffers.push_back(std::move(buffer));
   }
   return nlohmann::json{{"name", d.name},
                         {"host_id", d.host_id},
+                        {"shm_server", d.shm_server},
                         {"tcp", {{"host", d.tcp_host}, {"port", d.tcp_port}}},
                         {"buffers", buffers}}
       .dump();
@@ -30,6 +36,7 @@ absl::StatusOr<SegmentDescriptor> DecodeDescriptor(std::string_view text) {
   if (!j.contains("name") || !j["name"].is_string()) return bad("'name' must be a string");
   d.name = j["name"];
   if (j.contains("host_id") && j["host_id"].is_string()) d.host_id = j["host_id"];
+  if (j.contains("shm_server") && j["shm_server"].is_string()) d.shm_server = j["shm_server"];
   if (!j.contains("tcp") || !j["tcp"].is_object() || !j["tcp"].contains("host") ||
       !j["tcp"]["host"].is_string() || !j["tcp"].contains("port") ||
       !j["tcp"]["port"].is_number_unsigned() || j["tcp"]["port"].get<uint64_t>() > 65535) {
@@ -43,10 +50,16 @@ absl::StatusOr<SegmentDescriptor> DecodeDescriptor(std::string_view text) {
         !b.contains("length") || !b["length"].is_number_unsigned()) {
       return bad("each buffer needs unsigned 'addr' and 'length'");
     }
-    d.buffers.push_back(BufferInfo{b["addr"], b["length"],
-                                   b.contains("location") && b["location"].is_string()
-                                       ? b["location"].get<std::string>()
-                                       : ""});
+    BufferInfo info{b["addr"], b["length"],
+                    b.contains("location") && b["location"].is_string()
+                        ? b["location"].get<std::string>()
+                        : ""};
+    if (b.contains("shm_id") && b["shm_id"].is_number_unsigned() && b.contains("shm_offset") &&
+        b["shm_offset"].is_number_unsigned()) {
+      info.shm_id = b["shm_id"];
+      info.shm_offset = b["shm_offset"];
+    }
+    d.buffers.push_back(std::move(info));
   }
   return d;
 }

@@ -1,9 +1,11 @@
 // What peers need to know to reach a segment, as published to the metadata service under
 // "mooncake/segment/<name>" or answered to a DESCRIBE request (P2PHANDSHAKE).
 //
-//   {"name": "10.0.0.2:12345", "host_id": "<boot id>",
+//   {"name": "10.0.0.2:12345", "host_id": "<boot id>/<netns>", "shm_server": "@mooncake-shm-...",
 //    "tcp": {"host": "10.0.0.2", "port": 12345},
-//    "buffers": [{"addr": 140203012341760, "length": 4294967296, "location": "cpu:0"}]}
+//    "buffers": [{"addr": 140203012341760, "length": 4294967296, "location": "cpu:0",
+//                 "shm_id": 1, "shm_offset": 0}]}
+// shm_id/shm_offset say which shared allocation holds a buffer (absent: not shared memory).
 #pragma once
 
 #include <string>
@@ -15,8 +17,10 @@
 namespace mooncake::engine {
 
 struct SegmentDescriptor {
-  std::string name;     // "host:port" of the data endpoint
-  std::string host_id;  // the host's boot id: equal host ids mean one host
+  std::string name;  // "host:port" of the data endpoint
+  // Boot id and network namespace: equal host ids mean one host where shared memory works.
+  std::string host_id;
+  std::string shm_server;  // "@name" of the abstract socket handing out shared memory; "" if none
   std::string tcp_host;
   int tcp_port = 0;
   std::vector<BufferInfo> buffers;

@@ -19,13 +19,16 @@ namespace {
 
 constexpr char kP2PHandshake[] = "P2PHANDSHAKE";
 
-// The kernel's id for this boot: two processes with the same one share a host, whatever their
-// hostnames say.
-std::string BootId() {
+// Who shares memory with whom: the kernel's id for this boot and the network namespace. Two
+// processes with the same one are on one host (whatever their hostnames say) and can reach each
+// other's abstract sockets; processes in separate namespaces count as separate hosts.
+std::string HostId() {
   std::ifstream in("/proc/sys/kernel/random/boot_id");
-  std::string id;
-  std::getline(in, id);
-  return id;
+  std::string boot;
+  std::getline(in, boot);
+  char netns[64] = {};
+  const ssize_t n = readlink("/proc/self/ns/net", netns, sizeof(netns) - 1);
+  return fmt::format("{}/{}", boot, n > 0 ? std::string(netns, static_cast<size_t>(n)) : "");
 }
 
 }  // namespace
@@ -55,7 +58,7 @@ absl::StatusOr<std::unique_ptr<TransferEngine>> TransferEngine::Create(EngineCon
 }
 
 absl::Status TransferEngine::Start() {
-  host_id_ = BootId();
+  host_id_ = HostId();
   int port = 0;
   host_ = config_.local_hostname;
   if (const size_t colon = host_.rfind(':'); colon != std::string::npos && host_.back() != ']') {
@@ -74,6 +77,13 @@ absl::Status TransferEngine::Start() {
     }
     metadata_ = std::move(client->first);
     metadata_path_ = client->second.empty() ? "/metadata" : client->second;
+  }
+  if (config_.enable_shm) {
+    shm_server_ = std::make_unique<shm::ShmServer>(&shared_);
+    if (absl::Status s = shm_server_->Start(); !s.ok()) {
+      spdlog::warn("shared memory disabled: {}", s.message());
+      shm_server_.reset();
+    }
   }
   server_ = std::make_unique<tcp::TcpDataServer>(
       &registry_, [this] { return Describe(); }, config_.tcp.io_timeout);
@@ -94,11 +104,32 @@ TransferEngine::~TransferEngine() {
   }
   tcp_.reset();
   if (server_) server_->Stop();
+  if (shm_server_) shm_server_->Stop();
 }
 
 std::string TransferEngine::Describe() const {
-  return EncodeDescriptor(
-      SegmentDescriptor{name_, host_id_, host_, server_ ? server_->port() : 0, registry_.List()});
+  std::vector<BufferInfo> buffers = registry_.List();
+  for (BufferInfo& buffer : buffers) {
+    if (std::optional<shm::SharedRegion> region = shared_.Find(buffer.addr, buffer.length)) {
+      buffer.shm_id = region->id;
+      buffer.shm_offset = buffer.addr - region->addr;
+    }
+  }
+  return EncodeDescriptor(SegmentDescriptor{name_, host_id_,
+                                            shm_server_ ? shm_server_->name() : std::string(),
+                                            host_, server_ ? server_->port() : 0, buffers});
+}
+
+absl::StatusOr<void*> TransferEngine::AllocateSharedMemory(uint64_t size) {
+  return shared_.Allocate(size);
+}
+
+absl::Status TransferEngine::FreeSharedMemory(void* addr) {
+  if (registry_.Contains(reinterpret_cast<uint64_t>(addr), 1)) {
+    return MakeError(ErrorCode::INVALID_PARAMS,
+                     fmt::format("unregister the memory at {} before freeing it", addr));
+  }
+  return shared_.Free(addr);
 }
 
 absl::Status TransferEngine::Publish() {
@@ -178,6 +209,10 @@ absl::StatusOr<SegmentId> TransferEngine::OpenSegment(const std::string& name) {
   }
   absl::StatusOr<SegmentDescriptor> descriptor = Fetch(name);
   if (!descriptor.ok()) return descriptor.status();
+  // A peer on this host whose memory is shared: map it now, once.
+  if (config_.enable_shm && name != name_ && descriptor->host_id == host_id_) {
+    shm_.Attach(*descriptor);
+  }
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = ids_.try_emplace(name, segments_.size() + 1);
   if (inserted) {
@@ -196,7 +231,19 @@ absl::StatusOr<SegmentDescriptor> TransferEngine::DescribeSegment(SegmentId id) 
   return segments_[id - 1];
 }
 
+std::string TransferEngine::TransportFor(SegmentId id) {
+  absl::StatusOr<SegmentDescriptor> descriptor = DescribeSegment(id);
+  if (!descriptor.ok()) return "";
+  if (descriptor->name == name_) return "memcpy";
+  // Any mapped buffer of the segment means shared memory is in use for it.
+  for (const BufferInfo& buffer : descriptor->buffers) {
+    if (shm_.Covers(descriptor->name, buffer.addr, buffer.length)) return "shm";
+  }
+  return "tcp";
+}
+
 void TransferEngine::RefreshSegment(const std::string& name) {
+  shm_.Detach(name);
   absl::MutexLock lock(&mu_);
   auto it = ids_.find(name);
   if (it != ids_.end()) segments_[it->second - 1].name.clear();  // refetched on next open
@@ -242,6 +289,11 @@ std::shared_ptr<TransferBatch> TransferEngine::Submit(
       }
       batch->AddSlices(i, 1);
       batch->CompleteSlice(i, absl::OkStatus());
+      continue;
+    }
+    if (shm_.Covers(name, r.remote_addr, r.length)) {
+      batch->AddSlices(i, 1);
+      batch->CompleteSlice(i, shm_.Copy(name, r.op, r.local, r.remote_addr, r.length));
       continue;
     }
     // A batch of one request runs in this thread: no handoff to a worker and back.

@@ -3,7 +3,8 @@
 // A process's segment is named "host:port" of its data endpoint. Peers find a segment's
 // descriptor (how to reach it, which buffers it has) in the metadata service, or, with
 // metadata_server "P2PHANDSHAKE", by asking the segment's own data endpoint. A transfer to this
-// process's own segment is a memcpy; to another, it goes over TCP.
+// process's own segment is a memcpy; to a process on the same host, into memory it allocated with
+// AllocateSharedMemory, a memcpy through shared memory; otherwise it goes over TCP.
 //
 // Safety: a request's local range must lie inside memory registered here, and the target checks the
 // remote range against its own registered memory before touching it; nothing outside registered
@@ -22,6 +23,9 @@
 #include "absl/synchronization/mutex.h"
 #include "engine/buffer_registry.h"
 #include "engine/segment_descriptor.h"
+#include "engine/shm/shared_memory.h"
+#include "engine/shm/shm_channel.h"
+#include "engine/shm/shm_transport.h"
 #include "engine/tcp/tcp_transport.h"
 #include "engine/transfer.h"
 
@@ -43,6 +47,8 @@ struct EngineConfig {
   std::string protocol = "tcp";  // "tcp" or "rdma"
   std::string device_name;       // rdma only
   std::string listen_address = "0.0.0.0";
+  // Use shared memory for peers on the same host (same boot id and network namespace).
+  bool enable_shm = true;
   int first_port = 12300;
   int last_port = 14300;
   tcp::TcpTransportOptions tcp;
@@ -59,6 +65,12 @@ class TransferEngine {
 
   const std::string& segment_name() const { return name_; }
 
+  // Memory that peers on this host can map (shared memory, see shm/shared_memory.h). Register it
+  // (whole or in parts) to make it part of the segment; peers on the same host then copy directly.
+  // Allocation does not touch the pages.
+  absl::StatusOr<void*> AllocateSharedMemory(uint64_t size);
+  absl::Status FreeSharedMemory(void* addr);
+
   // Makes [addr, addr + length) reachable by peers. INVALID_PARAMS for an empty, wrapping or
   // overlapping range.
   absl::Status RegisterMemory(void* addr, size_t length, std::string location = "cpu:0");
@@ -70,6 +82,9 @@ class TransferEngine {
   // Resolves a segment by name (cached). SEGMENT_NOT_FOUND if the metadata service does not know
   // it; TRANSFER_FAIL if its endpoint does not answer a handshake.
   absl::StatusOr<SegmentId> OpenSegment(const std::string& name);
+  // Which transport requests to an opened segment use by default: "memcpy", "shm" or "tcp".
+  std::string TransportFor(SegmentId id);
+
   // The descriptor of an opened segment: its endpoint and buffers. INVALID_PARAMS for an id that
   // was not opened.
   absl::StatusOr<SegmentDescriptor> DescribeSegment(SegmentId id);
@@ -94,6 +109,9 @@ class TransferEngine {
   std::string host_;
   std::string host_id_;
   BufferRegistry registry_;
+  shm::SharedMemory shared_;
+  std::unique_ptr<shm::ShmServer> shm_server_;
+  shm::ShmTransport shm_;
   std::unique_ptr<tcp::TcpDataServer> server_;
   std::unique_ptr<tcp::TcpTransport> tcp_;
   std::unique_ptr<http::HttpClient> metadata_;

@@ -283,3 +283,77 @@ TEST_F(TransferEngineTest, DataServerRejectsHostileFrames) {
 
 }  // namespace
 }  // namespace mooncake::engine
+
+namespace mooncake::engine {
+namespace {
+
+// Two engines in one process share the host and the network namespace, so memory the target
+// allocated as shared is reached through shared memory, not TCP.
+TEST(SharedMemoryTransportTest, SameHostPeersCopyThroughSharedMemory) {
+  auto target = MakeEngine();
+  auto initiator = MakeEngine();
+  auto shared = target->AllocateSharedMemory(4 << 20);
+  ASSERT_TRUE(shared.ok()) << shared.status();
+  auto* remote = static_cast<uint8_t*>(*shared);
+  ASSERT_TRUE(target->RegisterMemory(remote, 4 << 20).ok());
+  std::vector<uint8_t> local(1 << 20);
+  ASSERT_TRUE(initiator->RegisterMemory(local.data(), local.size()).ok());
+  auto segment = initiator->OpenSegment(target->segment_name());
+  ASSERT_TRUE(segment.ok()) << segment.status();
+  EXPECT_EQ(initiator->TransportFor(*segment), "shm");
+
+  const uint64_t base = reinterpret_cast<uint64_t>(remote);
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 50; ++i) {
+    const size_t length = 1 + rng() % local.size();
+    const size_t offset = rng() % ((4 << 20) - length);
+    Fill(local.data(), length, i);
+    auto wrote =
+        initiator->Submit({{TransferOp::kWrite, local.data(), *segment, base + offset, length}})
+            ->Wait();
+    ASSERT_TRUE(wrote[0].ok()) << wrote[0];
+    ASSERT_EQ(std::memcmp(remote + offset, local.data(), length), 0);
+    std::memset(local.data(), 0, length);
+    auto read =
+        initiator->Submit({{TransferOp::kRead, local.data(), *segment, base + offset, length}})
+            ->Wait();
+    ASSERT_TRUE(read[0].ok());
+    ASSERT_EQ(std::memcmp(remote + offset, local.data(), length), 0);
+  }
+  // Past the end of the shared buffer: refused without a byte copied.
+  remote[(4 << 20) - 1] = 0x77;
+  auto outside =
+      initiator->Submit({{TransferOp::kWrite, local.data(), *segment, base + (4 << 20) - 10, 20}})
+          ->Wait();
+  EXPECT_EQ(ErrorCodeOf(outside[0]), ErrorCode::TRANSFER_FAIL);
+  EXPECT_EQ(remote[(4 << 20) - 1], 0x77);
+
+  // Memory freed while registered is refused; unregistered first, it goes.
+  EXPECT_EQ(ErrorCodeOf(target->FreeSharedMemory(remote)), ErrorCode::INVALID_PARAMS);
+  ASSERT_TRUE(target->UnregisterMemory(remote).ok());
+  EXPECT_TRUE(target->FreeSharedMemory(remote).ok());
+}
+
+TEST(SharedMemoryTransportTest, DisabledShmOrPlainMemoryUsesTcp) {
+  auto target = MakeEngine();
+  EngineConfig no_shm = LoopbackConfig();
+  no_shm.enable_shm = false;
+  auto initiator = MakeEngine(no_shm);
+  auto shared = target->AllocateSharedMemory(1 << 20);
+  ASSERT_TRUE(shared.ok());
+  ASSERT_TRUE(target->RegisterMemory(*shared, 1 << 20).ok());
+  auto segment = initiator->OpenSegment(target->segment_name());
+  ASSERT_TRUE(segment.ok());
+  EXPECT_EQ(initiator->TransportFor(*segment), "tcp");
+
+  auto other = MakeEngine();
+  std::vector<uint8_t> plain(1 << 16);
+  ASSERT_TRUE(other->RegisterMemory(plain.data(), plain.size()).ok());
+  auto with_shm = MakeEngine();
+  auto plain_segment = with_shm->OpenSegment(other->segment_name());
+  ASSERT_TRUE(plain_segment.ok());
+  EXPECT_EQ(with_shm->TransportFor(*plain_segment), "tcp");  // not shared memory: nothing to map
+}
+
+}  // namespace
+}  // namespace mooncake::engine

@@ -141,6 +141,13 @@ TEST(BenchCliTest, TransferBenchBetweenATargetAndAnInitiator) {
     EXPECT_GT(summary["gb_per_s"].get<double>(), 0);
     EXPECT_GT(summary["requests"].get<int>(), 0);
   }
+  // The same target through shared memory (it is on this host).
+  test::RunResult shm = test::RunCommand(
+      {MOONCAKE_BINARY, "bench", "transfer", "--target", segment, "--protocol", "shm", "--op",
+       "read", "--block-size", "1MiB", "--batch-size", "4", "--duration", "300ms"},
+      absl::Seconds(60));
+  ASSERT_EQ(shm.status, 0) << shm.output;
+  EXPECT_EQ(LastJsonLine(shm.output)["protocol"], "shm");
   // A batch larger than the target's buffer is a usage error, not a crash.
   EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "transfer", "--target", segment,
                               "--block-size", "64MiB", "--batch-size", "2"})
