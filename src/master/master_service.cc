@@ -389,39 +389,33 @@ absl::StatusOr<uint64_t> MasterService::RemoveByRegex(std::string_view pattern) 
     return MakeError(ErrorCode::INVALID_PARAMS,
                      fmt::format("invalid regex '{}': {}", pattern, regex.error()));
   }
-  uint64_t removed = 0;
-  for (Shard& shard : shards_) {
-    absl::MutexLock lock(&shard.mu);
-    const int64_t now = clock_->NowMicros();
-    for (auto it = shard.objects.begin(); it != shard.objects.end();) {
-      auto next = std::next(it);
-      if (it->second.state == State::kComplete && !Leased(it->second, now) &&
-          RE2::PartialMatch(re2::StringPiece(it->first.data(), it->first.size()), regex)) {
-        EraseLocked(shard, it);
-        ++removed;
-      }
-      it = next;
-    }
-  }
+  const uint64_t removed = RemoveUnleasedWhere([&regex](const std::string& key) {
+    return RE2::PartialMatch(re2::StringPiece(key.data(), key.size()), regex);
+  });
   CountOp("remove_by_regex", removed, 0);
   return removed;
 }
 
 uint64_t MasterService::RemoveAll() {
+  const uint64_t removed = RemoveUnleasedWhere([](const std::string&) { return true; });
+  CountOp("remove_all", removed, 0);
+  return removed;
+}
+
+uint64_t MasterService::RemoveUnleasedWhere(absl::FunctionRef<bool(const std::string&)> match) {
   uint64_t removed = 0;
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
     const int64_t now = clock_->NowMicros();
     for (auto it = shard.objects.begin(); it != shard.objects.end();) {
       auto next = std::next(it);
-      if (it->second.state == State::kComplete && !Leased(it->second, now)) {
+      if (it->second.state == State::kComplete && !Leased(it->second, now) && match(it->first)) {
         EraseLocked(shard, it);
         ++removed;
       }
       it = next;
     }
   }
-  CountOp("remove_all", removed, 0);
   return removed;
 }
 

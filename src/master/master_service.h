@@ -181,6 +181,8 @@ class MasterService {
       std::string_view op, std::string_view client_id, absl::Span<const std::string> keys,
       bool complete_is_done,
       absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator)> finish);
+  // Removes complete, unleased objects whose key `match`es; returns how many.
+  uint64_t RemoveUnleasedWhere(absl::FunctionRef<bool(const std::string&)> match);
   // Drops replicas on `segment` from every object; removes objects left with none.
   void DropSegmentReplicas(SegmentId segment);
   void CountOp(std::string_view op, size_t keys, size_t errors);

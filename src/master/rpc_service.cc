@@ -174,6 +174,21 @@ void RegisterPerKey(http::HttpServer& server, MasterService& service, const std:
                    });
 }
 
+// One JSON entry per successful key (made by `to_json`), the status per failed one.
+template <typename T, typename ToJson>
+Results ToResults(std::vector<absl::StatusOr<T>> values, ToJson to_json) {
+  Results out;
+  out.reserve(values.size());
+  for (absl::StatusOr<T>& value : values) {
+    if (value.ok()) {
+      out.push_back(to_json(*value));
+    } else {
+      out.push_back(value.status());
+    }
+  }
+  return out;
+}
+
 Results FromStatuses(std::vector<absl::Status> statuses) {
   Results out;
   out.reserve(statuses.size());
@@ -281,13 +296,10 @@ void RegisterRpcRoutes(http::HttpServer& server, MasterService& service) {
                    }
                    if (!config.ok()) return config.status();
                    if (!sizes_error.ok()) return sizes_error;
-                   for (auto& placed : service.PutStart(request.client_id, items, *config)) {
-                     if (!placed.ok()) {
-                       out.push_back(placed.status());
-                       continue;
-                     }
-                     out.push_back(json{{"replicas", LocationsJson(*placed, 0)}});
-                   }
+                   out = ToResults(service.PutStart(request.client_id, items, *config),
+                                   [](const std::vector<ReplicaLocation>& placed) {
+                                     return json{{"replicas", LocationsJson(placed, 0)}};
+                                   });
                    // The size of each replica is the object's.
                    for (size_t i = 0; i < out.size(); ++i) {
                      if (!out[i].ok()) continue;
@@ -305,39 +317,19 @@ void RegisterRpcRoutes(http::HttpServer& server, MasterService& service) {
                  });
   RegisterPerKey(server, service, "GetReplicaList", false,
                  [&service](const json&, const Request& request) -> absl::StatusOr<Results> {
-                   Results out;
-                   for (auto& list : service.GetReplicaList(request.keys)) {
-                     if (list.ok()) {
-                       out.push_back(ReplicaListJson(*list));
-                     } else {
-                       out.push_back(list.status());
-                     }
-                   }
-                   return out;
+                   return ToResults(service.GetReplicaList(request.keys), ReplicaListJson);
                  });
   RegisterPerKey(server, service, "ExistKey", false,
                  [&service](const json&, const Request& request) -> absl::StatusOr<Results> {
-                   Results out;
-                   for (auto& exists : service.ExistKey(request.keys)) {
-                     if (exists.ok()) {
-                       out.push_back(json{{"exists", *exists}});
-                     } else {
-                       out.push_back(exists.status());
-                     }
-                   }
-                   return out;
+                   return ToResults(service.ExistKey(request.keys), [](bool exists) {
+                     return json{{"exists", exists}};
+                   });
                  });
   RegisterPerKey(server, service, "GetSize", false,
                  [&service](const json&, const Request& request) -> absl::StatusOr<Results> {
-                   Results out;
-                   for (auto& size : service.GetSize(request.keys)) {
-                     if (size.ok()) {
-                       out.push_back(json{{"size", *size}});
-                     } else {
-                       out.push_back(size.status());
-                     }
-                   }
-                   return out;
+                   return ToResults(service.GetSize(request.keys), [](uint64_t size) {
+                     return json{{"size", size}};
+                   });
                  });
   RegisterPerKey(server, service, "Remove", false,
                  [&service](const json& body, const Request& request) -> absl::StatusOr<Results> {
