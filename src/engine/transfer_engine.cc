@@ -176,29 +176,10 @@ absl::StatusOr<SegmentDescriptor> TransferEngine::Fetch(const std::string& name)
     return DecodeDescriptor(got->body);
   }
   // P2P handshake: ask the segment's own data endpoint.
-  std::string host;
-  int port = 0;
-  if (absl::Status s = tcp::SplitHostPort(name, &host, &port); !s.ok()) return s;
-  absl::StatusOr<int> fd = tcp::ConnectTo(host, port, config_.tcp.connect_timeout);
-  if (!fd.ok()) return fd.status();
-  tcp::SetIoTimeout(*fd, config_.tcp.io_timeout);
-  const auto request = tcp::EncodeRequest(tcp::RequestHeader{tcp::Opcode::kDescribe, 0, 0, 0});
-  uint8_t raw[tcp::kResponseHeaderSize];
-  absl::Status status = tcp::SendAll(*fd, request.data(), request.size());
-  if (status.ok()) status = tcp::RecvAll(*fd, raw, sizeof(raw));
-  std::string body;
-  if (status.ok()) {
-    absl::StatusOr<tcp::ResponseHeader> header = tcp::DecodeResponse(raw);
-    if (!header.ok() || header->status != 0 || header->length > tcp::kMaxResponseMetadata) {
-      status = MakeError(ErrorCode::TRANSFER_FAIL, fmt::format("{} refused a handshake", name));
-    } else {
-      body.resize(header->length);
-      status = tcp::RecvAll(*fd, body.data(), body.size());
-    }
-  }
-  close(*fd);
-  if (!status.ok()) return status;
-  return DecodeDescriptor(body);
+  absl::StatusOr<std::string> body =
+      tcp::CallPeer(name, static_cast<uint8_t>(tcp::Opcode::kDescribe), {}, config_.tcp);
+  if (!body.ok()) return body.status();
+  return DecodeDescriptor(*body);
 }
 
 absl::StatusOr<SegmentId> TransferEngine::OpenSegment(const std::string& name) {

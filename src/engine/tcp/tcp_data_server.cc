@@ -54,8 +54,11 @@ absl::StatusOr<int> Listen(const std::string& host, int port) {
 }  // namespace
 
 TcpDataServer::TcpDataServer(const BufferRegistry* registry, std::function<std::string()> describe,
-                             absl::Duration io_timeout)
-    : registry_(registry), describe_(std::move(describe)), io_timeout_(io_timeout) {}
+                             absl::Duration io_timeout, HandshakeHandler handshake)
+    : registry_(registry),
+      describe_(std::move(describe)),
+      handshake_(std::move(handshake)),
+      io_timeout_(io_timeout) {}
 
 TcpDataServer::~TcpDataServer() { Stop(); }
 
@@ -158,6 +161,21 @@ bool TcpDataServer::ServeOne(int fd) {
     return false;
   }
   const uint64_t id = header->request_id;
+  if (header->opcode == Opcode::kHandshake) {
+    std::string request(header->length, '\0');
+    if (!RecvAll(fd, request.data(), request.size()).ok()) return false;
+    absl::StatusOr<std::string> answer =
+        handshake_ ? handshake_(request)
+                   : MakeError(ErrorCode::NOT_SUPPORTED, "this endpoint offers no RDMA");
+    if (!answer.ok()) {
+      SendError(fd, id, answer.status());
+      return false;
+    }
+    const auto response = EncodeResponse(ResponseHeader{0, id, answer->size()});
+    iovec iov[2] = {{const_cast<uint8_t*>(response.data()), response.size()},
+                    {answer->data(), answer->size()}};
+    return SendAll(fd, iov, 2).ok();
+  }
   if (header->opcode == Opcode::kDescribe) {
     const std::string descriptor = describe_();
     const auto response = EncodeResponse(ResponseHeader{0, id, descriptor.size()});

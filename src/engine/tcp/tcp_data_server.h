@@ -18,6 +18,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "engine/buffer_registry.h"
@@ -26,9 +27,12 @@ namespace mooncake::engine::tcp {
 
 class TcpDataServer {
  public:
-  // `describe` returns the segment descriptor (JSON) for DESCRIBE requests.
+  // `describe` returns the segment descriptor (JSON) for DESCRIBE requests; `handshake` answers
+  // HANDSHAKE requests (none: they are refused with NOT_SUPPORTED).
+  using HandshakeHandler = std::function<absl::StatusOr<std::string>(std::string_view request)>;
   TcpDataServer(const BufferRegistry* registry, std::function<std::string()> describe,
-                absl::Duration io_timeout = absl::Seconds(10));
+                absl::Duration io_timeout = absl::Seconds(10),
+                HandshakeHandler handshake = nullptr);
   ~TcpDataServer();  // Stop()
 
   // Listens on host:port; port 0 takes the first free one in [first_port, last_port], or any
@@ -45,6 +49,7 @@ class TcpDataServer {
 
   const BufferRegistry* registry_;
   const std::function<std::string()> describe_;
+  const HandshakeHandler handshake_;
   const absl::Duration io_timeout_;
   int listen_fd_ = -1;
   int port_ = 0;

@@ -52,13 +52,20 @@ absl::StatusOr<RequestHeader> DecodeRequest(const uint8_t* bytes) {
   if (Get32(bytes) != kMagic) return Invalid("bad magic: not a mooncake data request");
   RequestHeader header;
   const uint8_t opcode = bytes[4];
-  if (opcode < 1 || opcode > 3) return Invalid(fmt::format("unknown opcode {}", opcode));
+  if (opcode < 1 || opcode > 4) return Invalid(fmt::format("unknown opcode {}", opcode));
   if (bytes[5] != 0 || bytes[6] != 0 || bytes[7] != 0)
     return Invalid("reserved bytes are not zero");
   header.opcode = static_cast<Opcode>(opcode);
   header.request_id = Get64(&bytes[8]);
   header.remote_addr = Get64(&bytes[16]);
   header.length = Get64(&bytes[24]);
+  if (header.opcode == Opcode::kHandshake) {
+    if (header.remote_addr != 0 || header.length == 0 || header.length > kMaxHandshakeLength) {
+      return Invalid(
+          fmt::format("a HANDSHAKE carries 1..{} bytes and no address", kMaxHandshakeLength));
+    }
+    return header;
+  }
   if (header.opcode == Opcode::kDescribe) {
     if (header.length != 0 || header.remote_addr != 0) {
       return Invalid("a DESCRIBE request carries no address or length");

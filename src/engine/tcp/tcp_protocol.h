@@ -28,7 +28,12 @@ inline constexpr uint64_t kMaxRequestLength = uint64_t{1} << 30;
 // The longest error message or descriptor a response may carry.
 inline constexpr uint64_t kMaxResponseMetadata = 16u << 20;
 
-enum class Opcode : uint8_t { kRead = 1, kWrite = 2, kDescribe = 3 };
+// kHandshake carries `length` bytes of JSON (an RDMA queue pair to connect) and is answered with
+// JSON; its remote address is 0.
+enum class Opcode : uint8_t { kRead = 1, kWrite = 2, kDescribe = 3, kHandshake = 4 };
+
+// The longest handshake a request may carry.
+inline constexpr uint64_t kMaxHandshakeLength = 64u << 10;
 
 struct RequestHeader {
   Opcode opcode = Opcode::kRead;
@@ -47,7 +52,8 @@ std::array<uint8_t, kRequestHeaderSize> EncodeRequest(const RequestHeader& heade
 std::array<uint8_t, kResponseHeaderSize> EncodeResponse(const ResponseHeader& header);
 
 // INVALID_PARAMS naming the problem: bad magic, unknown opcode, nonzero reserved bytes, a length
-// over kMaxRequestLength, an address range that wraps past 2^64, or a DESCRIBE with a length.
+// over kMaxRequestLength, an address range that wraps past 2^64, a DESCRIBE with a length, or a
+// HANDSHAKE with an address or a length outside 1..kMaxHandshakeLength.
 absl::StatusOr<RequestHeader> DecodeRequest(const uint8_t* bytes);
 absl::StatusOr<ResponseHeader> DecodeResponse(const uint8_t* bytes);
 

@@ -177,6 +177,42 @@ class TcpTransport::Peer {
   std::vector<std::thread> workers_;  // started under mu_, joined in the destructor
 };
 
+absl::StatusOr<std::string> CallPeer(const std::string& endpoint, uint8_t opcode,
+                                     std::string_view payload, const TcpTransportOptions& options) {
+  std::string host;
+  int port = 0;
+  if (absl::Status s = SplitHostPort(endpoint, &host, &port); !s.ok()) return s;
+  absl::StatusOr<int> fd = ConnectTo(host, port, options.connect_timeout);
+  if (!fd.ok()) return fd.status();
+  SetIoTimeout(*fd, options.io_timeout);
+  const auto request =
+      EncodeRequest(RequestHeader{static_cast<Opcode>(opcode), 0, 0, payload.size()});
+  iovec iov[2] = {{const_cast<uint8_t*>(request.data()), request.size()},
+                  {const_cast<char*>(payload.data()), payload.size()}};
+  uint8_t raw[kResponseHeaderSize];
+  absl::Status status = SendAll(*fd, iov, payload.empty() ? 1 : 2);
+  if (status.ok()) status = RecvAll(*fd, raw, sizeof(raw));
+  std::string body;
+  absl::StatusOr<ResponseHeader> header = MakeError(ErrorCode::TRANSFER_FAIL, "no response");
+  if (status.ok()) header = DecodeResponse(raw);
+  if (status.ok() && (!header.ok() || header->length > kMaxResponseMetadata)) {
+    status =
+        MakeError(ErrorCode::TRANSFER_FAIL, fmt::format("{} sent a malformed response", endpoint));
+  }
+  if (status.ok()) {
+    body.resize(header->length);
+    status = RecvAll(*fd, body.data(), body.size());
+  }
+  close(*fd);
+  if (!status.ok()) return status;
+  if (header->status != 0) {
+    const auto code = IsKnownErrorCode(header->status) ? static_cast<ErrorCode>(header->status)
+                                                       : ErrorCode::TRANSFER_FAIL;
+    return MakeError(code, fmt::format("{}: {}", endpoint, body));
+  }
+  return body;
+}
+
 TcpTransport::TcpTransport(TcpTransportOptions options) : options_(options) {}
 
 TcpTransport::~TcpTransport() {

@@ -18,6 +18,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "engine/transfer.h"
@@ -39,6 +40,12 @@ struct Slice {
   std::shared_ptr<TransferBatch> batch;
   size_t index;  // of the request within the batch
 };
+
+// One request of `opcode` (DESCRIBE or HANDSHAKE, with `payload`) to the data server at `endpoint`
+// on a connection of its own; returns the response's payload. TRANSFER_FAIL when the peer cannot be
+// reached or does not answer in time; the peer's own code when it refuses.
+absl::StatusOr<std::string> CallPeer(const std::string& endpoint, uint8_t opcode,
+                                     std::string_view payload, const TcpTransportOptions& options);
 
 class TcpTransport {
  public:
