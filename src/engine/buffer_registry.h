@@ -23,6 +23,7 @@ struct BufferInfo {
   std::string location;  // e.g. "cpu:0"; opaque to the engine
   uint64_t shm_id = 0;   // the shared allocation holding it (0: not shared memory)
   uint64_t shm_offset = 0;
+  std::vector<uint32_t> rkeys;  // RDMA remote keys, one per NIC of the segment (empty: no RDMA)
 };
 
 class BufferRegistry {

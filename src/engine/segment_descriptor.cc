@@ -16,9 +16,15 @@ std::string EncodeDescriptor(const SegmentDescriptor& d) {
       buffer["shm_id"] = b.shm_id;
       buffer["shm_offset"] = b.shm_offset;
     }
+    if (!b.rkeys.empty()) buffer["rkeys"] = b.rkeys;
     buffers.push_back(std::move(buffer));
   }
+  nlohmann::json nics = nlohmann::json::array();
+  for (const RdmaNic& nic : d.rdma_nics) {
+    nics.push_back({{"name", nic.name}, {"lid", nic.lid}, {"gid", nic.gid}});
+  }
   return nlohmann::json{{"name", d.name},
+                        {"rdma", nics},
                         {"host_id", d.host_id},
                         {"shm_server", d.shm_server},
                         {"tcp", {{"host", d.tcp_host}, {"port", d.tcp_port}}},
@@ -59,7 +65,31 @@ absl::StatusOr<SegmentDescriptor> DecodeDescriptor(std::string_view text) {
       info.shm_id = b["shm_id"];
       info.shm_offset = b["shm_offset"];
     }
+    if (b.contains("rkeys") && b["rkeys"].is_array()) {
+      for (const nlohmann::json& key : b["rkeys"]) {
+        if (!key.is_number_unsigned() || key.get<uint64_t>() > UINT32_MAX) {
+          return bad("'rkeys' must be 32-bit unsigned integers");
+        }
+        info.rkeys.push_back(key.get<uint32_t>());
+      }
+    }
     d.buffers.push_back(std::move(info));
+  }
+  if (j.contains("rdma") && j["rdma"].is_array()) {
+    for (const nlohmann::json& nic : j["rdma"]) {
+      if (!nic.is_object() || !nic.contains("name") || !nic["name"].is_string() ||
+          !nic.contains("lid") || !nic["lid"].is_number_unsigned() ||
+          nic["lid"].get<uint64_t>() > 65535 || !nic.contains("gid") || !nic["gid"].is_string() ||
+          nic["gid"].get<std::string>().size() != 32) {
+        return bad("each 'rdma' NIC needs a name, a 16-bit lid and a 32-hex-digit gid");
+      }
+      d.rdma_nics.push_back(RdmaNic{nic["name"], nic["lid"].get<uint16_t>(), nic["gid"]});
+    }
+  }
+  for (const BufferInfo& b : d.buffers) {
+    if (!b.rkeys.empty() && b.rkeys.size() != d.rdma_nics.size()) {
+      return bad("a buffer needs one rkey per RDMA NIC");
+    }
   }
   return d;
 }

@@ -6,6 +6,8 @@
 //    "buffers": [{"addr": 140203012341760, "length": 4294967296, "location": "cpu:0",
 //                 "shm_id": 1, "shm_offset": 0}]}
 // shm_id/shm_offset say which shared allocation holds a buffer (absent: not shared memory).
+// With RDMA: "rdma": [{"name": "mlx5_0", "lid": 3, "gid": "fe80..."}] and per buffer
+// "rkeys": [one per NIC, in that order].
 #pragma once
 
 #include <string>
@@ -16,6 +18,13 @@
 
 namespace mooncake::engine {
 
+// An RDMA NIC of a segment: where its queue pairs live.
+struct RdmaNic {
+  std::string name;
+  uint16_t lid = 0;
+  std::string gid;  // 32 hex digits
+};
+
 struct SegmentDescriptor {
   std::string name;  // "host:port" of the data endpoint
   // Boot id and network namespace: equal host ids mean one host where shared memory works.
@@ -24,6 +33,7 @@ struct SegmentDescriptor {
   std::string tcp_host;
   int tcp_port = 0;
   std::vector<BufferInfo> buffers;
+  std::vector<RdmaNic> rdma_nics;  // empty: the segment offers no RDMA
 };
 
 std::string SegmentKey(const std::string& name);  // the metadata key of a segment

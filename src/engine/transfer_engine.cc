@@ -8,7 +8,6 @@
 #include "common/error_code.h"
 #include "common/logging.h"
 #include "common/strings.h"
-#include "engine/rdma/device_probe.h"
 #include "engine/tcp/socket_io.h"
 #include "engine/tcp/tcp_data_server.h"
 #include "engine/tcp/tcp_protocol.h"
@@ -36,19 +35,7 @@ std::string HostId() {
 TransferEngine::TransferEngine(EngineConfig config) : config_(std::move(config)) {}
 
 absl::StatusOr<std::unique_ptr<TransferEngine>> TransferEngine::Create(EngineConfig config) {
-  if (config.protocol == "rdma") {
-    std::vector<std::string> devices = ListRdmaDevices();
-    std::string found;
-    for (const std::string& d : devices) found += (found.empty() ? "" : ", ") + d;
-    return MakeError(devices.empty() ? ErrorCode::INVALID_PARAMS : ErrorCode::NOT_SUPPORTED,
-                     devices.empty()
-                         ? std::string("protocol rdma: no RDMA device found on this host "
-                                       "(found: none); use protocol tcp")
-                         : fmt::format("protocol rdma: the RDMA transport is not built yet "
-                                       "(devices found: {})",
-                                       found));
-  }
-  if (config.protocol != "tcp") {
+  if (config.protocol != "tcp" && config.protocol != "rdma") {
     return MakeError(ErrorCode::INVALID_PARAMS,
                      fmt::format("unknown protocol '{}' (expected tcp or rdma)", config.protocol));
   }
@@ -85,8 +72,23 @@ absl::Status TransferEngine::Start() {
       shm_server_.reset();
     }
   }
+  if (config_.protocol == "rdma") {
+    verbs_ = config_.verbs ? config_.verbs : std::shared_ptr<rdma::Verbs>(rdma::MakeIbVerbs());
+    auto handshake = [this](const std::string& endpoint, const std::string& request) {
+      return tcp::CallPeer(endpoint, static_cast<uint8_t>(tcp::Opcode::kHandshake), request,
+                           config_.tcp);
+    };
+    absl::StatusOr<std::unique_ptr<rdma::RdmaTransport>> rdma =
+        rdma::RdmaTransport::Create(verbs_.get(), config_.device_name, handshake, config_.rdma);
+    if (!rdma.ok()) return rdma.status();
+    rdma_ = *std::move(rdma);
+  }
   server_ = std::make_unique<tcp::TcpDataServer>(
-      &registry_, [this] { return Describe(); }, config_.tcp.io_timeout);
+      &registry_, [this] { return Describe(); }, config_.tcp.io_timeout,
+      [this](std::string_view request) -> absl::StatusOr<std::string> {
+        if (!rdma_) return MakeError(ErrorCode::NOT_SUPPORTED, "this endpoint offers no RDMA");
+        return rdma_->AcceptHandshake(request);
+      });
   if (absl::Status s =
           server_->Start(config_.listen_address, port, config_.first_port, config_.last_port);
       !s.ok()) {
@@ -104,6 +106,7 @@ TransferEngine::~TransferEngine() {
   }
   tcp_.reset();
   if (server_) server_->Stop();
+  rdma_.reset();
   if (shm_server_) shm_server_->Stop();
 }
 
@@ -114,10 +117,11 @@ std::string TransferEngine::Describe() const {
       buffer.shm_id = region->id;
       buffer.shm_offset = buffer.addr - region->addr;
     }
+    if (rdma_) buffer.rkeys = rdma_->RemoteKeys(buffer.addr);
   }
-  return EncodeDescriptor(SegmentDescriptor{name_, host_id_,
-                                            shm_server_ ? shm_server_->name() : std::string(),
-                                            host_, server_ ? server_->port() : 0, buffers});
+  return EncodeDescriptor(SegmentDescriptor{
+      name_, host_id_, shm_server_ ? shm_server_->name() : std::string(), host_,
+      server_ ? server_->port() : 0, buffers, rdma_ ? rdma_->nics() : std::vector<RdmaNic>()});
 }
 
 absl::StatusOr<void*> TransferEngine::AllocateSharedMemory(uint64_t size) {
@@ -152,11 +156,18 @@ absl::Status TransferEngine::RegisterMemory(void* addr, size_t length, std::stri
       !s.ok()) {
     return s;
   }
+  if (rdma_) {
+    if (absl::Status s = rdma_->Register(addr, length); !s.ok()) {
+      registry_.Unregister(reinterpret_cast<uint64_t>(addr)).IgnoreError();
+      return s;
+    }
+  }
   return Publish();
 }
 
 absl::Status TransferEngine::UnregisterMemory(void* addr) {
   if (absl::Status s = registry_.Unregister(reinterpret_cast<uint64_t>(addr)); !s.ok()) return s;
+  if (rdma_) rdma_->Deregister(addr).IgnoreError();
   return Publish();
 }
 
@@ -186,7 +197,7 @@ absl::StatusOr<SegmentId> TransferEngine::OpenSegment(const std::string& name) {
   {
     absl::MutexLock lock(&mu_);
     auto it = ids_.find(name);
-    if (it != ids_.end() && !segments_[it->second - 1].name.empty()) return it->second;
+    if (it != ids_.end() && segments_[it->second - 1]) return it->second;
   }
   absl::StatusOr<SegmentDescriptor> descriptor = Fetch(name);
   if (!descriptor.ok()) return descriptor.status();
@@ -196,10 +207,11 @@ absl::StatusOr<SegmentId> TransferEngine::OpenSegment(const std::string& name) {
   }
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = ids_.try_emplace(name, segments_.size() + 1);
+  auto shared = std::make_shared<const SegmentDescriptor>(*std::move(descriptor));
   if (inserted) {
-    segments_.push_back(*std::move(descriptor));
+    segments_.push_back(std::move(shared));
   } else {
-    segments_[it->second - 1] = *std::move(descriptor);
+    segments_[it->second - 1] = std::move(shared);
   }
   return it->second;
 }
@@ -209,7 +221,10 @@ absl::StatusOr<SegmentDescriptor> TransferEngine::DescribeSegment(SegmentId id) 
   if (id == 0 || id > segments_.size()) {
     return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("segment id {} was not opened", id));
   }
-  return segments_[id - 1];
+  if (!segments_[id - 1]) {
+    return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("segment id {} was refreshed", id));
+  }
+  return *segments_[id - 1];
 }
 
 std::string TransferEngine::TransportFor(SegmentId id) {
@@ -220,6 +235,7 @@ std::string TransferEngine::TransportFor(SegmentId id) {
   for (const BufferInfo& buffer : descriptor->buffers) {
     if (shm_.Covers(descriptor->name, buffer.addr, buffer.length)) return "shm";
   }
+  if (rdma_ && !descriptor->rdma_nics.empty()) return "rdma";
   return "tcp";
 }
 
@@ -227,7 +243,7 @@ void TransferEngine::RefreshSegment(const std::string& name) {
   shm_.Detach(name);
   absl::MutexLock lock(&mu_);
   auto it = ids_.find(name);
-  if (it != ids_.end()) segments_[it->second - 1].name.clear();  // refetched on next open
+  if (it != ids_.end()) segments_[it->second - 1].reset();  // refetched on next open
 }
 
 std::shared_ptr<TransferBatch> TransferEngine::Submit(
@@ -242,18 +258,17 @@ std::shared_ptr<TransferBatch> TransferEngine::Submit(
                                            local, r.length)));
       continue;
     }
-    std::string name, endpoint;
+    std::shared_ptr<const SegmentDescriptor> target;
     {
       absl::MutexLock lock(&mu_);
-      if (r.segment == 0 || r.segment > segments_.size()) {
-        batch->Fail(i, MakeError(ErrorCode::INVALID_PARAMS,
-                                 fmt::format("segment id {} was not opened", r.segment)));
-        continue;
-      }
-      const SegmentDescriptor& target = segments_[r.segment - 1];
-      name = target.name;
-      endpoint = fmt::format("{}:{}", target.tcp_host, target.tcp_port);
+      if (r.segment != 0 && r.segment <= segments_.size()) target = segments_[r.segment - 1];
     }
+    if (!target) {
+      batch->Fail(i, MakeError(ErrorCode::INVALID_PARAMS,
+                               fmt::format("segment id {} is not open", r.segment)));
+      continue;
+    }
+    const std::string& name = target->name;
     if (name == name_) {
       // Our own segment: both ranges are checked, then one memcpy.
       if (!registry_.Contains(r.remote_addr, r.length)) {
@@ -277,8 +292,13 @@ std::shared_ptr<TransferBatch> TransferEngine::Submit(
       batch->CompleteSlice(i, shm_.Copy(name, r.op, r.local, r.remote_addr, r.length));
       continue;
     }
+    if (rdma_ && rdma_->CanReach(*target, r.remote_addr, r.length)) {
+      rdma_->Submit(target, r.op, local, r.remote_addr, r.length, batch, i);
+      continue;
+    }
     // A batch of one request runs in this thread: no handoff to a worker and back.
-    tcp_->Submit(endpoint, r.op, local, r.remote_addr, r.length, batch, i,
+    tcp_->Submit(fmt::format("{}:{}", target->tcp_host, target->tcp_port), r.op, local,
+                 r.remote_addr, r.length, batch, i,
                  /*may_run_inline=*/requests.size() == 1);
   }
   return batch;

@@ -22,6 +22,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/buffer_registry.h"
+#include "engine/rdma/rdma_transport.h"
+#include "engine/rdma/verbs.h"
 #include "engine/segment_descriptor.h"
 #include "engine/shm/shared_memory.h"
 #include "engine/shm/shm_channel.h"
@@ -52,6 +54,10 @@ struct EngineConfig {
   int first_port = 12300;
   int last_port = 14300;
   tcp::TcpTransportOptions tcp;
+  rdma::RdmaOptions rdma;
+  // The verbs implementation for protocol rdma; null means libibverbs. Tests put a software
+  // stand-in here.
+  std::shared_ptr<rdma::Verbs> verbs;
 };
 
 class TransferEngine {
@@ -114,12 +120,15 @@ class TransferEngine {
   shm::ShmTransport shm_;
   std::unique_ptr<tcp::TcpDataServer> server_;
   std::unique_ptr<tcp::TcpTransport> tcp_;
+  std::shared_ptr<rdma::Verbs> verbs_;
+  std::unique_ptr<rdma::RdmaTransport> rdma_;
   std::unique_ptr<http::HttpClient> metadata_;
   std::string metadata_path_;
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, SegmentId> ids_ ABSL_GUARDED_BY(mu_);
-  std::vector<SegmentDescriptor> segments_ ABSL_GUARDED_BY(mu_);  // index = SegmentId - 1
+  // index = SegmentId - 1; null after RefreshSegment
+  std::vector<std::shared_ptr<const SegmentDescriptor>> segments_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace mooncake::engine

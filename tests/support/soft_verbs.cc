@@ -238,6 +238,12 @@ bool SoftFabric::TakeInjectedFailure(const std::string& name) {
   return true;
 }
 
+int SoftFabric::PendingFailures(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = failures_.find(name);
+  return it == failures_.end() ? 0 : it->second;
+}
+
 void SoftFabric::CountExecuted(const std::string& name) {
   absl::MutexLock lock(&mu_);
   ++executed_[name];

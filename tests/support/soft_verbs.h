@@ -38,6 +38,8 @@ class SoftFabric {
  public:
   // The next `count` work requests executed by device `name` fail (a NIC error).
   void FailNext(const std::string& name, int count);
+  // Injected failures of device `name` not used up yet.
+  int PendingFailures(const std::string& name) const;
   // Work requests each device has executed successfully.
   uint64_t Executed(const std::string& name) const;
 
