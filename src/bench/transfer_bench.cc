@@ -43,6 +43,7 @@ engine::EngineConfig EngineConfigFor(const TransferBenchOptions& o, int port) {
   // "shm" is not a network protocol: it is the TCP engine with shared memory for same-host peers.
   config.protocol = o.protocol == "shm" ? "tcp" : o.protocol;
   config.enable_shm = o.protocol == "shm" || o.mode == "target";
+  config.device_name = o.device_name;
   config.listen_address = "0.0.0.0";
   config.first_port = 0;
   config.tcp.slice_size = o.slice_size;
@@ -92,7 +93,7 @@ int RunInitiator(const TransferBenchOptions& o) {
     return 1;
   }
   const std::string transport = (*engine)->TransportFor(*segment);
-  const std::string wanted = o.protocol == "shm" ? "shm" : "tcp";
+  const std::string wanted = o.protocol == "tcp" ? "tcp" : o.protocol;
   if (transport != wanted) {
     std::fprintf(stderr, "bench transfer: %s is reached by %s, not %s%s\n", o.target.c_str(),
                  transport.c_str(), wanted.c_str(),

@@ -103,7 +103,11 @@ Command AddBenchCommand(CLI::App& parent) {
   transfer_app
       ->add_option("--metadata", t.metadata_server, "P2PHANDSHAKE or http://host:port/metadata")
       ->capture_default_str();
-  transfer_app->add_option("--protocol", t.protocol, "tcp, shm or rdma")->capture_default_str();
+  transfer_app->add_option("--protocol", t.protocol, "tcp, shm or rdma")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"tcp", "shm", "rdma"}));
+  transfer_app->add_option("--device-name,--device_name", t.device_name,
+                           "rdma: NICs to use, comma-separated (default: every active one)");
   transfer_app->add_option("--port", t.port, "target: data port (0: any free)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));

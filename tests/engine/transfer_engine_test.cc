@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -353,6 +354,90 @@ TEST(SharedMemoryTransportTest, DisabledShmOrPlainMemoryUsesTcp) {
   auto plain_segment = with_shm->OpenSegment(other->segment_name());
   ASSERT_TRUE(plain_segment.ok());
   EXPECT_EQ(with_shm->TransportFor(*plain_segment), "tcp");  // not shared memory: nothing to map
+}
+
+}  // namespace
+}  // namespace mooncake::engine
+
+namespace mooncake::engine {
+namespace {
+
+// A peer that misbehaves in the middle of a slice: it answers a READ with a header announcing the
+// data, sends half of it and hangs up (or, with `silent`, sends nothing at all). It is published
+// through a real metadata service under a descriptor of its own.
+class BrokenPeer {
+ public:
+  explicit BrokenPeer(bool silent) : silent_(silent) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    listen(fd_, 8);
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~BrokenPeer() {
+    shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    close(fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  void Serve() {
+    int c = accept(fd_, nullptr, nullptr);
+    if (c < 0) return;
+    uint8_t raw[tcp::kRequestHeaderSize];
+    if (tcp::RecvAll(c, raw, sizeof(raw)).ok() && !silent_) {
+      auto header = tcp::DecodeRequest(raw);
+      auto response =
+          tcp::EncodeResponse(tcp::ResponseHeader{0, header->request_id, header->length});
+      std::string half(header->length / 2, 'h');
+      tcp::SendAll(c, response.data(), response.size()).IgnoreError();
+      tcp::SendAll(c, half.data(), half.size()).IgnoreError();
+    }
+    if (silent_) {
+      pollfd pfd{fd_, POLLIN, 0};  // hold the connection until the test ends
+      poll(&pfd, 1, 10000);
+    }
+    close(c);
+  }
+  bool silent_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+TEST(TransferEngineFaultTest, PeerThatHangsUpMidSliceOrNeverAnswers) {
+  http::MetadataServer metadata(http::HttpServerOptions{.name = "md", .host = "127.0.0.1"}, {});
+  ASSERT_TRUE(metadata.Start().ok());
+  const std::string url = "http://127.0.0.1:" + std::to_string(metadata.port()) + "/metadata";
+  for (bool silent : {false, true}) {
+    BrokenPeer peer(silent);
+    const std::string name = "127.0.0.1:" + std::to_string(peer.port());
+    SegmentDescriptor fake{name,        "elsewhere", "",
+                           "127.0.0.1", peer.port(), {BufferInfo{0x100000, 1 << 20, "cpu:0"}},
+                           {}};
+    ASSERT_TRUE(metadata.store().Put(SegmentKey(name), EncodeDescriptor(fake)).ok());
+    EngineConfig config = LoopbackConfig(url);
+    config.tcp.io_timeout = absl::Milliseconds(500);
+    auto engine = MakeEngine(config);
+    GuardedBuffer local(64 << 10);
+    std::memset(local.data(), 0x11, local.size());
+    ASSERT_TRUE(engine->RegisterMemory(local.data(), local.size()).ok());
+    auto segment = engine->OpenSegment(name);
+    ASSERT_TRUE(segment.ok()) << segment.status();
+    // Half of the second 32 KiB of the buffer is read; the bytes outside it stay as they were.
+    auto statuses =
+        engine->Submit({{TransferOp::kRead, local.data() + 32768, *segment, 0x100000, 16384}})
+            ->Wait();
+    EXPECT_EQ(ErrorCodeOf(statuses[0]), ErrorCode::TRANSFER_FAIL) << silent;
+    EXPECT_EQ(local.data()[32767], 0x11);
+    EXPECT_EQ(local.data()[32768 + 16384], 0x11);
+  }
 }
 
 }  // namespace
