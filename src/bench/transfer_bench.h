@@ -14,9 +14,9 @@ struct TransferBenchOptions {
   std::string target;              // initiator: segment name (host:port) of the target
   std::string local_hostname = "127.0.0.1";
   std::string metadata_server = "P2PHANDSHAKE";
-    std::string protocol = "tcp";
+  std::string protocol = "tcp";
   std::string device_name;  // rdma: NICs to use (comma-separated; empty: every active one)
-  int port = 0;                              // target: data port (0: any free)
+  int port = 0;             // target: data port (0: any free)
   uint64_t buffer_size = uint64_t{1} << 30;  // target: bytes it registers
   std::string op = "read";                   // read or write
   uint64_t block_size = 1u << 20;
