@@ -120,28 +120,23 @@ int RunMaster(const MasterFlags& flags) {
   }
   BlockTerminationSignals();
   master::MasterServer server(*options);
-  if (absl::Status status = server.Start(); !status.ok()) {
-    std::fprintf(stderr, "mooncake master: %s\n", std::string(status.message()).c_str());
-    return kExitFailure;
-  }
-  std::string line =
-      fmt::format("mooncake master listening: rpc={}:{}", flags.rpc_address, server.rpc_port());
-  if (server.metrics_port())
-    line += fmt::format(" metrics={}:{}", flags.rpc_address, server.metrics_port());
-  if (server.metadata_port()) {
-    line += fmt::format(" metadata=http://{}:{}/metadata", flags.http_metadata_server_host,
-                        server.metadata_port());
-  }
-  // Scripts and tests wait for this line (and read the ports from it when they asked for 0).
-  std::printf("%s\n", line.c_str());
-  std::fflush(stdout);
-  spdlog::info("{} (cluster {})", line, flags.cluster_id);
-
-  int signal = WaitForTerminationSignal();
-  spdlog::info("signal {} received, shutting down", signal);
-  server.Stop();
-  spdlog::info("master stopped");
-  return kExitOk;
+  return ServeUntilSignal(
+      "master",
+      [&]() -> absl::StatusOr<std::string> {
+        if (absl::Status status = server.Start(); !status.ok()) return status;
+        // Tests read the ports from this line when they asked for 0.
+        std::string line = fmt::format("mooncake master listening: rpc={}:{}", flags.rpc_address,
+                                       server.rpc_port());
+        if (server.metrics_port()) {
+          line += fmt::format(" metrics={}:{}", flags.rpc_address, server.metrics_port());
+        }
+        if (server.metadata_port()) {
+          line += fmt::format(" metadata=http://{}:{}/metadata", flags.http_metadata_server_host,
+                              server.metadata_port());
+        }
+        return line + fmt::format(" (cluster {})", flags.cluster_id);
+      },
+      [&] { server.Stop(); });
 }
 
 }  // namespace

@@ -50,22 +50,17 @@ int RunMetadata(const MetadataFlags& flags) {
   store_options.max_value_bytes = *max_value;
   store_options.max_total_bytes = *max_total;
   http::MetadataServer server(server_options, store_options);
-  if (absl::Status status = server.Start(); !status.ok()) {
-    std::fprintf(stderr, "mooncake metadata: %s\n", std::string(status.message()).c_str());
-    return kExitFailure;
-  }
-  // Scripts and tests wait for this line (and read the port from it when --port is 0).
-  std::printf("mooncake metadata listening on http://%s:%d/metadata\n", flags.host.c_str(),
-              server.port());
-  std::fflush(stdout);
-  spdlog::info("metadata service on {}:{} (values up to {}, {} in total)", flags.host,
-               server.port(), FormatByteSize(*max_value), FormatByteSize(*max_total));
-
-  int signal = WaitForTerminationSignal();
-  spdlog::info("signal {} received, shutting down", signal);
-  server.Stop();
-  spdlog::info("metadata service stopped");
-  return kExitOk;
+  return ServeUntilSignal(
+      "metadata",
+      [&]() -> absl::StatusOr<std::string> {
+        if (absl::Status status = server.Start(); !status.ok()) return status;
+        // Tests read the port from this line when --port is 0.
+        return fmt::format(
+            "mooncake metadata listening on http://{}:{}/metadata (values up to "
+            "{}, {} in total)",
+            flags.host, server.port(), FormatByteSize(*max_value), FormatByteSize(*max_total));
+      },
+      [&] { server.Stop(); });
 }
 
 }  // namespace

@@ -3,6 +3,9 @@
 #include <pthread.h>
 
 #include <csignal>
+#include <cstdio>
+
+#include "common/logging.h"
 
 namespace mooncake::cmd {
 namespace {
@@ -28,6 +31,23 @@ int WaitForTerminationSignal() {
   while (sigwait(&set, &signal) != 0) {
   }
   return signal;
+}
+
+int ServeUntilSignal(const char* name, const std::function<absl::StatusOr<std::string>()>& start,
+                     const std::function<void()>& stop) {
+  absl::StatusOr<std::string> ready = start();
+  if (!ready.ok()) {
+    std::fprintf(stderr, "mooncake %s: %s\n", name, std::string(ready.status().message()).c_str());
+    return 1;
+  }
+  std::printf("%s\n", ready->c_str());
+  std::fflush(stdout);
+  spdlog::info("{}", *ready);
+  const int signal = WaitForTerminationSignal();
+  spdlog::info("signal {} received, shutting down", signal);
+  stop();
+  spdlog::info("mooncake {} stopped", name);
+  return 0;
 }
 
 }  // namespace mooncake::cmd

@@ -25,6 +25,19 @@ absl::Status IoError(const char* what, int err) {
                    fmt::format("{} failed: {}", what, std::strerror(err)));
 }
 
+// Drops the first `done` bytes from an iovec array, in place.
+void Advance(struct iovec** iov, int* iovcnt, size_t done) {
+  while (*iovcnt > 0 && done >= (*iov)->iov_len) {
+    done -= (*iov)->iov_len;
+    ++*iov;
+    --*iovcnt;
+  }
+  if (*iovcnt > 0) {
+    (*iov)->iov_base = static_cast<char*>((*iov)->iov_base) + done;
+    (*iov)->iov_len -= done;
+  }
+}
+
 }  // namespace
 
 absl::Status SplitHostPort(const std::string& endpoint, std::string* host, int* port) {
@@ -101,16 +114,7 @@ absl::Status SendAll(int fd, struct iovec* iov, int iovcnt) {
       if (errno == EINTR) continue;
       return IoError("send", errno);
     }
-    size_t sent = static_cast<size_t>(n);
-    while (iovcnt > 0 && sent >= iov->iov_len) {
-      sent -= iov->iov_len;
-      ++iov;
-      --iovcnt;
-    }
-    if (iovcnt > 0) {
-      iov->iov_base = static_cast<char*>(iov->iov_base) + sent;
-      iov->iov_len -= sent;
-    }
+    Advance(&iov, &iovcnt, static_cast<size_t>(n));
   }
   return absl::OkStatus();
 }
@@ -159,16 +163,7 @@ absl::StatusOr<size_t> RecvVector(int fd, struct iovec* iov, int iovcnt, size_t 
       return IoError("receive", errno);
     }
     total += static_cast<size_t>(n);
-    size_t got = static_cast<size_t>(n);
-    while (iovcnt > 0 && got >= iov->iov_len) {
-      got -= iov->iov_len;
-      ++iov;
-      --iovcnt;
-    }
-    if (iovcnt > 0) {
-      iov->iov_base = static_cast<char*>(iov->iov_base) + got;
-      iov->iov_len -= got;
-    }
+    Advance(&iov, &iovcnt, static_cast<size_t>(n));
   }
   return total;
 }
