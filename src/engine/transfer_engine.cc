@@ -79,7 +79,8 @@ absl::Status TransferEngine::Start() {
                            config_.tcp);
     };
     absl::StatusOr<std::unique_ptr<rdma::RdmaTransport>> rdma =
-        rdma::RdmaTransport::Create(verbs_.get(), config_.device_name, handshake, config_.rdma);
+        rdma::RdmaTransport::Create(verbs_.get(), config_.device_name, handshake, config_.rdma,
+                                    [this](const std::string& name) { RefreshSegment(name); });
     if (!rdma.ok()) return rdma.status();
     rdma_ = *std::move(rdma);
   }
@@ -95,7 +96,9 @@ absl::Status TransferEngine::Start() {
     return s;
   }
   name_ = fmt::format("{}:{}", host_, server_->port());
-  tcp_ = std::make_unique<tcp::TcpTransport>(config_.tcp);
+  // Segments are named by their data endpoint, so a failing endpoint names its segment.
+  tcp_ = std::make_unique<tcp::TcpTransport>(
+      config_.tcp, [this](const std::string& endpoint) { RefreshSegment(endpoint); });
   return Publish();
 }
 
@@ -197,11 +200,14 @@ absl::StatusOr<SegmentId> TransferEngine::OpenSegment(const std::string& name) {
   {
     absl::MutexLock lock(&mu_);
     auto it = ids_.find(name);
-    if (it != ids_.end() && segments_[it->second - 1]) return it->second;
+    if (it != ids_.end() && segments_[it->second - 1] && !stale_.contains(it->second)) {
+      return it->second;
+    }
   }
   absl::StatusOr<SegmentDescriptor> descriptor = Fetch(name);
   if (!descriptor.ok()) return descriptor.status();
   // A peer on this host whose memory is shared: map it now, once.
+  shm_.Detach(name);
   if (config_.enable_shm && name != name_ && descriptor->host_id == host_id_) {
     shm_.Attach(*descriptor);
   }
@@ -213,6 +219,7 @@ absl::StatusOr<SegmentId> TransferEngine::OpenSegment(const std::string& name) {
   } else {
     segments_[it->second - 1] = std::move(shared);
   }
+  stale_.erase(it->second);
   return it->second;
 }
 
@@ -220,9 +227,6 @@ absl::StatusOr<SegmentDescriptor> TransferEngine::DescribeSegment(SegmentId id) 
   absl::MutexLock lock(&mu_);
   if (id == 0 || id > segments_.size()) {
     return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("segment id {} was not opened", id));
-  }
-  if (!segments_[id - 1]) {
-    return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("segment id {} was refreshed", id));
   }
   return *segments_[id - 1];
 }
@@ -239,11 +243,25 @@ std::string TransferEngine::TransportFor(SegmentId id) {
   return "tcp";
 }
 
-void TransferEngine::RefreshSegment(const std::string& name) {
+std::shared_ptr<const SegmentDescriptor> TransferEngine::Reload(SegmentId id,
+                                                                const std::string& name) {
+  absl::StatusOr<SegmentDescriptor> fresh = Fetch(name);
   shm_.Detach(name);
+  if (fresh.ok() && config_.enable_shm && name != name_ && fresh->host_id == host_id_) {
+    shm_.Attach(*fresh);
+  }
+  absl::MutexLock lock(&mu_);
+  if (fresh.ok()) {
+    segments_[id - 1] = std::make_shared<const SegmentDescriptor>(*std::move(fresh));
+    stale_.erase(id);
+  }
+  return segments_[id - 1];
+}
+
+void TransferEngine::RefreshSegment(const std::string& name) {
   absl::MutexLock lock(&mu_);
   auto it = ids_.find(name);
-  if (it != ids_.end()) segments_[it->second - 1].reset();  // refetched on next open
+  if (it != ids_.end()) stale_.insert(it->second);
 }
 
 std::shared_ptr<TransferBatch> TransferEngine::Submit(
@@ -259,10 +277,15 @@ std::shared_ptr<TransferBatch> TransferEngine::Submit(
       continue;
     }
     std::shared_ptr<const SegmentDescriptor> target;
+    bool stale = false;
     {
       absl::MutexLock lock(&mu_);
-      if (r.segment != 0 && r.segment <= segments_.size()) target = segments_[r.segment - 1];
+      if (r.segment != 0 && r.segment <= segments_.size()) {
+        target = segments_[r.segment - 1];
+        stale = stale_.contains(r.segment);
+      }
     }
+    if (target && stale) target = Reload(r.segment, target->name);
     if (!target) {
       batch->Fail(i, MakeError(ErrorCode::INVALID_PARAMS,
                                fmt::format("segment id {} is not open", r.segment)));

@@ -19,6 +19,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/buffer_registry.h"
@@ -95,7 +96,9 @@ class TransferEngine {
   // was not opened.
   absl::StatusOr<SegmentDescriptor> DescribeSegment(SegmentId id);
 
-  // Forgets the cached descriptor, so the next OpenSegment asks again (after a peer restarts).
+  // Marks the cached descriptor stale: the next OpenSegment or Submit to the segment fetches it
+  // again. Transfers that fail mark their segment stale themselves, so a peer that restarted (new
+  // buffers, new keys) is picked up by the next request.
   void RefreshSegment(const std::string& name);
 
   // Starts every request of the batch. Requests that cannot start (unregistered local range,
@@ -109,6 +112,8 @@ class TransferEngine {
   absl::Status Publish();
   std::string Describe() const;
   absl::StatusOr<SegmentDescriptor> Fetch(const std::string& name);
+  // Fetches `name` again and stores it under `id`; the old descriptor stays if that fails.
+  std::shared_ptr<const SegmentDescriptor> Reload(SegmentId id, const std::string& name);
 
   const EngineConfig config_;
   std::string name_;
@@ -129,6 +134,7 @@ class TransferEngine {
   absl::flat_hash_map<std::string, SegmentId> ids_ ABSL_GUARDED_BY(mu_);
   // index = SegmentId - 1; null after RefreshSegment
   std::vector<std::shared_ptr<const SegmentDescriptor>> segments_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<SegmentId> stale_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace mooncake::engine

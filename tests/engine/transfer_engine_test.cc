@@ -442,3 +442,46 @@ TEST(TransferEngineFaultTest, PeerThatHangsUpMidSliceOrNeverAnswers) {
 
 }  // namespace
 }  // namespace mooncake::engine
+
+namespace mooncake::engine {
+namespace {
+
+TEST(TransferEngineRestartTest, APeerThatRestartsIsPickedUpByTheNextRequest) {
+  auto first = MakeEngine();
+  const std::string name = first->segment_name();
+  std::vector<uint8_t> old_buffer(1 << 16, 1);
+  ASSERT_TRUE(first->RegisterMemory(old_buffer.data(), old_buffer.size()).ok());
+  auto initiator = MakeEngine();
+  std::vector<uint8_t> local(1 << 16, 7);
+  ASSERT_TRUE(initiator->RegisterMemory(local.data(), local.size()).ok());
+  auto segment = initiator->OpenSegment(name);
+  ASSERT_TRUE(segment.ok());
+  auto write = [&](uint64_t remote) {
+    return initiator->Submit({{TransferOp::kWrite, local.data(), *segment, remote, 4096}})
+        ->Wait()[0];
+  };
+  ASSERT_TRUE(write(reinterpret_cast<uint64_t>(old_buffer.data())).ok());
+
+  // The peer restarts on the same endpoint, with its memory somewhere else.
+  first.reset();
+  EngineConfig same_port = LoopbackConfig();
+  same_port.local_hostname = name;
+  auto second = MakeEngine(same_port);
+  ASSERT_TRUE(second);
+  ASSERT_EQ(second->segment_name(), name);
+  std::vector<uint8_t> new_buffer(1 << 16, 2);
+  ASSERT_TRUE(second->RegisterMemory(new_buffer.data(), new_buffer.size()).ok());
+
+  // The old address is gone: refused. The failure marks the segment stale; the next request,
+  // with the same segment id, finds the new buffer.
+  EXPECT_EQ(ErrorCodeOf(write(reinterpret_cast<uint64_t>(old_buffer.data()))),
+            ErrorCode::TRANSFER_FAIL);
+  EXPECT_TRUE(write(reinterpret_cast<uint64_t>(new_buffer.data())).ok());
+  EXPECT_EQ(new_buffer[0], 7);
+  auto described = initiator->DescribeSegment(*segment);
+  ASSERT_TRUE(described.ok());
+  EXPECT_EQ(described->buffers.front().addr, reinterpret_cast<uint64_t>(new_buffer.data()));
+}
+
+}  // namespace
+}  // namespace mooncake::engine

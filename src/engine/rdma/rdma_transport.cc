@@ -51,7 +51,8 @@ std::string Endpoint(const SegmentDescriptor& d) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RdmaTransport>> RdmaTransport::Create(
-    Verbs* verbs, const std::string& device_names, HandshakeCall handshake, RdmaOptions options) {
+    Verbs* verbs, const std::string& device_names, HandshakeCall handshake, RdmaOptions options,
+    std::function<void(const std::string&)> on_failure) {
   const std::vector<std::string> found = verbs->ListDevices();
   std::string found_list;
   for (const std::string& d : found) found_list += (found_list.empty() ? "" : ", ") + d;
@@ -80,12 +81,16 @@ absl::StatusOr<std::unique_ptr<RdmaTransport>> RdmaTransport::Create(
   options.slice_size = std::clamp<uint64_t>(options.slice_size, 4096, uint64_t{1} << 30);
   options.signal_every = std::max<size_t>(options.signal_every, 1);
   return std::unique_ptr<RdmaTransport>(
-      new RdmaTransport(std::move(devices), std::move(handshake), options));
+      new RdmaTransport(std::move(devices), std::move(handshake), options, std::move(on_failure)));
 }
 
 RdmaTransport::RdmaTransport(std::vector<std::unique_ptr<Device>> devices, HandshakeCall handshake,
-                             RdmaOptions options)
-    : devices_(std::move(devices)), handshake_(std::move(handshake)), options_(options) {
+                             RdmaOptions options,
+                             std::function<void(const std::string&)> on_failure)
+    : devices_(std::move(devices)),
+      handshake_(std::move(handshake)),
+      options_(options),
+      on_failure_(std::move(on_failure)) {
   poller_ = std::thread([this] { PollLoop(); });
 }
 
@@ -293,6 +298,7 @@ void RdmaTransport::Post(size_t nic, std::vector<Slice> slices) {
 
 void RdmaTransport::Retry(Slice slice, const std::string& error) {
   if (++slice.attempts >= options_.max_attempts) {
+    if (on_failure_) on_failure_(slice.target->name);
     slice.batch->CompleteSlice(
         slice.index, MakeError(ErrorCode::TRANSFER_FAIL,
                                fmt::format("RDMA {} to {}: {}", devices_[slice.nic]->name(),

@@ -49,10 +49,10 @@ class RdmaTransport {
 
   // Opens the NICs named in `device_names` (comma-separated), or every active one when empty.
   // INVALID_PARAMS naming what was found when none can be used.
-  static absl::StatusOr<std::unique_ptr<RdmaTransport>> Create(Verbs* verbs,
-                                                               const std::string& device_names,
-                                                               HandshakeCall handshake,
-                                                               RdmaOptions options = {});
+  // `on_failure(segment)` is called when a request to `segment` fails for good.
+  static absl::StatusOr<std::unique_ptr<RdmaTransport>> Create(
+      Verbs* verbs, const std::string& device_names, HandshakeCall handshake, RdmaOptions options,
+      std::function<void(const std::string&)> on_failure = nullptr);
   ~RdmaTransport();
 
   std::vector<RdmaNic> nics() const;
@@ -105,7 +105,7 @@ class RdmaTransport {
   };
 
   RdmaTransport(std::vector<std::unique_ptr<Device>> devices, HandshakeCall handshake,
-                RdmaOptions options);
+                RdmaOptions options, std::function<void(const std::string&)> on_failure);
   // Posts slices (all for one local NIC and one peer) on their connection.
   void Post(size_t nic, std::vector<Slice> slices);
   // The connected queue pair to `target` from NIC `nic`, made (or re-made) as needed.
@@ -118,6 +118,7 @@ class RdmaTransport {
   std::vector<std::unique_ptr<Device>> devices_;
   const HandshakeCall handshake_;
   const RdmaOptions options_;
+  const std::function<void(const std::string&)> on_failure_;
 
   mutable absl::Mutex regions_mu_;
   std::map<uint64_t, Region> regions_ ABSL_GUARDED_BY(regions_mu_);

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -29,7 +30,7 @@ absl::StatusOr<void*> SharedMemory::Allocate(uint64_t size) {
   }
   size = (size + page - 1) / page * page;
   int fd = memfd_create("mooncake-segment", MFD_CLOEXEC);
-  if (fd < 0 || ftruncate(fd, static_cast<off_t>(size)) != 0) {
+  if (fd < 0 || fchmod(fd, 0600) != 0 || ftruncate(fd, static_cast<off_t>(size)) != 0) {
     const int err = errno;
     if (fd >= 0) close(fd);
     return MakeError(

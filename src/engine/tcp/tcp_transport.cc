@@ -13,8 +13,9 @@ namespace mooncake::engine::tcp {
 
 class TcpTransport::Peer {
  public:
-  Peer(std::string endpoint, const TcpTransportOptions& options)
-      : endpoint_(std::move(endpoint)), options_(options) {}
+  Peer(std::string endpoint, const TcpTransportOptions& options,
+       const std::function<void(const std::string&)>& on_failure)
+      : endpoint_(std::move(endpoint)), options_(options), on_failure_(on_failure) {}
 
   ~Peer() {
     std::deque<Slice> left;
@@ -68,8 +69,9 @@ class TcpTransport::Peer {
     absl::Status status = Run(fd, slice);
     if (status.ok()) {
       ReleaseConnection(fd);
-    } else if (fd >= 0) {
-      close(fd);  // the stream's state is unknown after a failure
+    } else {
+      if (fd >= 0) close(fd);  // the stream's state is unknown after a failure
+      if (on_failure_) on_failure_(endpoint_);
     }
     slice.batch->CompleteSlice(slice.index, status);
   }
@@ -169,6 +171,7 @@ class TcpTransport::Peer {
 
   const std::string endpoint_;
   const TcpTransportOptions& options_;
+  const std::function<void(const std::string&)>& on_failure_;
   std::atomic<uint64_t> next_id_{1};
   absl::Mutex mu_;
   std::deque<Slice> queue_ ABSL_GUARDED_BY(mu_);
@@ -213,7 +216,9 @@ absl::StatusOr<std::string> CallPeer(const std::string& endpoint, uint8_t opcode
   return body;
 }
 
-TcpTransport::TcpTransport(TcpTransportOptions options) : options_(options) {}
+TcpTransport::TcpTransport(TcpTransportOptions options,
+                           std::function<void(const std::string&)> on_failure)
+    : options_(options), on_failure_(std::move(on_failure)) {}
 
 TcpTransport::~TcpTransport() {
   absl::MutexLock lock(&mu_);
@@ -223,7 +228,7 @@ TcpTransport::~TcpTransport() {
 TcpTransport::Peer& TcpTransport::PeerFor(const std::string& endpoint) {
   absl::MutexLock lock(&mu_);
   std::unique_ptr<Peer>& peer = peers_[endpoint];
-  if (!peer) peer = std::make_unique<Peer>(endpoint, options_);
+  if (!peer) peer = std::make_unique<Peer>(endpoint, options_, on_failure_);
   return *peer;
 }
 

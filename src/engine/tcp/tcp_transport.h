@@ -11,6 +11,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -49,7 +50,9 @@ absl::StatusOr<std::string> CallPeer(const std::string& endpoint, uint8_t opcode
 
 class TcpTransport {
  public:
-  explicit TcpTransport(TcpTransportOptions options);
+  // `on_failure(endpoint)` is called (from a transport thread) when a slice to `endpoint` fails.
+  explicit TcpTransport(TcpTransportOptions options,
+                        std::function<void(const std::string&)> on_failure = nullptr);
   ~TcpTransport();  // stops every connection; queued slices fail
 
   TcpTransport(const TcpTransport&) = delete;
@@ -70,6 +73,7 @@ class TcpTransport {
   Peer& PeerFor(const std::string& endpoint);
 
   const TcpTransportOptions options_;
+  const std::function<void(const std::string&)> on_failure_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<Peer>> peers_ ABSL_GUARDED_BY(mu_);
 };
