@@ -144,13 +144,20 @@ absl::Status RecvAll(int fd, void* data, size_t length) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<size_t> RecvVector(int fd, struct iovec* iov, int iovcnt, size_t min_bytes) {
+absl::StatusOr<size_t> RecvVector(int fd, struct iovec* iov, int iovcnt, size_t min_bytes,
+                                  absl::Duration spin) {
   size_t total = 0;
+  const absl::Time spin_until =
+      spin > absl::ZeroDuration() ? absl::Now() + spin : absl::InfinitePast();
   while (iovcnt > 0) {
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(iovcnt);
-    ssize_t n = recvmsg(fd, &msg, 0);
+    // While spinning, poll without sleeping: the answer to a small request usually comes sooner
+    // than a sleeping thread could be woken.
+    const bool spinning = spin_until > absl::InfinitePast() && absl::Now() < spin_until;
+    ssize_t n = recvmsg(fd, &msg, spinning ? MSG_DONTWAIT : 0);
+    if (n < 0 && spinning && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
     if (n == 0) {
       if (total >= min_bytes) return total;
       return MakeError(ErrorCode::TRANSFER_FAIL,

@@ -29,8 +29,10 @@ absl::Status RecvAll(int fd, void* data, size_t length);
 
 // Fills every byte of `iov` (modified in place), or stops early when the peer closes after at least
 // `min_bytes`: returns how many bytes arrived. TRANSFER_FAIL on error, timeout, or a close before
-// `min_bytes`.
-absl::StatusOr<size_t> RecvVector(int fd, struct iovec* iov, int iovcnt, size_t min_bytes);
+// `min_bytes`. For the first `spin` it polls without sleeping (for answers expected within
+// microseconds), then blocks.
+absl::StatusOr<size_t> RecvVector(int fd, struct iovec* iov, int iovcnt, size_t min_bytes,
+                                  absl::Duration spin = absl::ZeroDuration());
 
 // Splits "host:port" (host may be [v6]). INVALID_PARAMS if malformed.
 absl::Status SplitHostPort(const std::string& endpoint, std::string* host, int* port);

@@ -10,6 +10,13 @@
 #include "engine/tcp/tcp_protocol.h"
 
 namespace mooncake::engine::tcp {
+namespace {
+
+// Only requests this small wait for their answer by spinning; larger ones take long enough that
+// sleeping costs nothing.
+constexpr uint64_t kSpinMaxLength = 64u << 10;
+
+}  // namespace
 
 class TcpTransport::Peer {
  public:
@@ -42,7 +49,8 @@ class TcpTransport::Peer {
   }
 
   // Runs one slice in the calling thread: no handoff to a worker and back.
-  void RunInline(const Slice& slice) { Execute(slice); }
+  // The caller waits for it anyway, so a small one may spin for its answer (options.spin).
+  void RunInline(const Slice& slice) { Execute(slice, /*may_spin=*/true); }
 
  private:
   bool HasWorkLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -59,14 +67,16 @@ class TcpTransport::Peer {
         slice = std::move(queue_.front());
         queue_.pop_front();
       }
-      Execute(slice);
+      Execute(slice, /*may_spin=*/false);  // workers sleep: they share the CPUs with the peer
     }
   }
 
   // Runs a slice on an idle connection (or a new one) and completes it.
-  void Execute(const Slice& slice) {
+  void Execute(const Slice& slice, bool may_spin) {
     int fd = AcquireConnection();
-    absl::Status status = Run(fd, slice);
+    const absl::Duration spin =
+        may_spin && slice.length <= kSpinMaxLength ? options_.spin : absl::ZeroDuration();
+    absl::Status status = Run(fd, slice, spin);
     if (status.ok()) {
       ReleaseConnection(fd);
     } else {
@@ -93,20 +103,20 @@ class TcpTransport::Peer {
     }
   }
 
-  absl::Status Run(int& fd, const Slice& slice) {
+  absl::Status Run(int& fd, const Slice& slice, absl::Duration spin) {
     const bool reused = fd >= 0;
-    absl::Status status = RunOnce(fd, slice);
+    absl::Status status = RunOnce(fd, slice, spin);
     if (!status.ok() && reused && fd >= 0 && ErrorCodeOf(status) == ErrorCode::TRANSFER_FAIL) {
       // The peer may have restarted since the connection was made: one more try on a new one
       // (a slice is idempotent: the same bytes to the same place).
       close(fd);
       fd = -1;
-      status = RunOnce(fd, slice);
+      status = RunOnce(fd, slice, spin);
     }
     return status;
   }
 
-  absl::Status RunOnce(int& fd, const Slice& slice) {
+  absl::Status RunOnce(int& fd, const Slice& slice, absl::Duration spin) {
     if (fd < 0) {
       std::string host;
       int port = 0;
@@ -116,7 +126,7 @@ class TcpTransport::Peer {
       fd = *connected;
       SetIoTimeout(fd, options_.io_timeout);
     }
-    absl::Status status = Exchange(fd, slice);
+    absl::Status status = Exchange(fd, slice, spin);
     if (status.ok()) return status;
     // A peer that refuses a request answers with its own code (INVALID_READ, ...); either way the
     // request failed as a transfer, and the message says why.
@@ -127,7 +137,7 @@ class TcpTransport::Peer {
   }
 
   // One request and its response on `fd`.
-  absl::Status Exchange(int fd, const Slice& slice) {
+  absl::Status Exchange(int fd, const Slice& slice, absl::Duration spin) {
     const uint64_t id = next_id_.fetch_add(1);
     const bool write = slice.op == TransferOp::kWrite;
     const auto header = EncodeRequest(
@@ -139,7 +149,7 @@ class TcpTransport::Peer {
     // response is shorter (the server closes after it), so a short read is not yet a failure.
     uint8_t raw[kResponseHeaderSize];
     iovec in[2] = {{raw, sizeof(raw)}, {reinterpret_cast<void*>(slice.local), slice.length}};
-    absl::StatusOr<size_t> got = RecvVector(fd, in, write ? 1 : 2, sizeof(raw));
+    absl::StatusOr<size_t> got = RecvVector(fd, in, write ? 1 : 2, sizeof(raw), spin);
     if (!got.ok()) return got.status();
     absl::StatusOr<ResponseHeader> response = DecodeResponse(raw);
     if (!response.ok())
