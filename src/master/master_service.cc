@@ -107,7 +107,6 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
   }
   bool evicted = false;
   size_t errors = 0;
-  const uint32_t owner = request_error.ok() ? ClientIndex(client_id) : 0;
   for (const PutItem& item : items) {
     absl::Status valid = request_error.ok() ? ValidateKey(item.key) : request_error;
     if (valid.ok() && (item.size == 0 || item.size > config_.max_object_bytes)) {
@@ -120,13 +119,13 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
       continue;
     }
     Shard& shard = ShardOf(item.key);
-    absl::StatusOr<std::vector<Replica>> placed = TryPlace(shard, item, config, owner);
+    absl::StatusOr<std::vector<Replica>> placed = TryPlace(shard, item, config, client_id);
     if (ErrorCodeOf(placed.status()) == ErrorCode::NO_AVAILABLE_HANDLE && !evicted) {
       // No room: evict once for the whole batch, then try this key again.
       evicted = true;
       Evict(static_cast<uint64_t>(config_.eviction_ratio *
                                   static_cast<double>(segments_.total_bytes())));
-      placed = TryPlace(shard, item, config, owner);
+      placed = TryPlace(shard, item, config, client_id);
     }
     if (!placed.ok()) {
       results.push_back(placed.status());
@@ -141,7 +140,7 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
 
 absl::StatusOr<std::vector<Replica>> MasterService::TryPlace(Shard& shard, const PutItem& item,
                                                              const ReplicateConfig& config,
-                                                             uint32_t owner) {
+                                                             std::string_view client_id) {
   absl::MutexLock lock(&shard.mu);
   const int64_t now = clock_->NowMicros();
   auto it = shard.objects.find(item.key);
@@ -165,7 +164,7 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlace(Shard& shard, const
   object.last_access_us = now;
   object.hard_pin = config.with_hard_pin;
   object.soft_pin_requested = config.with_soft_pin;
-  object.owner = owner;
+  object.owner = ClientIndex(client_id);
   object.replicas.assign(placed->begin(), placed->end());
   shard.objects.emplace(item.key, std::move(object));
   return placed;
@@ -178,7 +177,8 @@ std::vector<absl::Status> MasterService::FinishPuts(
   std::vector<absl::Status> results;
   results.reserve(keys.size());
   const absl::Status client = ValidateClientId(client_id);
-  const uint32_t caller = client.ok() ? ClientIndex(client_id) : 0;
+  // A client never interned owns no object: every key it names fails below.
+  const std::optional<uint32_t> caller = client.ok() ? FindClientIndex(client_id) : std::nullopt;
   size_t errors = 0;
   for (const std::string& key : keys) {
     absl::Status status = client.ok() ? ValidateKey(key) : client;
@@ -187,7 +187,7 @@ std::vector<absl::Status> MasterService::FinishPuts(
       absl::MutexLock lock(&shard.mu);
       auto it = shard.objects.find(key);
       const bool found = it != shard.objects.end();
-      if (found && it->second.owner != caller) {
+      if (found && it->second.owner != caller) {  // nullopt matches no owner
         status = MakeError(ErrorCode::ILLEGAL_CLIENT,
                            fmt::format("the put of '{}' was started by client {}", key,
                                        ClientName(it->second.owner)));
@@ -233,6 +233,13 @@ uint32_t MasterService::ClientIndex(std::string_view client_id) {
   auto [it, inserted] = client_indexes_.try_emplace(std::string(client_id),
                                                     static_cast<uint32_t>(client_names_.size()));
   if (inserted) client_names_.emplace_back(client_id);
+  return it->second;
+}
+
+std::optional<uint32_t> MasterService::FindClientIndex(std::string_view client_id) const {
+  absl::MutexLock lock(&client_names_mu_);
+  auto it = client_indexes_.find(AsAbsl(client_id));
+  if (it == client_indexes_.end()) return std::nullopt;
   return it->second;
 }
 

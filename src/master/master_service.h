@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -170,9 +171,13 @@ class MasterService {
   // Under the shard's lock: refuses an existing key (or preempts an abandoned put), allocates the
   // replicas and records the object as processing.
   absl::StatusOr<std::vector<Replica>> TryPlace(Shard& shard, const PutItem& item,
-                                                const ReplicateConfig& config, uint32_t owner);
+                                                const ReplicateConfig& config,
+                                                std::string_view client_id);
   // A small number standing for `client_id` in object records (ids are interned, never reused).
+  // Only clients that own an object are interned, so requests cannot grow the table at will.
   uint32_t ClientIndex(std::string_view client_id);
+  // ClientIndex of a client already interned, or nullopt.
+  std::optional<uint32_t> FindClientIndex(std::string_view client_id) const;
   std::string ClientName(uint32_t index) const;
   // PutEnd and PutRevoke: for each key whose put `client_id` started and has not ended, runs
   // `finish` under the shard's lock. OBJECT_NOT_FOUND when no put is in progress (except, with
