@@ -8,20 +8,27 @@
 namespace mooncake::master {
 namespace {
 
-// Gauges describing the object index, refreshed in the registry just before each scrape.
-void PublishGauges(MetricsRegistry& metrics, const MasterStats& stats) {
+// Gauges describing the object index, refreshed in the registry just before each scrape. They
+// come from counters the master keeps, so a scrape never walks the object table.
+void PublishGauges(MetricsRegistry& metrics, const MasterService& service) {
   auto gauge = [&](const char* name, const char* help, uint64_t value) {
     metrics.GetGauge(name, help).Set(static_cast<int64_t>(value));
   };
-  gauge("mooncake_master_objects", "Objects in the index (complete and processing)", stats.objects);
-  gauge("mooncake_master_processing_objects", "Objects whose put has not ended", stats.processing);
-  gauge("mooncake_master_leased_objects", "Objects with a live read lease", stats.leased);
-  gauge("mooncake_master_soft_pinned_objects", "Objects with a live soft pin", stats.soft_pinned);
-  gauge("mooncake_master_hard_pinned_objects", "Hard-pinned objects", stats.hard_pinned);
-  gauge("mooncake_master_capacity_bytes", "Bytes of all mounted segments", stats.total_bytes);
-  gauge("mooncake_master_used_bytes", "Bytes allocated to objects", stats.used_bytes);
-  gauge("mooncake_master_segments", "Mounted segments", stats.segments);
-  gauge("mooncake_master_clients", "Clients heard from within the liveness TTL", stats.clients);
+  const MasterService::Counts counts = service.counts();
+  gauge("mooncake_master_objects", "Objects in the index (complete and processing)",
+        counts.objects);
+  gauge("mooncake_master_processing_objects", "Objects whose put has not ended", counts.processing);
+  gauge("mooncake_master_hard_pinned_objects", "Hard-pinned objects", counts.hard_pinned);
+  gauge("mooncake_master_key_bytes", "Bytes of all keys in the index", counts.key_bytes);
+  uint64_t capacity = 0, used = 0;
+  const std::vector<SegmentInfo> segments = service.ListSegments();
+  for (const SegmentInfo& s : segments) {
+    capacity += s.size;
+    used += s.used;
+  }
+  gauge("mooncake_master_capacity_bytes", "Bytes of all mounted segments", capacity);
+  gauge("mooncake_master_used_bytes", "Bytes allocated to objects", used);
+  gauge("mooncake_master_segments", "Mounted segments", segments.size());
 }
 
 // Per-segment gauges: rendered from the live segment list, so unmounted segments disappear.
@@ -79,7 +86,7 @@ void RegisterAdminRoutes(http::HttpServer& server, MasterService& service) {
   MetricsRegistry* metrics = server.options().metrics;
   server.Route("GET", "/health", [](const HttpRequest&) { return HttpResponse::Text("OK"); });
   server.Route("GET", "/metrics", [metrics, &service](const HttpRequest&) {
-    PublishGauges(*metrics, service.Stats());
+    PublishGauges(*metrics, service);
     HttpResponse response =
         HttpResponse::Text(metrics->RenderPrometheus() + SegmentGauges(service.ListSegments()));
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";

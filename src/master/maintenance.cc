@@ -18,6 +18,7 @@ void MasterService::DropSegmentReplicas(SegmentId segment) {
                                     [segment](const Replica& r) { return r.segment == segment; }),
                      replicas.end());
       if (replicas.empty()) {
+        Count(it->first, it->second, -1);
         shard.objects.erase(it);
       }
       it = next;

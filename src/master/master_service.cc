@@ -34,7 +34,10 @@ MasterService::MasterService(MasterConfig config, Clock* clock, MetricsRegistry*
       clock_(clock),
       metrics_(metrics),
       epoch_(RandomEpoch()),
-      segments_(config_.allocation_strategy, config_.allocation_alignment, config_.seed) {}
+      segments_(config_.allocation_strategy, config_.allocation_alignment, config_.seed),
+      leases_granted_(&metrics_->GetCounter("mooncake_master_leases_granted_total",
+                                            "Read leases granted or extended (GetReplicaList, "
+                                            "ExistKey)")) {}
 
 MasterService::~MasterService() { StopMaintenance(); }
 
@@ -67,7 +70,26 @@ void MasterService::CountOp(std::string_view op, size_t keys, size_t errors) {
 void MasterService::EraseLocked(Shard& shard,
                                 absl::flat_hash_map<std::string, Object>::iterator it) {
   segments_.Free(it->second.replicas.data(), it->second.replicas.size());
+  Count(it->first, it->second, -1);
   shard.objects.erase(it);
+}
+
+void MasterService::Count(const std::string& key, const Object& object, int sign) {
+  const auto add = [sign](std::atomic<uint64_t>& counter, uint64_t n) {
+    if (sign > 0) {
+      counter.fetch_add(n, std::memory_order_relaxed);
+    } else {
+      counter.fetch_sub(n, std::memory_order_relaxed);
+    }
+  };
+  add(objects_, 1);
+  add(key_bytes_, key.size());
+  if (object.state == State::kProcessing) add(processing_, 1);
+  if (object.hard_pin) add(hard_pinned_, 1);
+}
+
+MasterService::Counts MasterService::counts() const {
+  return Counts{objects_.load(), processing_.load(), hard_pinned_.load(), key_bytes_.load()};
 }
 
 absl::Status MasterService::MountSegment(std::string_view client_id, std::string_view name,
@@ -166,6 +188,7 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlace(Shard& shard, const
   object.soft_pin_requested = config.with_soft_pin;
   object.owner = ClientIndex(client_id);
   object.replicas.assign(placed->begin(), placed->end());
+  Count(item.key, object, +1);
   shard.objects.emplace(item.key, std::move(object));
   return placed;
 }
@@ -213,6 +236,7 @@ std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
                       Object& object = it->second;
                       const int64_t now = clock_->NowMicros();
                       object.state = State::kComplete;
+                      processing_.fetch_sub(1, std::memory_order_relaxed);
                       object.last_access_us = now;
                       if (object.soft_pin_requested) {
                         object.soft_pin_deadline_us =
@@ -278,6 +302,7 @@ std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
       Object& object = it->second;
       const int64_t now = clock_->NowMicros();
       object.lease_deadline_us = std::max(object.lease_deadline_us, now + lease_us);
+      leases_granted_->Increment();
       object.last_access_us = now;
       size = object.size;
       replicas.assign(object.replicas.begin(), object.replicas.end());
@@ -316,6 +341,7 @@ std::vector<absl::StatusOr<bool>> MasterService::ExistKey(absl::Span<const std::
     }
     const int64_t now = clock_->NowMicros();
     it->second.lease_deadline_us = std::max(it->second.lease_deadline_us, now + lease_us);
+    leases_granted_->Increment();
     it->second.last_access_us = now;
     results.push_back(true);
   }

@@ -122,8 +122,18 @@ class MasterService {
   uint64_t RemoveAll();
 
   std::vector<std::string> AllKeys() const;
+
+  // Counts kept as objects change, read without touching the object table (for /metrics).
+  struct Counts {
+    uint64_t objects = 0;
+    uint64_t processing = 0;
+    uint64_t hard_pinned = 0;
+    uint64_t key_bytes = 0;
+  };
+  Counts counts() const;
   // The whole record of one key, for the admin port.
   absl::StatusOr<nlohmann::json> Describe(std::string_view key) const;
+  // Everything, walking the whole object table (for /metrics/summary and tests).
   MasterStats Stats() const;
 
   // One pass of the periodic work: dead clients, puts never ended, the eviction watermark.
@@ -168,6 +178,8 @@ class MasterService {
   // Frees an object's space and erases it. REQUIRES: shard.mu held.
   void EraseLocked(Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Updates counts_ for an object entering (+1) or leaving (-1) the table.
+  void Count(const std::string& key, const Object& object, int sign);
   // Under the shard's lock: refuses an existing key (or preempts an abandoned put), allocates the
   // replicas and records the object as processing.
   absl::StatusOr<std::vector<Replica>> TryPlace(Shard& shard, const PutItem& item,
@@ -200,6 +212,11 @@ class MasterService {
   ClientRegistry clients_;
   mutable std::array<Shard, kShards> shards_;
 
+  std::atomic<uint64_t> objects_{0};
+  std::atomic<uint64_t> processing_{0};
+  std::atomic<uint64_t> hard_pinned_{0};
+  std::atomic<uint64_t> key_bytes_{0};
+  Counter* leases_granted_;
   std::atomic<uint64_t> evicted_objects_{0};
   std::atomic<uint64_t> evicted_bytes_{0};
   absl::Mutex evict_mu_;  // one eviction at a time

@@ -372,9 +372,10 @@ TEST_F(MasterServiceTest, RandomRequestStormLeaksNoSpace) {
         service_.ExistKey({&k, 1});
         break;
       case 7:
-        clock_.Advance(absl::Seconds(static_cast<int64_t>(rng() % 20)));
-        service_.RunMaintenance();
+        // Time passes (leases lapse, puts get abandoned) while the client stays alive.
+        clock_.Advance(absl::Seconds(static_cast<int64_t>(rng() % 8)));
         service_.Heartbeat(kClient);
+        service_.RunMaintenance();
         break;
       case 8:
         service_.RemoveByRegex(rng() % 2 ? "key1.*" : "([bad").IgnoreError();
@@ -383,12 +384,25 @@ TEST_F(MasterServiceTest, RandomRequestStormLeaksNoSpace) {
         service_.Evict(rng() % (8 * kMiB));
     }
   }
+  {
+    // The counters kept along the way agree with a walk of the table.
+    MasterStats walked = service_.Stats();
+    MasterService::Counts kept = service_.counts();
+    EXPECT_EQ(kept.objects, walked.objects);
+    EXPECT_EQ(kept.processing, walked.processing);
+    EXPECT_EQ(kept.hard_pinned, walked.hard_pinned);
+    EXPECT_EQ(kept.key_bytes, walked.key_bytes);
+    EXPECT_GT(walked.objects, 0u);
+    EXPECT_EQ(service_.ListSegments().size(), 2u);  // the client stayed alive throughout
+  }
   clock_.Advance(absl::Hours(1));  // leases and abandoned puts all lapse
-  service_.RunMaintenance();
   service_.Heartbeat(kClient);
+  service_.RunMaintenance();
   service_.RemoveAll();
   MasterStats stats = service_.Stats();
   EXPECT_EQ(stats.objects, 0u);
+  EXPECT_EQ(service_.counts().objects, 0u);
+  EXPECT_EQ(service_.counts().key_bytes, 0u);
   EXPECT_EQ(stats.used_bytes, 0u);
   for (const SegmentInfo& segment : service_.ListSegments()) EXPECT_EQ(segment.used, 0u);
 }
