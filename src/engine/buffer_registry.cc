@@ -40,12 +40,11 @@ absl::Status BufferRegistry::Unregister(uint64_t addr) {
 }
 
 bool BufferRegistry::Contains(uint64_t addr, uint64_t length) const {
-  if (length == 0 || addr > UINT64_MAX - length) return false;
   absl::ReaderMutexLock lock(&mu_);
   auto next = buffers_.upper_bound(addr);
   if (next == buffers_.begin()) return false;
   const BufferInfo& buffer = std::prev(next)->second;
-  return addr >= buffer.addr && addr + length <= buffer.addr + buffer.length;
+  return RangeWithin(addr, length, buffer.addr, buffer.length);
 }
 
 std::vector<BufferInfo> BufferRegistry::List() const {

@@ -26,6 +26,12 @@ struct BufferInfo {
   std::vector<uint32_t> rkeys;  // RDMA remote keys, one per NIC of the segment (empty: no RDMA)
 };
 
+// True if [addr, addr + length) lies inside [start, start + size), with no overflow however large
+// the values. An empty range lies inside nothing.
+inline bool RangeWithin(uint64_t addr, uint64_t length, uint64_t start, uint64_t size) {
+  return length != 0 && addr >= start && length <= size && addr - start <= size - length;
+}
+
 class BufferRegistry {
  public:
   // INVALID_PARAMS for a null or empty range, one that wraps past 2^64, or one overlapping a

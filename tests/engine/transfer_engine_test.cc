@@ -282,12 +282,6 @@ TEST_F(TransferEngineTest, DataServerRejectsHostileFrames) {
   EXPECT_EQ(std::memcmp(remote_.data() + 4096, local_.data(), 4096), 0);
 }
 
-}  // namespace
-}  // namespace mooncake::engine
-
-namespace mooncake::engine {
-namespace {
-
 // Two engines in one process share the host and the network namespace, so memory the target
 // allocated as shared is reached through shared memory, not TCP.
 TEST(SharedMemoryTransportTest, SameHostPeersCopyThroughSharedMemory) {
@@ -355,12 +349,6 @@ TEST(SharedMemoryTransportTest, DisabledShmOrPlainMemoryUsesTcp) {
   ASSERT_TRUE(plain_segment.ok());
   EXPECT_EQ(with_shm->TransportFor(*plain_segment), "tcp");  // not shared memory: nothing to map
 }
-
-}  // namespace
-}  // namespace mooncake::engine
-
-namespace mooncake::engine {
-namespace {
 
 // A peer that misbehaves in the middle of a slice: it answers a READ with a header announcing the
 // data, sends half of it and hangs up (or, with `silent`, sends nothing at all). It is published
@@ -439,12 +427,6 @@ TEST(TransferEngineFaultTest, PeerThatHangsUpMidSliceOrNeverAnswers) {
     EXPECT_EQ(local.data()[32768 + 16384], 0x11);
   }
 }
-
-}  // namespace
-}  // namespace mooncake::engine
-
-namespace mooncake::engine {
-namespace {
 
 TEST(TransferEngineRestartTest, APeerThatRestartsIsPickedUpByTheNextRequest) {
   auto first = MakeEngine();

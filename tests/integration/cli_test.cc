@@ -78,12 +78,6 @@ TEST(CliTest, MasterAliasRunsTheMasterSubcommand) {
   EXPECT_EQ(run.status, 2);
 }
 
-}  // namespace
-}  // namespace mooncake
-
-namespace mooncake {
-namespace {
-
 TEST(BenchCliTest, MasterBenchRunsAndReportsJson) {
   test::RunResult result =
       test::RunCommand({MOONCAKE_BINARY, "bench", "master", "--duration", "200ms", "--threads", "2",
@@ -109,12 +103,6 @@ TEST(BenchCliTest, PendingBenchmarksSaySoAndFail) {
   EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench"}).status, 2);
   EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "master", "--duration", "-1s"}).status, 2);
 }
-
-}  // namespace
-}  // namespace mooncake
-
-namespace mooncake {
-namespace {
 
 // The JSON summary printed as the last line of a bench run.
 nlohmann::json LastJsonLine(std::string output) {

@@ -159,20 +159,22 @@ uint32_t RdmaTransport::LocalKey(size_t nic, uint64_t addr, uint64_t length) con
   auto next = regions_.upper_bound(addr);
   if (next == regions_.begin()) return 0;
   const Region& r = std::prev(next)->second;
-  if (addr + length > r.addr + r.length) return 0;
+  if (!RangeWithin(addr, length, r.addr, r.length)) return 0;
   return r.keys[nic].lkey;
+}
+
+const BufferInfo* RdmaTransport::RdmaBuffer(const SegmentDescriptor& target, uint64_t remote,
+                                            uint64_t length) {
+  if (target.rdma_nics.empty()) return nullptr;
+  for (const BufferInfo& b : target.buffers) {
+    if (!b.rkeys.empty() && RangeWithin(remote, length, b.addr, b.length)) return &b;
+  }
+  return nullptr;
 }
 
 bool RdmaTransport::CanReach(const SegmentDescriptor& target, uint64_t remote,
                              uint64_t length) const {
-  if (target.rdma_nics.empty()) return false;
-  for (const BufferInfo& b : target.buffers) {
-    if (!b.rkeys.empty() && remote >= b.addr && length <= b.length &&
-        remote - b.addr <= b.length - length) {
-      return true;
-    }
-  }
-  return false;
+  return RdmaBuffer(target, remote, length) != nullptr;
 }
 
 absl::StatusOr<std::string> RdmaTransport::AcceptHandshake(std::string_view request) {
@@ -228,13 +230,8 @@ absl::StatusOr<RdmaTransport::Connection*> RdmaTransport::Connect(const SegmentD
 void RdmaTransport::Submit(const std::shared_ptr<const SegmentDescriptor>& target, TransferOp op,
                            uint64_t local, uint64_t remote, uint64_t length,
                            const std::shared_ptr<TransferBatch>& batch, size_t index) {
-  std::vector<uint32_t> rkeys;
-  for (const BufferInfo& b : target->buffers) {
-    if (!b.rkeys.empty() && remote >= b.addr && remote - b.addr <= b.length - length) {
-      rkeys = b.rkeys;
-      break;
-    }
-  }
+  const BufferInfo* buffer = RdmaBuffer(*target, remote, length);
+  const std::vector<uint32_t> rkeys = buffer ? buffer->rkeys : std::vector<uint32_t>();
   // Stripe the slices over the NICs, starting where the last request left off.
   std::vector<std::vector<Slice>> per_nic(devices_.size());
   size_t count = 0;

@@ -111,6 +111,9 @@ class RdmaTransport {
   // The connected queue pair to `target` from NIC `nic`, made (or re-made) as needed.
   absl::StatusOr<Connection*> Connect(const SegmentDescriptor& target, size_t nic);
   uint32_t LocalKey(size_t nic, uint64_t addr, uint64_t length) const;
+  // The buffer of `target` with remote keys that holds the remote range, or null.
+  static const BufferInfo* RdmaBuffer(const SegmentDescriptor& target, uint64_t remote,
+                                      uint64_t length);
   void Retry(Slice slice, const std::string& error);
   void PollLoop();
   void OnCompletion(const Completion& completion);

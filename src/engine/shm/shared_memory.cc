@@ -10,6 +10,7 @@
 
 #include "common/error_code.h"
 #include "common/strings.h"
+#include "engine/buffer_registry.h"
 
 namespace mooncake::engine::shm {
 
@@ -69,7 +70,7 @@ std::optional<SharedRegion> SharedMemory::Find(uint64_t addr, uint64_t length) c
   auto next = by_addr_.upper_bound(addr);
   if (next == by_addr_.begin()) return std::nullopt;
   const SharedRegion& r = std::prev(next)->second.region;
-  if (length > r.size || addr - r.addr > r.size - length) return std::nullopt;
+  if (!RangeWithin(addr, length, r.addr, r.size)) return std::nullopt;
   return r;
 }
 

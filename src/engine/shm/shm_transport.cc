@@ -27,11 +27,8 @@ struct ShmTransport::Peer {
     for (auto& [id, file] : files) munmap(file.base, file.size);
   }
   const Mapping* Find(uint64_t remote, uint64_t length) const {
-    if (length == 0) return nullptr;
     for (const Mapping& m : mappings) {
-      if (remote >= m.remote && length <= m.length && remote - m.remote <= m.length - length) {
-        return &m;
-      }
+      if (RangeWithin(remote, length, m.remote, m.length)) return &m;
     }
     return nullptr;
   }
