@@ -22,8 +22,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/offset_allocator.h"
 #include "master/master_config.h"
-#include "master/offset_allocator.h"
 
 namespace mooncake::master {
 

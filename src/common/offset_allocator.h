@@ -9,7 +9,7 @@
 // always one block. Worst-case waste from rounding is 1/8 of a request plus the alignment.
 //
 // The allocator hands out offsets; it never touches the memory they describe.
-// Thread safety: none; the owner (SegmentManager) serializes calls.
+// Thread safety: none; the owner serializes calls.
 #pragma once
 
 #include <array>
@@ -17,7 +17,7 @@
 #include <optional>
 #include <vector>
 
-namespace mooncake::master {
+namespace mooncake {
 
 class OffsetAllocator {
  public:
@@ -78,4 +78,4 @@ class OffsetAllocator {
   std::vector<uint32_t> spare_nodes_;
 };
 
-}  // namespace mooncake::master
+}  // namespace mooncake

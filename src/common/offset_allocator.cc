@@ -1,8 +1,8 @@
-#include "master/offset_allocator.h"
+#include "common/offset_allocator.h"
 
 #include <bit>
 
-namespace mooncake::master {
+namespace mooncake {
 namespace {
 
 constexpr int kMantissaBits = 3;
@@ -167,4 +167,4 @@ uint64_t OffsetAllocator::largest_free_block() const {
   return BinSize(top * kLeafBins + leaf) * alignment_;
 }
 
-}  // namespace mooncake::master
+}  // namespace mooncake

@@ -1,4 +1,4 @@
-#include "master/offset_allocator.h"
+#include "common/offset_allocator.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-namespace mooncake::master {
+namespace mooncake {
 namespace {
 
 TEST(OffsetAllocatorTest, AllocatesAlignedBlocksAndCoalescesOnFree) {
@@ -134,4 +134,4 @@ TEST(OffsetAllocatorTest, LowFragmentationUnderTheKvCacheSizeMix) {
 }
 
 }  // namespace
-}  // namespace mooncake::master
+}  // namespace mooncake

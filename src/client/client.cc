@@ -1,0 +1,694 @@
+#include "client/client.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <numeric>
+
+#include "client/staging_buffer.h"
+#include "common/error_code.h"
+#include "common/logging.h"
+#include "common/strings.h"
+#include "common/units.h"
+#include "engine/transfer_engine.h"
+
+namespace mooncake::client {
+namespace {
+
+using engine::TransferOp;
+using engine::TransferRequest;
+
+std::string RandomUuid() {
+  std::ifstream in("/proc/sys/kernel/random/uuid");
+  std::string uuid;
+  std::getline(in, uuid);
+  return uuid;
+}
+
+absl::Status Closed() {
+  return MakeError(ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS, "the client is closed");
+}
+
+uint64_t TotalSize(const std::vector<Slice>& parts) {
+  uint64_t total = 0;
+  for (const Slice& part : parts) total += part.size;
+  return total;
+}
+
+// Appends the requests that move bytes [0, size) of an object at `remote` to or from `parts`
+// (filled in order).
+void AddRequests(TransferOp op, const std::vector<Slice>& parts, engine::SegmentId segment,
+                 uint64_t remote, uint64_t size, std::vector<TransferRequest>* requests) {
+  uint64_t offset = 0;
+  for (const Slice& part : parts) {
+    if (offset == size) break;
+    const uint64_t length = std::min(part.size, size - offset);
+    if (length == 0) continue;
+    requests->push_back(TransferRequest{op, part.data, segment, remote + offset, length});
+    offset += length;
+  }
+}
+
+std::vector<std::vector<Slice>> OnePartEach(absl::Span<const Slice> slices) {
+  std::vector<std::vector<Slice>> parts;
+  parts.reserve(slices.size());
+  for (const Slice& slice : slices) parts.push_back({slice});
+  return parts;
+}
+
+}  // namespace
+
+struct Client::Located {
+  uint64_t size = 0;
+  absl::Time deadline;            // the lease's end: data read later is discarded
+  std::vector<Replica> replicas;  // closest first
+};
+
+Client::Client(ClientConfig config) : config_(std::move(config)) {}
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientConfig config) {
+  if (absl::Status valid = ValidateConfig(config); !valid.ok()) return valid;
+  if (config.client_id.empty()) config.client_id = RandomUuid();
+  std::unique_ptr<Client> client(new Client(std::move(config)));
+  if (absl::Status started = client->Start(); !started.ok()) {
+    (void)client->Close();
+    return started;
+  }
+  return client;
+}
+
+absl::Status Client::Start() {
+  http::HttpClientOptions http;
+  http.timeout = config_.rpc_timeout;
+  absl::StatusOr<std::unique_ptr<MasterClient>> master =
+      MasterClient::Create(config_.master_server_address, config_.client_id, http);
+  if (!master.ok()) return master.status();
+  master_ = *std::move(master);
+  // Fail early, with a clear message, when the master is not there.
+  absl::StatusOr<HeartbeatReply> hello = master_->Heartbeat();
+  if (!hello.ok()) {
+    return MakeError(ErrorCodeOf(hello.status()),
+                     fmt::format("master at {} does not answer: {}", config_.master_server_address,
+                                 hello.status().message()));
+  }
+  {
+    absl::MutexLock lock(&mount_mu_);
+    epoch_ = hello->epoch;
+  }
+
+  engine::EngineConfig engine_config;
+  engine_config.local_hostname = config_.local_hostname;
+  engine_config.metadata_server = config_.metadata_server;
+  engine_config.protocol = config_.protocol;
+  engine_config.device_name = config_.device_name;
+  engine_config.listen_address = config_.listen_address;
+  engine_config.enable_shm = config_.enable_shm;
+  absl::StatusOr<std::unique_ptr<engine::TransferEngine>> engine =
+      engine::TransferEngine::Create(std::move(engine_config));
+  if (!engine.ok()) return engine.status();
+  engine_ = *std::move(engine);
+  segment_name_ = engine_->segment_name();
+
+  if (config_.local_buffer_size > 0) {
+    void* buffer = mmap(nullptr, config_.local_buffer_size, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buffer == MAP_FAILED) {
+      return MakeError(ErrorCode::INTERNAL_ERROR,
+                       fmt::format("cannot map a local buffer of {}: {}",
+                                   FormatByteSize(config_.local_buffer_size), strerror(errno)));
+    }
+    local_buffer_ = buffer;
+    if (absl::Status s = engine_->RegisterMemory(buffer, config_.local_buffer_size); !s.ok()) {
+      return s;
+    }
+    staging_ =
+        std::make_unique<StagingBuffer>(static_cast<char*>(buffer), config_.local_buffer_size);
+  }
+  if (config_.global_segment_size > 0) {
+    absl::StatusOr<void*> segment = engine_->AllocateSharedMemory(config_.global_segment_size);
+    if (!segment.ok()) return segment.status();
+    segment_ = *segment;
+    if (absl::Status s = engine_->RegisterMemory(segment_, config_.global_segment_size); !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = Mount(); !s.ok()) return s;
+  }
+  heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  return absl::OkStatus();
+}
+
+absl::Status Client::Mount() {
+  absl::Status mounted = master_->MountSegment(segment_name_, reinterpret_cast<uint64_t>(segment_),
+                                               config_.global_segment_size);
+  // Already mounted by us: an earlier attempt went through and its answer was lost.
+  if (ErrorCodeOf(mounted) == ErrorCode::SEGMENT_ALREADY_EXISTS) return absl::OkStatus();
+  if (!mounted.ok()) {
+    return MakeError(ErrorCodeOf(mounted), fmt::format("cannot mount segment {} at the master: {}",
+                                                       segment_name_, mounted.message()));
+  }
+  return absl::OkStatus();
+}
+
+void Client::HeartbeatLoop() {
+  bool failing = false;
+  while (!stop_heartbeat_.WaitForNotificationWithTimeout(config_.heartbeat_interval)) {
+    absl::StatusOr<HeartbeatReply> reply = master_->Heartbeat();
+    if (!reply.ok()) {
+      if (!failing) spdlog::warn("master heartbeat failed: {}", reply.status().message());
+      failing = true;
+      continue;
+    }
+    if (failing) spdlog::info("master answers heartbeats again");
+    failing = false;
+    bool new_master = false;
+    {
+      absl::MutexLock lock(&mount_mu_);
+      new_master = reply->epoch != epoch_;
+      epoch_ = reply->epoch;
+    }
+    if ((reply->remount || new_master) && segment_ != nullptr) {
+      if (absl::Status s = Mount(); !s.ok()) {
+        spdlog::warn("remounting after a master restart failed (will retry): {}", s.message());
+        absl::MutexLock lock(&mount_mu_);
+        epoch_ = 0;  // try again on the next heartbeat
+      } else {
+        spdlog::info("segment {} mounted again at the master (epoch {})", segment_name_,
+                     reply->epoch);
+      }
+    }
+  }
+}
+
+absl::Status Client::Close() {
+  absl::WriterMutexLock lock(&state_mu_);
+  if (closed_) return absl::OkStatus();
+  closed_ = true;
+  stop_heartbeat_.Notify();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  absl::Status status;
+  if (segment_ != nullptr && master_ != nullptr) {
+    status = master_->UnmountSegment(segment_name_);
+    // Not mounted (any more): the master forgot it (restart, or declared us dead); that is fine.
+    if (ErrorCodeOf(status) == ErrorCode::SEGMENT_NOT_FOUND) status = absl::OkStatus();
+    if (!status.ok()) spdlog::warn("unmounting segment {}: {}", segment_name_, status.message());
+  }
+  engine_.reset();  // stops serving peers before the memory goes
+  if (segment_ != nullptr) {
+    // The engine owned the shared memory; it is unmapped with it.
+    segment_ = nullptr;
+  }
+  staging_.reset();
+  if (local_buffer_ != nullptr) {
+    munmap(local_buffer_, config_.local_buffer_size);
+    local_buffer_ = nullptr;
+  }
+  return status;
+}
+
+Client::~Client() { (void)Close(); }
+
+absl::Status Client::HealthCheck() {
+  absl::ReaderMutexLock lock(&state_mu_);
+  if (closed_) return Closed();
+  return master_->Heartbeat().status();
+}
+
+absl::Status Client::RegisterBuffer(void* addr, size_t size) {
+  absl::ReaderMutexLock lock(&state_mu_);
+  if (closed_) return Closed();
+  return engine_->RegisterMemory(addr, size);
+}
+
+absl::Status Client::UnregisterBuffer(void* addr) {
+  absl::ReaderMutexLock lock(&state_mu_);
+  if (closed_) return Closed();
+  if (addr == local_buffer_ || (addr == segment_ && segment_ != nullptr)) {
+    return MakeError(ErrorCode::INVALID_PARAMS,
+                     "that memory belongs to the client itself; it cannot be unregistered");
+  }
+  return engine_->UnregisterMemory(addr);
+}
+
+int Client::Distance(const std::string& segment) {
+  if (segment == segment_name_) return 0;
+  absl::StatusOr<engine::SegmentId> id = engine_->OpenSegment(segment);
+  if (!id.ok()) return 3;
+  const std::string transport = engine_->TransportFor(*id);
+  if (transport == "memcpy") return 0;
+  if (transport == "shm") return 1;
+  return 2;
+}
+
+// ---- puts ----
+
+std::vector<absl::Status> Client::PutLocked(absl::Span<const std::string> keys,
+                                            absl::Span<const std::vector<Slice>> parts,
+                                            const ReplicateConfig& config) {
+  std::vector<absl::Status> results(keys.size());
+  if (parts.size() != keys.size()) {
+    return std::vector<absl::Status>(
+        keys.size(), MakeError(ErrorCode::INVALID_PARAMS,
+                               fmt::format("{} keys but {} values", keys.size(), parts.size())));
+  }
+  // Keys that pass the local checks go to the master.
+  std::vector<size_t> asked;
+  std::vector<std::string> asked_keys;
+  std::vector<uint64_t> sizes;
+  asked.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const uint64_t size = TotalSize(parts[i]);
+    if (size == 0) {
+      results[i] =
+          MakeError(ErrorCode::INVALID_PARAMS, fmt::format("the value of '{}' is empty", keys[i]));
+      continue;
+    }
+    for (const Slice& part : parts[i]) {
+      if (part.size > 0 && !engine_->IsRegistered(part.data, part.size)) {
+        results[i] =
+            MakeError(ErrorCode::INVALID_PARAMS,
+                      fmt::format("the value of '{}' at {} ({} bytes) is not in registered memory",
+                                  keys[i], part.data, part.size));
+        break;
+      }
+    }
+    if (!results[i].ok()) continue;
+    asked.push_back(i);
+    asked_keys.push_back(keys[i]);
+    sizes.push_back(size);
+  }
+  if (asked.empty()) return results;
+
+  ReplicateConfig placement = config;
+  if (config.prefer_alloc_in_same_node && segment_ != nullptr) {
+    placement.preferred_segments.insert(placement.preferred_segments.begin(), segment_name_);
+  }
+  std::vector<absl::StatusOr<std::vector<Replica>>> started =
+      master_->PutStart(asked_keys, sizes, placement);
+
+  // One transfer batch writes every replica of every key.
+  std::vector<TransferRequest> requests;
+  std::vector<size_t> first_request(asked.size() + 1, 0);
+  std::vector<bool> writing(asked.size(), false);
+  for (size_t a = 0; a < asked.size(); ++a) {
+    first_request[a] = requests.size();
+    const size_t i = asked[a];
+    if (!started[a].ok()) {
+      // Stored already: objects are immutable, and the caller's value is (by contract) the same.
+      if (ErrorCodeOf(started[a].status()) != ErrorCode::OBJECT_ALREADY_EXISTS) {
+        results[i] = started[a].status();
+      }
+      continue;
+    }
+    writing[a] = true;
+    if (started[a]->empty()) {
+      results[i] = MakeError(ErrorCode::INVALID_REPLICA, "the master placed no replica");
+    }
+    for (const Replica& replica : *started[a]) {
+      absl::StatusOr<engine::SegmentId> segment = engine_->OpenSegment(replica.segment);
+      if (!segment.ok() || replica.size < sizes[a]) {
+        results[i] = segment.ok() ? MakeError(ErrorCode::INVALID_REPLICA, "replica too small")
+                                  : segment.status();
+        requests.resize(first_request[a]);
+        break;
+      }
+      AddRequests(TransferOp::kWrite, parts[i], *segment, replica.address, sizes[a], &requests);
+    }
+  }
+  first_request[asked.size()] = requests.size();
+
+  std::vector<absl::Status> statuses;
+  if (!requests.empty()) statuses = engine_->Submit(requests)->Wait();
+  std::vector<std::string> ended, revoked;
+  std::vector<size_t> ended_index;
+  for (size_t a = 0; a < asked.size(); ++a) {
+    if (!writing[a]) continue;
+    const size_t i = asked[a];
+    for (size_t r = first_request[a]; r < first_request[a + 1] && results[i].ok(); ++r) {
+      if (!statuses[r].ok()) results[i] = statuses[r];
+    }
+    if (results[i].ok()) {
+      ended.push_back(keys[i]);
+      ended_index.push_back(i);
+    } else {
+      revoked.push_back(keys[i]);
+    }
+  }
+  if (!revoked.empty()) {
+    std::vector<absl::Status> revokes = master_->PutRevoke(revoked);
+    for (size_t k = 0; k < revokes.size(); ++k) {
+      if (!revokes[k].ok()) {
+        spdlog::warn("revoking the failed put of '{}': {} (the master reclaims it later)",
+                     revoked[k], revokes[k].message());
+      }
+    }
+  }
+  if (!ended.empty()) {
+    std::vector<absl::Status> ends = master_->PutEnd(ended);
+    for (size_t k = 0; k < ends.size(); ++k) results[ended_index[k]] = ends[k];
+  }
+  return results;
+}
+
+std::vector<absl::Status> Client::BatchPutParts(absl::Span<const std::string> keys,
+                                                absl::Span<const std::vector<Slice>> parts,
+                                                const ReplicateConfig& config) {
+  absl::ReaderMutexLock lock(&state_mu_);
+  if (closed_) return std::vector<absl::Status>(keys.size(), Closed());
+  return PutLocked(keys, parts, config);
+}
+
+std::vector<absl::Status> Client::BatchPutFrom(absl::Span<const std::string> keys,
+                                               absl::Span<const Slice> values,
+                                               const ReplicateConfig& config) {
+  if (values.size() != keys.size()) {
+    return std::vector<absl::Status>(
+        keys.size(), MakeError(ErrorCode::INVALID_PARAMS,
+                               fmt::format("{} keys but {} values", keys.size(), values.size())));
+  }
+  return BatchPutParts(keys, OnePartEach(values), config);
+}
+
+absl::Status Client::PutFrom(const std::string& key, Slice value, const ReplicateConfig& config) {
+  return BatchPutFrom({&key, 1}, {&value, 1}, config)[0];
+}
+
+std::vector<absl::Status> Client::BatchPut(absl::Span<const std::string> keys,
+                                           absl::Span<const std::string_view> values,
+                                           const ReplicateConfig& config) {
+  absl::ReaderMutexLock lock(&state_mu_);
+  if (closed_) return std::vector<absl::Status>(keys.size(), Closed());
+  std::vector<absl::Status> results(keys.size());
+  if (values.size() != keys.size()) {
+    return std::vector<absl::Status>(
+        keys.size(), MakeError(ErrorCode::INVALID_PARAMS,
+                               fmt::format("{} keys but {} values", keys.size(), values.size())));
+  }
+  if (!staging_) {
+    return std::vector<absl::Status>(
+        keys.size(),
+        MakeError(ErrorCode::INVALID_PARAMS,
+                  "local_buffer_size is 0, so copying puts cannot stage their bytes; use the "
+                  "zero-copy calls on registered memory"));
+  }
+  // Stage as many values as fit, put them as one batch, release, go on.
+  size_t next = 0;
+  while (next < keys.size()) {
+    std::vector<size_t> group;
+    std::vector<StagingBuffer::Block> blocks;
+    std::vector<std::vector<Slice>> parts;
+    for (; next < keys.size(); ++next) {
+      const uint64_t size = values[next].size();
+      if (size == 0) {
+        results[next] = MakeError(ErrorCode::INVALID_PARAMS,
+                                  fmt::format("the value of '{}' is empty", keys[next]));
+        continue;
+      }
+      if (!staging_->Fits(size)) {
+        results[next] = MakeError(
+            ErrorCode::BUFFER_OVERFLOW,
+            fmt::format("the value of '{}' ({}) is larger than the local buffer ({})", keys[next],
+                        FormatByteSize(size), FormatByteSize(staging_->capacity())));
+        continue;
+      }
+      std::optional<StagingBuffer::Block> block =
+          blocks.empty() ? staging_->Acquire(size) : staging_->TryAcquire(size);
+      if (!block) break;
+      std::memcpy(block->data, values[next].data(), size);
+      blocks.push_back(*block);
+      group.push_back(next);
+      parts.push_back({Slice{block->data, size}});
+    }
+    if (group.empty()) continue;
+    std::vector<std::string> group_keys;
+    group_keys.reserve(group.size());
+    for (size_t i : group) group_keys.push_back(keys[i]);
+    std::vector<absl::Status> put = PutLocked(group_keys, parts, config);
+    for (size_t k = 0; k < group.size(); ++k) results[group[k]] = put[k];
+    for (const StagingBuffer::Block& block : blocks) staging_->Release(block);
+  }
+  return results;
+}
+
+absl::Status Client::Put(const std::string& key, std::string_view value,
+                         const ReplicateConfig& config) {
+  return BatchPut({&key, 1}, {&value, 1}, config)[0];
+}
+
+absl::Status Client::PutParts(const std::string& key, absl::Span<const std::string_view> parts,
+                              const ReplicateConfig& config) {
+  std::string joined;
+  size_t total = 0;
+  for (std::string_view part : parts) total += part.size();
+  joined.reserve(total);
+  for (std::string_view part : parts) joined.append(part);
+  return Put(key, joined, config);
+}
+
+// ---- gets ----
+
+std::vector<absl::StatusOr<Client::Located>> Client::Locate(absl::Span<const std::string> keys) {
+  const absl::Time asked = absl::Now();
+  std::vector<absl::StatusOr<ReplicaList>> lists = master_->GetReplicaList(keys);
+  std::vector<absl::StatusOr<Located>> located;
+  located.reserve(keys.size());
+  for (absl::StatusOr<ReplicaList>& list : lists) {
+    if (!list.ok()) {
+      located.push_back(list.status());
+      continue;
+    }
+    if (list->replicas.empty()) {
+      located.push_back(MakeError(ErrorCode::INVALID_REPLICA, "the master listed no replica"));
+      continue;
+    }
+    Located where{list->size, asked + list->lease, std::move(list->replicas)};
+    if (where.replicas.size() > 1) {
+      std::stable_sort(where.replicas.begin(), where.replicas.end(),
+                       [this](const Replica& a, const Replica& b) {
+                         return Distance(a.segment) < Distance(b.segment);
+                       });
+    }
+    located.push_back(std::move(where));
+  }
+  return located;
+}
+
+std::vector<absl::StatusOr<uint64_t>> Client::Read(std::vector<absl::StatusOr<Located>>& located,
+                                                   absl::Span<const std::vector<Slice>> parts) {
+  const size_t n = located.size();
+  std::vector<absl::StatusOr<uint64_t>> results(n, uint64_t{0});
+  std::vector<size_t> attempt(n, 0);
+  std::vector<size_t> pending;
+  for (size_t i = 0; i < n; ++i) {
+    if (!located[i].ok()) {
+      results[i] = located[i].status();
+      continue;
+    }
+    const uint64_t size = located[i]->size;
+    const uint64_t room = TotalSize(parts[i]);
+    if (room < size) {
+      results[i] =
+          MakeError(ErrorCode::BUFFER_OVERFLOW,
+                    fmt::format("the object is {} bytes but the buffer holds only {}", size, room));
+      continue;
+    }
+    bool registered = true;
+    for (const Slice& part : parts[i]) {
+      if (part.size > 0 && !engine_->IsRegistered(part.data, part.size)) registered = false;
+    }
+    if (!registered) {
+      results[i] = MakeError(ErrorCode::INVALID_PARAMS,
+                             "the destination buffer is not in registered memory");
+      continue;
+    }
+    pending.push_back(i);
+  }
+  // Round r reads each pending object from its r-th closest replica.
+  while (!pending.empty()) {
+    std::vector<TransferRequest> requests;
+    std::vector<size_t> first_request;
+    std::vector<size_t> reading;
+    for (size_t i : pending) {
+      const Located& where = *located[i];
+      while (attempt[i] < where.replicas.size()) {
+        const Replica& replica = where.replicas[attempt[i]];
+        absl::StatusOr<engine::SegmentId> segment = engine_->OpenSegment(replica.segment);
+        if (segment.ok() && replica.size >= where.size) {
+          first_request.push_back(requests.size());
+          reading.push_back(i);
+          AddRequests(TransferOp::kRead, parts[i], *segment, replica.address, where.size,
+                      &requests);
+          break;
+        }
+        results[i] = segment.ok() ? MakeError(ErrorCode::INVALID_REPLICA, "replica too small")
+                                  : segment.status();
+        ++attempt[i];
+      }
+    }
+    if (reading.empty()) break;
+    first_request.push_back(requests.size());
+    std::vector<absl::Status> statuses = engine_->Submit(requests)->Wait();
+    const absl::Time now = absl::Now();
+    std::vector<size_t> retry;
+    for (size_t k = 0; k < reading.size(); ++k) {
+      const size_t i = reading[k];
+      absl::Status status;
+      for (size_t r = first_request[k]; r < first_request[k + 1] && status.ok(); ++r) {
+        status = statuses[r];
+      }
+      if (status.ok()) {
+        results[i] = now <= located[i]->deadline
+                         ? absl::StatusOr<uint64_t>(located[i]->size)
+                         : MakeError(ErrorCode::LEASE_EXPIRED,
+                                     "the read finished after the lease ended; data discarded");
+        continue;
+      }
+      results[i] = status;
+      if (++attempt[i] < located[i]->replicas.size()) retry.push_back(i);
+    }
+    pending = std::move(retry);
+  }
+  return results;
+}
+
+std::vector<absl::StatusOr<uint64_t>> Client::GetLocked(
+    absl::Span<const std::string> keys, absl::Span<const std::vector<Slice>> parts) {
+  if (parts.size() != keys.size()) {
+    return std::vector<absl::StatusOr<uint64_t>>(
+        keys.size(), MakeError(ErrorCode::INVALID_PARAMS,
+                               fmt::format("{} keys but {} buffers", keys.size(), parts.size())));
+  }
+  std::vector<absl::StatusOr<Located>> located = Locate(keys);
+  return Read(located, parts);
+}
+
+std::vector<absl::StatusOr<uint64_t>> Client::BatchGetIntoParts(
+    absl::Span<const std::string> keys, absl::Span<const std::vector<Slice>> parts) {
+  absl::ReaderMutexLock lock(&state_mu_);
+  if (closed_) return std::vector<absl::StatusOr<uint64_t>>(keys.size(), Closed());
+  return GetLocked(keys, parts);
+}
+
+std::vector<absl::StatusOr<uint64_t>> Client::BatchGetInto(absl::Span<const std::string> keys,
+                                                           absl::Span<const Slice> buffers) {
+  if (buffers.size() != keys.size()) {
+    return std::vector<absl::StatusOr<uint64_t>>(
+        keys.size(), MakeError(ErrorCode::INVALID_PARAMS,
+                               fmt::format("{} keys but {} buffers", keys.size(), buffers.size())));
+  }
+  return BatchGetIntoParts(keys, OnePartEach(buffers));
+}
+
+absl::StatusOr<uint64_t> Client::GetInto(const std::string& key, Slice buffer) {
+  return BatchGetInto({&key, 1}, {&buffer, 1})[0];
+}
+
+std::vector<absl::StatusOr<std::string>> Client::BatchGet(absl::Span<const std::string> keys) {
+  absl::ReaderMutexLock lock(&state_mu_);
+  if (closed_) return std::vector<absl::StatusOr<std::string>>(keys.size(), Closed());
+  if (!staging_) {
+    return std::vector<absl::StatusOr<std::string>>(
+        keys.size(),
+        MakeError(ErrorCode::INVALID_PARAMS,
+                  "local_buffer_size is 0, so copying gets cannot stage their bytes; use the "
+                  "zero-copy calls on registered memory"));
+  }
+  std::vector<absl::StatusOr<Located>> located = Locate(keys);
+  std::vector<absl::StatusOr<std::string>> results(keys.size());
+  size_t next = 0;
+  while (next < keys.size()) {
+    std::vector<size_t> group;
+    std::vector<StagingBuffer::Block> blocks;
+    std::vector<absl::StatusOr<Located>> group_located;
+    std::vector<std::vector<Slice>> parts;
+    for (; next < keys.size(); ++next) {
+      if (!located[next].ok()) {
+        results[next] = located[next].status();
+        continue;
+      }
+      const uint64_t size = located[next]->size;
+      if (!staging_->Fits(size)) {
+        results[next] =
+            MakeError(ErrorCode::BUFFER_OVERFLOW,
+                      fmt::format("'{}' ({}) is larger than the local buffer ({})", keys[next],
+                                  FormatByteSize(size), FormatByteSize(staging_->capacity())));
+        continue;
+      }
+      std::optional<StagingBuffer::Block> block =
+          blocks.empty() ? staging_->Acquire(size) : staging_->TryAcquire(size);
+      if (!block) break;
+      blocks.push_back(*block);
+      group.push_back(next);
+      group_located.push_back(located[next]);
+      parts.push_back({Slice{block->data, size}});
+    }
+    if (group.empty()) continue;
+    std::vector<absl::StatusOr<uint64_t>> read = Read(group_located, parts);
+    for (size_t k = 0; k < group.size(); ++k) {
+      if (read[k].ok()) {
+        results[group[k]] = std::string(blocks[k].data, *read[k]);
+      } else {
+        results[group[k]] = read[k].status();
+      }
+    }
+    for (const StagingBuffer::Block& block : blocks) staging_->Release(block);
+  }
+  return results;
+}
+
+absl::StatusOr<std::string> Client::Get(const std::string& key) {
+  return std::move(BatchGet({&key, 1})[0]);
+}
+
+// ---- the rest ----
+
+std::vector<absl::StatusOr<bool>> Client::BatchExists(absl::Span<const std::string> keys) {
+  absl::ReaderMutexLock lock(&state_mu_);
+  if (closed_) return std::vector<absl::StatusOr<bool>>(keys.size(), Closed());
+  return master_->ExistKey(keys);
+}
+
+absl::StatusOr<bool> Client::Exists(const std::string& key) {
+  return std::move(BatchExists({&key, 1})[0]);
+}
+
+std::vector<absl::StatusOr<uint64_t>> Client::BatchGetSize(absl::Span<const std::string> keys) {
+  absl::ReaderMutexLock lock(&state_mu_);
+  if (closed_) return std::vector<absl::StatusOr<uint64_t>>(keys.size(), Closed());
+  return master_->GetSize(keys);
+}
+
+absl::StatusOr<uint64_t> Client::GetSize(const std::string& key) {
+  return std::move(BatchGetSize({&key, 1})[0]);
+}
+
+std::vector<absl::Status> Client::BatchRemove(absl::Span<const std::string> keys, bool force) {
+  absl::ReaderMutexLock lock(&state_mu_);
+  if (closed_) return std::vector<absl::Status>(keys.size(), Closed());
+  return master_->Remove(keys, force);
+}
+
+absl::Status Client::Remove(const std::string& key, bool force) {
+  return BatchRemove({&key, 1}, force)[0];
+}
+
+absl::StatusOr<uint64_t> Client::RemoveByRegex(const std::string& pattern) {
+  absl::ReaderMutexLock lock(&state_mu_);
+  if (closed_) return Closed();
+  return master_->RemoveByRegex(pattern);
+}
+
+absl::StatusOr<uint64_t> Client::RemoveAll() {
+  absl::ReaderMutexLock lock(&state_mu_);
+  if (closed_) return Closed();
+  return master_->RemoveAll();
+}
+
+absl::StatusOr<std::vector<SegmentInfo>> Client::ListSegments() {
+  absl::ReaderMutexLock lock(&state_mu_);
+  if (closed_) return Closed();
+  return master_->ListSegments();
+}
+
+}  // namespace mooncake::client

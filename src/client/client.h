@@ -1,0 +1,175 @@
+// The mooncake client library: put and get objects in the distributed pool.
+//
+//   auto client = Client::Create(config);            // connects to the master, starts the engine
+//   client->RegisterBuffer(pool, pool_bytes);        // once, for the zero-copy calls
+//   client->BatchPutFrom(keys, buffers, {});         // one master call + one transfer batch
+//   client->BatchGetInto(keys, buffers);             // bytes read per key, or an error
+//
+// Objects are immutable once stored: a put of a key that exists succeeds and leaves the stored
+// value as it was. A put is PutStart at the master (space on `replica_num` distinct segments), the
+// writes to every replica, then PutEnd; if a write fails the put is revoked and its space freed. A
+// get asks the master for the replicas (which leases the object), reads the closest one (this
+// process, then this host, then another), tries the next replica if a read fails, and discards
+// data that arrived after the lease ended (LEASE_EXPIRED). Batch calls are the fast path: one
+// master call for all keys and one transfer batch for all bytes; the single-key calls are batches
+// of one. A batch answers per key, in order.
+//
+// Zero-copy calls read from / write into memory registered with RegisterBuffer (or this client's
+// own segment); a range that is not registered is INVALID_PARAMS and nothing is touched. The
+// copying calls (Put/Get of values in ordinary memory) stage bytes through `local_buffer_size`
+// bytes of registered memory; with 0 they fail with INVALID_PARAMS.
+//
+// A client with `global_segment_size` > 0 contributes that much memory to the pool: it mounts it
+// at the master, serves peers' transfers into it, heartbeats, and mounts it again when the master
+// restarts. Close() unmounts it.
+//
+// Errors are absl::Status values carrying the codes of SPEC.md §6 (ErrorCodeOf()).
+// Thread safety: every method is thread-safe; Close() waits for calls in flight.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/types/span.h"
+#include "client/client_config.h"
+#include "client/master_client.h"
+
+namespace mooncake::engine {
+class TransferEngine;
+}
+
+namespace mooncake::client {
+
+class StagingBuffer;
+
+// A range of memory: the source or destination of a zero-copy call.
+struct Slice {
+  void* data = nullptr;
+  uint64_t size = 0;
+};
+
+class Client {
+ public:
+  // Starts the transfer engine, checks that the master answers, and mounts the segment if
+  // `global_segment_size` > 0. INVALID_PARAMS for a bad config; RPC_FAIL / RPC_TIMEOUT when the
+  // master cannot be reached (after the HTTP client's retries); the engine's errors otherwise.
+  static absl::StatusOr<std::unique_ptr<Client>> Create(ClientConfig config);
+  ~Client();  // Close()
+
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Unmounts the segment, stops the heartbeat and the engine. Idempotent; later calls fail with
+  // UNAVAILABLE_IN_CURRENT_STATUS.
+  absl::Status Close();
+
+  // "host:port" of this client's data endpoint: the name of its segment.
+  const std::string& segment_name() const { return segment_name_; }
+  const std::string& client_id() const { return master_->client_id(); }
+  const ClientConfig& config() const { return config_; }
+  // OK while the master answers heartbeats.
+  absl::Status HealthCheck();
+
+  // Memory for the zero-copy calls. INVALID_PARAMS for an empty range or one that overlaps a
+  // registered one. Registration does not touch the pages.
+  absl::Status RegisterBuffer(void* addr, size_t size);
+  absl::Status UnregisterBuffer(void* addr);
+
+  // Zero-copy puts: the object is the bytes of the slice (or the concatenation of the slices).
+  std::vector<absl::Status> BatchPutFrom(absl::Span<const std::string> keys,
+                                         absl::Span<const Slice> values,
+                                         const ReplicateConfig& config = {});
+  std::vector<absl::Status> BatchPutParts(absl::Span<const std::string> keys,
+                                          absl::Span<const std::vector<Slice>> parts,
+                                          const ReplicateConfig& config = {});
+  absl::Status PutFrom(const std::string& key, Slice value, const ReplicateConfig& config = {});
+
+  // Zero-copy gets: the object's size on success (the bytes are in the slice, or scattered over
+  // the slices in order). BUFFER_OVERFLOW if the slices are smaller than the object.
+  std::vector<absl::StatusOr<uint64_t>> BatchGetInto(absl::Span<const std::string> keys,
+                                                     absl::Span<const Slice> buffers);
+  std::vector<absl::StatusOr<uint64_t>> BatchGetIntoParts(
+      absl::Span<const std::string> keys, absl::Span<const std::vector<Slice>> parts);
+  absl::StatusOr<uint64_t> GetInto(const std::string& key, Slice buffer);
+
+  // Copying puts and gets, staged through the local buffer. A value larger than the local buffer
+  // is BUFFER_OVERFLOW.
+  std::vector<absl::Status> BatchPut(absl::Span<const std::string> keys,
+                                     absl::Span<const std::string_view> values,
+                                     const ReplicateConfig& config = {});
+  absl::Status Put(const std::string& key, std::string_view value,
+                   const ReplicateConfig& config = {});
+  // The concatenation of `parts`.
+  absl::Status PutParts(const std::string& key, absl::Span<const std::string_view> parts,
+                        const ReplicateConfig& config = {});
+  std::vector<absl::StatusOr<std::string>> BatchGet(absl::Span<const std::string> keys);
+  absl::StatusOr<std::string> Get(const std::string& key);
+
+  // Whether a complete object exists (an existing one is leased, as for a read).
+  std::vector<absl::StatusOr<bool>> BatchExists(absl::Span<const std::string> keys);
+  absl::StatusOr<bool> Exists(const std::string& key);
+  std::vector<absl::StatusOr<uint64_t>> BatchGetSize(absl::Span<const std::string> keys);
+  absl::StatusOr<uint64_t> GetSize(const std::string& key);
+
+  // OBJECT_HAS_LEASE while a reader holds a lease, unless `force`.
+  std::vector<absl::Status> BatchRemove(absl::Span<const std::string> keys, bool force = false);
+  absl::Status Remove(const std::string& key, bool force = false);
+  // Removes complete, unleased objects whose key matches the RE2 pattern; returns how many.
+  absl::StatusOr<uint64_t> RemoveByRegex(const std::string& pattern);
+  absl::StatusOr<uint64_t> RemoveAll();
+
+  // The segments mounted at the master (for cluster checks).
+  absl::StatusOr<std::vector<SegmentInfo>> ListSegments();
+
+ private:
+  struct Located;
+
+  explicit Client(ClientConfig config);
+  absl::Status Start();
+  void HeartbeatLoop();
+  absl::Status Mount();
+
+  std::vector<absl::Status> PutLocked(absl::Span<const std::string> keys,
+                                      absl::Span<const std::vector<Slice>> parts,
+                                      const ReplicateConfig& config)
+      ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  // The replicas of each key, best first, and when its lease ends.
+  std::vector<absl::StatusOr<Located>> Locate(absl::Span<const std::string> keys)
+      ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  // Reads each located object into its slices (nullopt entries: skipped).
+  std::vector<absl::StatusOr<uint64_t>> Read(std::vector<absl::StatusOr<Located>>& located,
+                                             absl::Span<const std::vector<Slice>> parts)
+      ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  std::vector<absl::StatusOr<uint64_t>> GetLocked(absl::Span<const std::string> keys,
+                                                  absl::Span<const std::vector<Slice>> parts)
+      ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  // 0 = this process, 1 = this host, 2 = elsewhere, 3 = cannot be reached.
+  int Distance(const std::string& segment);
+
+  const ClientConfig config_;
+  std::unique_ptr<MasterClient> master_;
+  std::unique_ptr<engine::TransferEngine> engine_;
+  std::string segment_name_;
+  void* segment_ = nullptr;  // global_segment_size bytes of shared memory, or null
+  void* local_buffer_ = nullptr;
+  std::unique_ptr<StagingBuffer> staging_;
+
+  mutable absl::Mutex state_mu_;  // shared by calls, exclusive for Close()
+  bool closed_ ABSL_GUARDED_BY(state_mu_) = false;
+
+  absl::Notification stop_heartbeat_;
+  std::thread heartbeat_;
+  absl::Mutex mount_mu_;
+  uint64_t epoch_ ABSL_GUARDED_BY(mount_mu_) = 0;
+};
+
+}  // namespace mooncake::client

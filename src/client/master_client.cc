@@ -1,0 +1,307 @@
+#include "client/master_client.h"
+
+#include "absl/strings/match.h"
+#include "common/error_code.h"
+#include "common/strings.h"
+#include "fmt/format.h"
+#include "http/json_body.h"
+
+namespace mooncake::client {
+namespace {
+
+using nlohmann::json;
+
+absl::Status Malformed(std::string_view method, std::string_view what) {
+  return MakeError(ErrorCode::RPC_FAIL,
+                   fmt::format("malformed {} reply from the master: {}", method, what));
+}
+
+// The status of one batch result: OK for code 0, otherwise the code and message it carries.
+absl::Status ResultStatus(const json& result) {
+  const json* code = result.contains("code") ? &result["code"] : nullptr;
+  if (code == nullptr || !code->is_number_integer()) {
+    return MakeError(ErrorCode::RPC_FAIL, "batch result without a code");
+  }
+  const int64_t value = code->get<int64_t>();
+  if (value == 0) return absl::OkStatus();
+  std::string message = result.contains("message") && result["message"].is_string()
+                            ? result["message"].get<std::string>()
+                            : std::string(ErrorCodeName(static_cast<ErrorCode>(value)));
+  return MakeError(
+      IsKnownErrorCode(value) ? static_cast<ErrorCode>(value) : ErrorCode::INTERNAL_ERROR, message);
+}
+
+bool ReadUint(const json& object, const char* field, uint64_t* out) {
+  auto it = object.find(field);
+  if (it == object.end() || !it->is_number_unsigned()) return false;
+  *out = it->get<uint64_t>();
+  return true;
+}
+
+absl::StatusOr<std::vector<Replica>> ReadReplicas(const json& object) {
+  auto it = object.find("replicas");
+  if (it == object.end() || !it->is_array()) return Malformed("replica", "no replicas array");
+  std::vector<Replica> replicas;
+  replicas.reserve(it->size());
+  for (const json& r : *it) {
+    Replica replica;
+    if (!r.is_object() || !r.contains("segment") || !r["segment"].is_string() ||
+        !ReadUint(r, "address", &replica.address) || !ReadUint(r, "size", &replica.size)) {
+      return Malformed("replica", r.dump());
+    }
+    replica.segment = r["segment"].get<std::string>();
+    replicas.push_back(std::move(replica));
+  }
+  return replicas;
+}
+
+json ConfigJson(const ReplicateConfig& config) {
+  std::vector<std::string> preferred;
+  if (!config.preferred_segment.empty()) preferred.push_back(config.preferred_segment);
+  preferred.insert(preferred.end(), config.preferred_segments.begin(),
+                   config.preferred_segments.end());
+  return json{{"replica_num", config.replica_num},
+              {"with_soft_pin", config.with_soft_pin},
+              {"with_hard_pin", config.with_hard_pin},
+              {"preferred_segments", std::move(preferred)}};
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MasterClient>> MasterClient::Create(
+    const std::string& address, std::string client_id, http::HttpClientOptions options) {
+  if (absl::StartsWith(address, "etcd://")) {
+    return MakeError(ErrorCode::NOT_SUPPORTED,
+                     fmt::format("master address '{}': finding the leader of a highly available "
+                                 "master in etcd is not supported yet; give host:port",
+                                 address));
+  }
+  auto client = http::HttpClient::ForUrl(address, options);
+  if (!client.ok()) {
+    return MakeError(ErrorCode::INVALID_PARAMS,
+                     fmt::format("master address '{}' is not host:port: {}", address,
+                                 client.status().message()));
+  }
+  return std::unique_ptr<MasterClient>(
+      new MasterClient(std::move(client->first), address, std::move(client_id)));
+}
+
+absl::StatusOr<json> MasterClient::Call(std::string_view method, const json& request,
+                                        bool idempotent) {
+  http::CallOptions call;
+  call.idempotent = idempotent;
+  absl::StatusOr<json> reply =
+      http_->CallJson("POST", fmt::format("/v1/{}", method), request, call);
+  if (reply.ok() && !reply->is_object()) return Malformed(method, "not a JSON object");
+  return reply;
+}
+
+absl::StatusOr<std::vector<json>> MasterClient::CallBatch(std::string_view method, json request,
+                                                          size_t keys, bool idempotent) {
+  absl::StatusOr<json> reply = Call(method, request, idempotent);
+  if (!reply.ok()) return reply.status();
+  auto it = reply->find("results");
+  if (it == reply->end() || !it->is_array() || it->size() != keys) {
+    return Malformed(method, fmt::format("expected {} results", keys));
+  }
+  std::vector<json> results;
+  results.reserve(keys);
+  for (json& r : *it) {
+    if (!r.is_object()) return Malformed(method, "a result is not an object");
+    results.push_back(std::move(r));
+  }
+  return results;
+}
+
+absl::Status MasterClient::MountSegment(const std::string& name, uint64_t base, uint64_t size) {
+  return Call("MountSegment",
+              {{"client_id", client_id_},
+               {"segment", {{"name", name}, {"base", base}, {"size", size}}}},
+              /*idempotent=*/false)
+      .status();
+}
+
+absl::Status MasterClient::UnmountSegment(const std::string& name) {
+  return Call("UnmountSegment", {{"client_id", client_id_}, {"name", name}}, false).status();
+}
+
+absl::StatusOr<HeartbeatReply> MasterClient::Heartbeat() {
+  absl::StatusOr<json> reply = Call("Heartbeat", {{"client_id", client_id_}}, true);
+  if (!reply.ok()) return reply.status();
+  HeartbeatReply out;
+  auto remount = reply->find("remount");
+  if (remount == reply->end() || !remount->is_boolean() || !ReadUint(*reply, "epoch", &out.epoch)) {
+    return Malformed("Heartbeat", reply->dump());
+  }
+  out.remount = remount->get<bool>();
+  return out;
+}
+
+absl::StatusOr<std::vector<SegmentInfo>> MasterClient::ListSegments() {
+  absl::StatusOr<json> reply = Call("ListSegments", json::object(), true);
+  if (!reply.ok()) return reply.status();
+  auto it = reply->find("segments");
+  if (it == reply->end() || !it->is_array()) return Malformed("ListSegments", "no segments");
+  std::vector<SegmentInfo> segments;
+  for (const json& s : *it) {
+    SegmentInfo info;
+    if (!s.is_object() || !s.contains("name") || !s["name"].is_string() ||
+        !ReadUint(s, "base", &info.base) || !ReadUint(s, "size", &info.size) ||
+        !ReadUint(s, "used", &info.used)) {
+      return Malformed("ListSegments", s.dump());
+    }
+    info.name = s["name"].get<std::string>();
+    if (s.contains("client_id") && s["client_id"].is_string()) {
+      info.client_id = s["client_id"].get<std::string>();
+    }
+    segments.push_back(std::move(info));
+  }
+  return segments;
+}
+
+template <typename R>
+std::vector<R> MasterClient::Batch(std::string_view method, absl::Span<const std::string> keys,
+                                   bool idempotent,
+                                   absl::FunctionRef<json(size_t begin, size_t end)> request,
+                                   absl::FunctionRef<R(const json&)> parse) {
+  std::vector<R> out;
+  out.reserve(keys.size());
+  size_t begin = 0;
+  while (begin < keys.size()) {
+    // Stay inside the master's limits: keys per batch, and bytes per body even if every key
+    // byte needs a six-byte JSON escape.
+    size_t end = begin;
+    size_t bytes = 0;
+    while (end < keys.size() && end - begin < http::kMaxBatchKeys &&
+           (end == begin || bytes + keys[end].size() <= kMaxKeyBytesPerCall)) {
+      bytes += keys[end].size();
+      ++end;
+    }
+    absl::StatusOr<std::vector<json>> results =
+        CallBatch(method, request(begin, end), end - begin, idempotent);
+    for (size_t i = 0; i < end - begin; ++i) {
+      out.push_back(results.ok() ? parse((*results)[i]) : R(results.status()));
+    }
+    begin = end;
+  }
+  return out;
+}
+
+std::vector<absl::StatusOr<std::vector<Replica>>> MasterClient::PutStart(
+    absl::Span<const std::string> keys, absl::Span<const uint64_t> sizes,
+    const ReplicateConfig& config) {
+  using Result = absl::StatusOr<std::vector<Replica>>;
+  const json config_json = ConfigJson(config);
+  return Batch<Result>(
+      "BatchPutStart", keys, false,
+      [&](size_t b, size_t e) {
+        return json{{"client_id", client_id_},
+                    {"keys", keys.subspan(b, e - b)},
+                    {"sizes", sizes.subspan(b, e - b)},
+                    {"config", config_json}};
+      },
+      [](const json& r) -> Result {
+        absl::Status status = ResultStatus(r);
+        if (!status.ok()) return status;
+        return ReadReplicas(r);
+      });
+}
+
+std::vector<absl::Status> MasterClient::PutEnd(absl::Span<const std::string> keys) {
+  // Repeating PutEnd is harmless (a complete object answers OK), so retries are safe.
+  return Batch<absl::Status>(
+      "BatchPutEnd", keys, true,
+      [&](size_t b, size_t e) {
+        return json{{"client_id", client_id_}, {"keys", keys.subspan(b, e - b)}};
+      },
+      ResultStatus);
+}
+
+std::vector<absl::Status> MasterClient::PutRevoke(absl::Span<const std::string> keys) {
+  return Batch<absl::Status>(
+      "BatchPutRevoke", keys, true,
+      [&](size_t b, size_t e) {
+        return json{{"client_id", client_id_}, {"keys", keys.subspan(b, e - b)}};
+      },
+      ResultStatus);
+}
+
+std::vector<absl::StatusOr<ReplicaList>> MasterClient::GetReplicaList(
+    absl::Span<const std::string> keys) {
+  using Result = absl::StatusOr<ReplicaList>;
+  return Batch<Result>(
+      "BatchGetReplicaList", keys, true,
+      [&](size_t b, size_t e) {
+        return json{{"keys", keys.subspan(b, e - b)}};
+      },
+      [](const json& r) -> Result {
+        if (absl::Status status = ResultStatus(r); !status.ok()) return status;
+        ReplicaList list;
+        uint64_t lease_ms = 0;
+        absl::StatusOr<std::vector<Replica>> replicas = ReadReplicas(r);
+        if (!replicas.ok() || !ReadUint(r, "size", &list.size) ||
+            !ReadUint(r, "lease_ms", &lease_ms)) {
+          return Malformed("BatchGetReplicaList", r.dump());
+        }
+        list.lease = absl::Milliseconds(lease_ms);
+        list.replicas = *std::move(replicas);
+        return list;
+      });
+}
+
+std::vector<absl::StatusOr<bool>> MasterClient::ExistKey(absl::Span<const std::string> keys) {
+  using Result = absl::StatusOr<bool>;
+  return Batch<Result>(
+      "BatchExistKey", keys, true,
+      [&](size_t b, size_t e) {
+        return json{{"keys", keys.subspan(b, e - b)}};
+      },
+      [](const json& r) -> Result {
+        if (absl::Status status = ResultStatus(r); !status.ok()) return status;
+        auto exists = r.find("exists");
+        if (exists == r.end() || !exists->is_boolean()) return Malformed("BatchExistKey", r.dump());
+        return exists->get<bool>();
+      });
+}
+
+std::vector<absl::StatusOr<uint64_t>> MasterClient::GetSize(absl::Span<const std::string> keys) {
+  using Result = absl::StatusOr<uint64_t>;
+  return Batch<Result>(
+      "BatchGetSize", keys, true,
+      [&](size_t b, size_t e) {
+        return json{{"keys", keys.subspan(b, e - b)}};
+      },
+      [](const json& r) -> Result {
+        if (absl::Status status = ResultStatus(r); !status.ok()) return status;
+        uint64_t size = 0;
+        if (!ReadUint(r, "size", &size)) return Malformed("BatchGetSize", r.dump());
+        return size;
+      });
+}
+
+std::vector<absl::Status> MasterClient::Remove(absl::Span<const std::string> keys, bool force) {
+  return Batch<absl::Status>(
+      "BatchRemove", keys, true,
+      [&](size_t b, size_t e) {
+        return json{{"keys", keys.subspan(b, e - b)}, {"force", force}};
+      },
+      ResultStatus);
+}
+
+absl::StatusOr<uint64_t> MasterClient::RemoveByRegex(const std::string& pattern) {
+  absl::StatusOr<json> reply = Call("RemoveByRegex", {{"regex", pattern}}, true);
+  if (!reply.ok()) return reply.status();
+  uint64_t removed = 0;
+  if (!ReadUint(*reply, "removed", &removed)) return Malformed("RemoveByRegex", reply->dump());
+  return removed;
+}
+
+absl::StatusOr<uint64_t> MasterClient::RemoveAll() {
+  absl::StatusOr<json> reply = Call("RemoveAll", json::object(), true);
+  if (!reply.ok()) return reply.status();
+  uint64_t removed = 0;
+  if (!ReadUint(*reply, "removed", &removed)) return Malformed("RemoveAll", reply->dump());
+  return removed;
+}
+
+}  // namespace mooncake::client

@@ -1,0 +1,110 @@
+// Typed calls to the master's RPC (docs/master-rpc.md). Every per-key call is sent in its batch
+// form: one request for all keys, one result per key, in order.
+//
+// Thread safety: thread-safe; concurrent calls use separate pooled connections.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "http/client.h"
+
+namespace mooncake::client {
+
+struct ReplicateConfig {
+  uint32_t replica_num = 1;
+  bool with_soft_pin = false;
+  bool with_hard_pin = false;
+  std::string preferred_segment;                // "" = any; "host:port" of a segment
+  std::vector<std::string> preferred_segments;  // tried in order, after preferred_segment
+  bool prefer_alloc_in_same_node = false;       // put a replica in this client's own segment
+};
+
+struct Replica {
+  std::string segment;  // "host:port" of the segment's owner
+  uint64_t address = 0;
+  uint64_t size = 0;
+};
+
+struct ReplicaList {
+  uint64_t size = 0;
+  absl::Duration lease;  // from when the request was sent
+  std::vector<Replica> replicas;
+};
+
+struct SegmentInfo {
+  std::string name;
+  uint64_t base = 0;
+  uint64_t size = 0;
+  uint64_t used = 0;
+  std::string client_id;
+};
+
+struct HeartbeatReply {
+  bool remount = false;
+  uint64_t epoch = 0;
+};
+
+class MasterClient {
+ public:
+  // Key bytes per batch call: the 16 MiB body limit holds even if every byte needs a JSON escape.
+  static constexpr size_t kMaxKeyBytesPerCall = 2u << 20;
+
+  // `address` is "host:port" or "http://host:port". INVALID_PARAMS if it is neither; etcd://
+  // addresses (a highly available master) are NOT_SUPPORTED yet.
+  static absl::StatusOr<std::unique_ptr<MasterClient>> Create(const std::string& address,
+                                                              std::string client_id,
+                                                              http::HttpClientOptions options);
+
+  absl::Status MountSegment(const std::string& name, uint64_t base, uint64_t size);
+  absl::Status UnmountSegment(const std::string& name);
+  absl::StatusOr<HeartbeatReply> Heartbeat();
+  absl::StatusOr<std::vector<SegmentInfo>> ListSegments();
+
+  // A failed call fails every key with its status.
+  std::vector<absl::StatusOr<std::vector<Replica>>> PutStart(absl::Span<const std::string> keys,
+                                                             absl::Span<const uint64_t> sizes,
+                                                             const ReplicateConfig& config);
+  std::vector<absl::Status> PutEnd(absl::Span<const std::string> keys);
+  std::vector<absl::Status> PutRevoke(absl::Span<const std::string> keys);
+  std::vector<absl::StatusOr<ReplicaList>> GetReplicaList(absl::Span<const std::string> keys);
+  std::vector<absl::StatusOr<bool>> ExistKey(absl::Span<const std::string> keys);
+  std::vector<absl::StatusOr<uint64_t>> GetSize(absl::Span<const std::string> keys);
+  std::vector<absl::Status> Remove(absl::Span<const std::string> keys, bool force);
+  absl::StatusOr<uint64_t> RemoveByRegex(const std::string& pattern);
+  absl::StatusOr<uint64_t> RemoveAll();
+
+  const std::string& client_id() const { return client_id_; }
+  const std::string& address() const { return address_; }
+
+ private:
+  MasterClient(std::unique_ptr<http::HttpClient> http, std::string address, std::string client_id)
+      : http_(std::move(http)), address_(std::move(address)), client_id_(std::move(client_id)) {}
+
+  absl::StatusOr<nlohmann::json> Call(std::string_view method, const nlohmann::json& request,
+                                      bool idempotent);
+  // Sends `method` for all `keys`, in as many calls as the master's limits require (`request`
+  // builds the body for keys [begin, end)), and parses each key's result. A failed call fails
+  // each of its keys with its status.
+  template <typename R>
+  std::vector<R> Batch(std::string_view method, absl::Span<const std::string> keys, bool idempotent,
+                       absl::FunctionRef<nlohmann::json(size_t begin, size_t end)> request,
+                       absl::FunctionRef<R(const nlohmann::json&)> parse);
+  // Sends a batch call and returns its `results`, checked to hold one object per key.
+  absl::StatusOr<std::vector<nlohmann::json>> CallBatch(std::string_view method,
+                                                        nlohmann::json request, size_t keys,
+                                                        bool idempotent);
+
+  std::unique_ptr<http::HttpClient> http_;
+  const std::string address_;
+  const std::string client_id_;
+};
+
+}  // namespace mooncake::client

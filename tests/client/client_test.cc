@@ -1,0 +1,354 @@
+// The client library against an in-process master: every operation, its error codes, and the data
+// byte for byte. (Real processes are exercised by tests/integration/store_cluster_test.cc.)
+#include "client/client.h"
+
+#include <sys/mman.h>
+
+#include <cstring>
+#include <random>
+
+#include "absl/time/clock.h"
+#include "common/error_code.h"
+#include "gtest/gtest.h"
+#include "master/master_server.h"
+
+namespace mooncake::client {
+namespace {
+
+constexpr uint64_t kMiB = 1u << 20;
+
+// Memory that is unmapped on destruction: stands for an inference engine's host KV pool.
+class Pool {
+ public:
+  explicit Pool(size_t size) : size_(size) {
+    data_ = static_cast<char*>(
+        mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  }
+  ~Pool() { munmap(data_, size_); }
+  char* data() { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  size_t size_;
+  char* data_;
+};
+
+void Fill(char* p, size_t n, uint32_t seed) {
+  std::mt19937 random(seed);
+  for (size_t i = 0; i < n; ++i) p[i] = static_cast<char>(random());
+}
+
+std::string Pattern(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  Fill(s.data(), n, seed);
+  return s;
+}
+
+class ClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartMaster(0); }
+
+  void StartMaster(int port) {
+    master::MasterServerOptions options;
+    options.rpc_address = "127.0.0.1";
+    options.rpc_port = port;
+    options.enable_metric_reporting = false;
+    options.config.default_kv_lease_ttl = lease_;
+    master_ = std::make_unique<master::MasterServer>(options);
+    ASSERT_TRUE(master_->Start().ok());
+    master_port_ = master_->rpc_port();
+  }
+
+  ClientConfig Config(uint64_t segment, uint64_t local_buffer) {
+    ClientConfig config;
+    config.local_hostname = "127.0.0.1";
+    config.master_server_address = "127.0.0.1:" + std::to_string(master_port_);
+    config.global_segment_size = segment;
+    config.local_buffer_size = local_buffer;
+    config.listen_address = "127.0.0.1";
+    config.heartbeat_interval = absl::Milliseconds(50);
+    return config;
+  }
+
+  std::unique_ptr<Client> Make(uint64_t segment, uint64_t local_buffer, bool shm = true) {
+    ClientConfig config = Config(segment, local_buffer);
+    config.enable_shm = shm;
+    absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(config);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? *std::move(client) : nullptr;
+  }
+
+  absl::Duration lease_ = absl::Seconds(10);
+  std::unique_ptr<master::MasterServer> master_;
+  int master_port_ = 0;
+};
+
+TEST_F(ClientTest, CopyingPutAndGetRoundTrip) {
+  auto store = Make(64 * kMiB, 0);
+  auto client = Make(0, 16 * kMiB);
+  for (size_t size : {size_t{1}, size_t{63}, size_t{4096}, size_t{100000}, size_t{3 * kMiB}}) {
+    const std::string key = "k" + std::to_string(size);
+    const std::string value = Pattern(size, static_cast<uint32_t>(size));
+    ASSERT_TRUE(client->Put(key, value).ok());
+    absl::StatusOr<std::string> got = client->Get(key);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, value) << size;
+    EXPECT_EQ(*client->GetSize(key), size);
+    EXPECT_TRUE(*client->Exists(key));
+  }
+}
+
+TEST_F(ClientTest, ZeroCopyBatchesAtUnalignedAddressesOverTwoStores) {
+  auto store_a = Make(64 * kMiB, 0, /*shm=*/false);
+  auto store_b = Make(64 * kMiB, 0, /*shm=*/false);
+  auto client = Make(0, 0, /*shm=*/false);
+  Pool src(48 * kMiB), dst(48 * kMiB);
+  ASSERT_TRUE(client->RegisterBuffer(src.data(), src.size()).ok());
+  ASSERT_TRUE(client->RegisterBuffer(dst.data(), dst.size()).ok());
+  std::mt19937 random(7);
+  std::vector<std::string> keys;
+  std::vector<Slice> in, out;
+  size_t offset = 3;
+  while (keys.size() < 40) {
+    const size_t size = 1 + random() % (random() % 4 == 0 ? 4 * kMiB : 8192);
+    if (offset + size + 64 > src.size()) break;
+    keys.push_back("z" + std::to_string(keys.size()));
+    Fill(src.data() + offset, size, static_cast<uint32_t>(keys.size()));
+    in.push_back({src.data() + offset, size});
+    out.push_back({dst.data() + offset + 1, size});
+    offset += size + 1 + random() % 61;
+  }
+  for (const absl::Status& s : client->BatchPutFrom(keys, in)) ASSERT_TRUE(s.ok()) << s;
+  std::vector<absl::StatusOr<uint64_t>> got = client->BatchGetInto(keys, out);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_TRUE(got[i].ok()) << got[i].status();
+    ASSERT_EQ(*got[i], in[i].size);
+    ASSERT_EQ(std::memcmp(in[i].data, out[i].data, in[i].size), 0) << keys[i];
+  }
+  // Both stores hold some of it: placement spreads objects.
+  auto segments = client->ListSegments();
+  ASSERT_TRUE(segments.ok());
+  ASSERT_EQ(segments->size(), 2u);
+  for (const SegmentInfo& s : *segments) EXPECT_GT(s.used, 0u) << s.name;
+}
+
+TEST_F(ClientTest, PartsAreConcatenatedAndScattered) {
+  auto store = Make(16 * kMiB, 0);
+  auto client = Make(0, 1 * kMiB);
+  Pool pool(1 * kMiB);
+  ASSERT_TRUE(client->RegisterBuffer(pool.data(), pool.size()).ok());
+  Fill(pool.data(), 3000, 1);
+  std::vector<std::vector<Slice>> parts = {{{pool.data(), 1000}, {pool.data() + 1000, 2000}}};
+  std::vector<std::string> keys = {"parts"};
+  ASSERT_TRUE(client->BatchPutParts(keys, parts)[0].ok());
+  std::vector<std::vector<Slice>> back = {{{pool.data() + 4000, 10}, {pool.data() + 8000, 2990}}};
+  auto got = client->BatchGetIntoParts(keys, back);
+  ASSERT_TRUE(got[0].ok()) << got[0].status();
+  EXPECT_EQ(*got[0], 3000u);
+  EXPECT_EQ(std::memcmp(pool.data(), pool.data() + 4000, 10), 0);
+  EXPECT_EQ(std::memcmp(pool.data() + 10, pool.data() + 8000, 2990), 0);
+
+  std::vector<std::string_view> pieces = {"ab", "", "cde"};
+  ASSERT_TRUE(client->PutParts("joined", pieces).ok());
+  EXPECT_EQ(*client->Get("joined"), "abcde");
+}
+
+TEST_F(ClientTest, ExistingKeyIsSuccessAndKeepsItsValue) {
+  auto store = Make(16 * kMiB, 0);
+  auto client = Make(0, 1 * kMiB);
+  ASSERT_TRUE(client->Put("same", "first").ok());
+  EXPECT_TRUE(client->Put("same", "second!").ok());
+  EXPECT_EQ(*client->Get("same"), "first");
+  std::vector<std::string> keys = {"same", "other"};
+  std::vector<std::string_view> values = {"x", "y"};
+  for (const absl::Status& s : client->BatchPut(keys, values)) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(*client->Get("same"), "first");
+  EXPECT_EQ(*client->Get("other"), "y");
+}
+
+TEST_F(ClientTest, ErrorsCarryTheirCodes) {
+  auto store = Make(16 * kMiB, 0);
+  auto client = Make(0, 1 * kMiB);
+  EXPECT_EQ(ErrorCodeOf(client->Get("absent").status()), ErrorCode::OBJECT_NOT_FOUND);
+  EXPECT_EQ(ErrorCodeOf(client->GetSize("absent").status()), ErrorCode::OBJECT_NOT_FOUND);
+  EXPECT_FALSE(*client->Exists("absent"));
+  EXPECT_EQ(ErrorCodeOf(client->Remove("absent")), ErrorCode::OBJECT_NOT_FOUND);
+  EXPECT_EQ(ErrorCodeOf(client->Put("", "v")), ErrorCode::INVALID_KEY);
+  EXPECT_EQ(ErrorCodeOf(client->Put(std::string(4097, 'k'), "v")), ErrorCode::INVALID_KEY);
+  EXPECT_TRUE(client->Put(std::string(4096, 'k'), "v").ok());
+  EXPECT_EQ(ErrorCodeOf(client->Put("empty", "")), ErrorCode::INVALID_PARAMS);
+  // Larger than the local buffer: refused before anything is stored.
+  EXPECT_EQ(ErrorCodeOf(client->Put("big", std::string(2 * kMiB, 'b'))),
+            ErrorCode::BUFFER_OVERFLOW);
+  EXPECT_FALSE(*client->Exists("big"));
+  // No segment has room.
+  Pool pool(32 * kMiB);
+  ASSERT_TRUE(client->RegisterBuffer(pool.data(), pool.size()).ok());
+  EXPECT_EQ(ErrorCodeOf(client->PutFrom("huge", {pool.data(), 20 * kMiB})),
+            ErrorCode::NO_AVAILABLE_HANDLE);
+
+  ASSERT_TRUE(client->Put("small", "0123456789").ok());
+  EXPECT_EQ(ErrorCodeOf(client->GetInto("small", {pool.data(), 9}).status()),
+            ErrorCode::BUFFER_OVERFLOW);
+  char unregistered[64];
+  EXPECT_EQ(ErrorCodeOf(client->GetInto("small", {unregistered, sizeof(unregistered)}).status()),
+            ErrorCode::INVALID_PARAMS);
+  EXPECT_EQ(ErrorCodeOf(client->PutFrom("u", {unregistered, sizeof(unregistered)})),
+            ErrorCode::INVALID_PARAMS);
+  // Straddling the end of a registered buffer is not inside it.
+  EXPECT_EQ(ErrorCodeOf(client->PutFrom("u", {pool.data() + pool.size() - 10, 20})),
+            ErrorCode::INVALID_PARAMS);
+  EXPECT_FALSE(*client->Exists("u"));
+  std::vector<std::string> keys = {"a", "b"};
+  std::vector<Slice> one = {{pool.data(), 1}};
+  for (const absl::Status& s : client->BatchPutFrom(keys, one)) {
+    EXPECT_EQ(ErrorCodeOf(s), ErrorCode::INVALID_PARAMS);
+  }
+}
+
+TEST_F(ClientTest, LeasedObjectsResistRemovalUntilForced) {
+  lease_ = absl::Milliseconds(300);
+  master_.reset();
+  StartMaster(0);
+  auto store = Make(16 * kMiB, 0);
+  auto client = Make(0, 1 * kMiB);
+  ASSERT_TRUE(client->Put("leased", "v").ok());
+  ASSERT_TRUE(client->Get("leased").ok());
+  EXPECT_EQ(ErrorCodeOf(client->Remove("leased")), ErrorCode::OBJECT_HAS_LEASE);
+  EXPECT_TRUE(client->Remove("leased", /*force=*/true).ok());
+  EXPECT_FALSE(*client->Exists("leased"));
+
+  ASSERT_TRUE(client->Put("later", "v").ok());
+  ASSERT_TRUE(client->Get("later").ok());
+  // Removal succeeds once the lease has run out.
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  absl::Status removed;
+  do {
+    removed = client->Remove("later");
+  } while (!removed.ok() && absl::Now() < deadline &&
+           (absl::SleepFor(absl::Milliseconds(20)), true));
+  EXPECT_TRUE(removed.ok()) << removed;
+}
+
+TEST_F(ClientTest, RemoveByRegexAndRemoveAllCount) {
+  auto store = Make(16 * kMiB, 0);
+  auto client = Make(0, 1 * kMiB);
+  for (const char* key : {"p_1_k", "p_1_v", "p_2_k", "q"}) ASSERT_TRUE(client->Put(key, "v").ok());
+  EXPECT_EQ(*client->RemoveByRegex("^p_.*_k$"), 2u);
+  EXPECT_EQ(ErrorCodeOf(client->RemoveByRegex("(").status()), ErrorCode::INVALID_PARAMS);
+  EXPECT_EQ(*client->RemoveAll(), 2u);
+  EXPECT_FALSE(*client->Exists("q"));
+}
+
+TEST_F(ClientTest, CopyingCallsNeedALocalBuffer) {
+  auto store = Make(16 * kMiB, 0);
+  auto client = Make(0, 0);
+  EXPECT_EQ(ErrorCodeOf(client->Put("k", "v")), ErrorCode::INVALID_PARAMS);
+  EXPECT_FALSE(*client->Exists("k"));
+}
+
+TEST_F(ClientTest, AClientThatIsItsOwnStore) {
+  auto client = Make(16 * kMiB, 1 * kMiB);
+  ASSERT_TRUE(client->Put("self", "contained").ok());
+  EXPECT_EQ(*client->Get("self"), "contained");
+}
+
+// Bytes used in segment `name`, as the master reports it.
+uint64_t UsedOf(Client& client, const std::string& name) {
+  absl::StatusOr<std::vector<SegmentInfo>> segments = client.ListSegments();
+  EXPECT_TRUE(segments.ok()) << segments.status();
+  if (!segments.ok()) return 0;
+  for (const SegmentInfo& s : *segments) {
+    if (s.name == name) return s.used;
+  }
+  ADD_FAILURE() << "no segment " << name;
+  return 0;
+}
+
+TEST_F(ClientTest, ReplicasLandOnDistinctSegments) {
+  auto store_a = Make(16 * kMiB, 0);
+  auto store_b = Make(16 * kMiB, 0);
+  auto client = Make(0, 1 * kMiB);
+  ReplicateConfig two;
+  two.replica_num = 2;
+  ASSERT_TRUE(client->Put("twice", std::string(1000, 't'), two).ok());
+  EXPECT_GE(UsedOf(*client, store_a->segment_name()), 1000u);
+  EXPECT_GE(UsedOf(*client, store_b->segment_name()), 1000u);
+  // A preferred segment is honoured.
+  ReplicateConfig there;
+  there.preferred_segment = store_b->segment_name();
+  const uint64_t before = UsedOf(*client, store_b->segment_name());
+  ASSERT_TRUE(client->Put("there", std::string(5000, 'x'), there).ok());
+  EXPECT_GE(UsedOf(*client, store_b->segment_name()), before + 5000);
+}
+
+TEST_F(ClientTest, CloseUnmountsAndIsIdempotent) {
+  auto store = Make(16 * kMiB, 0);
+  auto client = Make(0, 1 * kMiB);
+  ASSERT_EQ(client->ListSegments()->size(), 1u);
+  EXPECT_TRUE(store->Close().ok());
+  EXPECT_TRUE(store->Close().ok());
+  EXPECT_EQ(client->ListSegments()->size(), 0u);
+  EXPECT_EQ(ErrorCodeOf(store->Put("k", "v")), ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS);
+  EXPECT_EQ(ErrorCodeOf(client->Put("k", "v")), ErrorCode::NO_AVAILABLE_HANDLE);
+}
+
+TEST_F(ClientTest, SegmentsAreMountedAgainAfterAMasterRestart) {
+  auto store = Make(16 * kMiB, 0);
+  auto client = Make(0, 1 * kMiB);
+  ASSERT_TRUE(client->Put("before", "v").ok());
+  const int port = master_port_;
+  master_.reset();
+  StartMaster(port);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline) {
+    auto segments = client->ListSegments();
+    if (segments.ok() && segments->size() == 1) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(client->ListSegments()->size(), 1u);
+  // The new master starts empty; new puts work.
+  EXPECT_FALSE(*client->Exists("before"));
+  ASSERT_TRUE(client->Put("after", "w").ok());
+  EXPECT_EQ(*client->Get("after"), "w");
+}
+
+TEST_F(ClientTest, UnreachableMasterFailsCreateClearly) {
+  ClientConfig config = Config(0, 0);
+  config.master_server_address = "127.0.0.1:1";
+  config.rpc_timeout = absl::Milliseconds(200);
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(config);
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(ErrorCodeOf(client.status()), ErrorCode::RPC_FAIL);
+  EXPECT_NE(client.status().message().find("127.0.0.1:1"), std::string_view::npos);
+  config.protocol = "carrier-pigeon";
+  EXPECT_EQ(ErrorCodeOf(Client::Create(config).status()), ErrorCode::INVALID_PARAMS);
+}
+
+TEST(ClientConfigTest, ReadsSpecKeysAndSizeStrings) {
+  std::vector<std::string> ignored;
+  auto config = ConfigFromJson(nlohmann::json::parse(R"({
+      "local_hostname": "h", "metadata_server": "http://m:8080/metadata",
+      "master_server_address": "m:50051", "protocol": "tcp", "device_name": "",
+      "global_segment_size": "4gb", "local_buffer_size": 1024, "extra": 1})"),
+                               {}, &ignored);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->global_segment_size, uint64_t{4} << 30);
+  EXPECT_EQ(config->local_buffer_size, 1024u);
+  EXPECT_EQ(config->master_server_address, "m:50051");
+  EXPECT_EQ(ignored, std::vector<std::string>{"extra"});
+  EXPECT_EQ(
+      ErrorCodeOf(
+          ConfigFromJson(nlohmann::json::parse(R"({"global_segment_size": "50%"})")).status()),
+      ErrorCode::INVALID_PARAMS);
+  EXPECT_EQ(
+      ErrorCodeOf(ConfigFromJson(nlohmann::json::parse(R"({"global_segment_size": -1})")).status()),
+      ErrorCode::INVALID_PARAMS);
+  EXPECT_EQ(ErrorCodeOf(ConfigFromJson(nlohmann::json::parse(R"({"protocol": 3})")).status()),
+            ErrorCode::INVALID_PARAMS);
+  EXPECT_EQ(ErrorCodeOf(ConfigFromFile("/nonexistent/config.json").status()),
+            ErrorCode::INVALID_PARAMS);
+}
+
+}  // namespace
+}  // namespace mooncake::client
