@@ -691,4 +691,18 @@ absl::StatusOr<std::vector<SegmentInfo>> Client::ListSegments() {
   return master_->ListSegments();
 }
 
+std::vector<absl::StatusOr<ReplicaList>> Client::BatchGetReplicas(
+    absl::Span<const std::string> keys) {
+  absl::ReaderMutexLock lock(&state_mu_);
+  if (closed_) return std::vector<absl::StatusOr<ReplicaList>>(keys.size(), Closed());
+  return master_->GetReplicaList(keys);
+}
+
+std::string Client::TransportTo(const std::string& segment) {
+  absl::ReaderMutexLock lock(&state_mu_);
+  if (closed_) return "";
+  absl::StatusOr<engine::SegmentId> id = engine_->OpenSegment(segment);
+  return id.ok() ? engine_->TransportFor(*id) : "";
+}
+
 }  // namespace mooncake::client

@@ -129,6 +129,10 @@ class Client {
 
   // The segments mounted at the master (for cluster checks).
   absl::StatusOr<std::vector<SegmentInfo>> ListSegments();
+  // Where each object's replicas are (this leases the objects, like a read).
+  std::vector<absl::StatusOr<ReplicaList>> BatchGetReplicas(absl::Span<const std::string> keys);
+  // How this client reaches `segment`: "memcpy", "shm", "tcp" or "rdma"; "" if it cannot.
+  std::string TransportTo(const std::string& segment);
 
  private:
   struct Located;

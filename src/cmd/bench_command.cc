@@ -1,10 +1,11 @@
-// `mooncake bench`: benchmarks. `bench master` is built; `bench transfer` and `bench store` come
-// with the transfer engine and the client.
+// `mooncake bench`: benchmarks of the master, the transfer engine and the store, and cluster
+// validation.
 #include <cstdio>
 #include <memory>
 #include <string>
 
 #include "bench/master_bench.h"
+#include "bench/store_bench.h"
 #include "bench/transfer_bench.h"
 #include "cmd/command.h"
 #include "cmd/signals.h"
@@ -57,6 +58,47 @@ int RunTransferBenchCommand(TransferBenchFlags& flags) {
   flags.options.slice_size = *slice;
   if (flags.options.mode == "target") BlockTerminationSignals();
   return bench::RunTransferBench(flags.options, [] { WaitForTerminationSignal(); });
+}
+
+struct StoreBenchFlags {
+  bench::StoreBenchOptions options;
+  std::string duration = "1s";
+  std::string segment_size = "1GiB";
+  std::vector<std::string> sizes = {"4KiB", "64KiB", "1MiB", "4MiB"};
+  std::string validate_size = "64MiB";
+  std::string validate_object_size = "1MiB";
+};
+
+int RunStoreBenchCommand(StoreBenchFlags& flags) {
+  InitLogging("warn").IgnoreError();
+  bench::StoreBenchOptions& o = flags.options;
+  absl::StatusOr<absl::Duration> duration = ParseDuration(flags.duration, absl::Seconds(1));
+  if (!duration.ok() || *duration <= absl::ZeroDuration()) {
+    std::fprintf(stderr, "mooncake bench store: --duration must be a positive duration\n");
+    return kExitUsage;
+  }
+  o.duration = *duration;
+  std::vector<std::pair<const std::string*, uint64_t*>> sizes = {
+      {&flags.segment_size, &o.segment_size},
+      {&flags.validate_size, &o.validate_bytes},
+      {&flags.validate_object_size, &o.validate_object_size}};
+  o.value_sizes.assign(flags.sizes.size(), 0);
+  for (size_t i = 0; i < flags.sizes.size(); ++i)
+    sizes.push_back({&flags.sizes[i], &o.value_sizes[i]});
+  for (auto [text, out] : sizes) {
+    absl::StatusOr<uint64_t> parsed = ParseByteSize(*text);
+    if (!parsed.ok() || *parsed == 0) {
+      std::fprintf(stderr, "mooncake bench store: '%s' is not a positive size (4KiB, 1MiB, ...)\n",
+                   text->c_str());
+      return kExitUsage;
+    }
+    *out = *parsed;
+  }
+  if (o.value_sizes.empty() || o.batch_sizes.empty() || o.ops.empty() || o.paths.empty()) {
+    std::fprintf(stderr, "mooncake bench store: --sizes, --batch, --ops and --paths need values\n");
+    return kExitUsage;
+  }
+  return bench::RunStoreBench(o);
 }
 
 }  // namespace
@@ -136,15 +178,67 @@ Command AddBenchCommand(CLI::App& parent) {
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
 
-  std::vector<Command> pending = {
-      AddPendingCommand(*app, "store", "Store put/get throughput and latency"),
-  };
-  return {app, [app, master_app, master, transfer_app, transfer, pending] {
+  auto store = std::make_shared<StoreBenchFlags>();
+  bench::StoreBenchOptions& s = store->options;
+  CLI::App* store_app = app->add_subcommand(
+      "store",
+      "Put/get throughput and latency through the client library; --validate checks "
+      "every segment");
+  store_app->add_option("--master", s.master, "host:port of a running master");
+  store_app->add_option("--metadata", s.metadata, "P2PHANDSHAKE or http://host:port/metadata")
+      ->capture_default_str();
+  store_app->add_flag("--embedded", s.embedded,
+                      "Start metadata, master and one store in this process");
+  store_app
+      ->add_option("--transport", s.transport, "--embedded: reach the store through tcp or shm")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"tcp", "shm"}));
+  store_app->add_option("--protocol", s.protocol, "tcp or rdma")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"tcp", "rdma"}));
+  store_app
+      ->add_option("--local-hostname,--local_hostname", s.local_hostname,
+                   "Host name peers reach this client by")
+      ->capture_default_str();
+  store_app
+      ->add_option("--segment-size,--segment_size", store->segment_size,
+                   "--embedded: bytes the store contributes")
+      ->capture_default_str();
+  store_app->add_option("--sizes", store->sizes, "Value sizes")
+      ->capture_default_str()
+      ->delimiter(',');
+  store_app->add_option("--batch", s.batch_sizes, "Keys per call")
+      ->capture_default_str()
+      ->delimiter(',')
+      ->check(CLI::Range(1, 4096));
+  store_app->add_option("--ops", s.ops, "put, get")
+      ->capture_default_str()
+      ->delimiter(',')
+      ->check(CLI::IsMember({"put", "get"}));
+  store_app->add_option("--paths", s.paths, "zero-copy (registered memory), copy (local buffer)")
+      ->capture_default_str()
+      ->delimiter(',')
+      ->check(CLI::IsMember({"zero-copy", "copy"}));
+  store_app->add_option("--duration", store->duration, "Length of each case")
+      ->capture_default_str();
+  store_app->add_option("--threads", s.threads, "Client threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  store_app->add_flag("--validate", s.validate,
+                      "Write a pattern through every mounted segment, read it back, compare");
+  store_app
+      ->add_option("--validate-size,--validate_size", store->validate_size,
+                   "--validate: bytes per segment")
+      ->capture_default_str();
+  store_app
+      ->add_option("--validate-object-size,--validate_object_size", store->validate_object_size,
+                   "--validate: bytes per object")
+      ->capture_default_str();
+
+  return {app, [app, master_app, master, transfer_app, transfer, store_app, store] {
             if (master_app->parsed()) return RunMasterBenchCommand(*master);
             if (transfer_app->parsed()) return RunTransferBenchCommand(*transfer);
-            for (const Command& command : pending) {
-              if (command.app->parsed()) return command.run();
-            }
+            if (store_app->parsed()) return RunStoreBenchCommand(*store);
             std::fprintf(stderr, "%s", app->help().c_str());
             return kExitUsage;
           }};

@@ -20,6 +20,7 @@ struct Command {
 
 Command AddMetadataCommand(CLI::App& parent);
 Command AddMasterCommand(CLI::App& parent);
+Command AddStoreCommand(CLI::App& parent);
 Command AddBenchCommand(CLI::App& parent);
 
 // A subcommand whose issue has not landed yet: it accepts any flags, says so, and exits 1.

@@ -42,7 +42,7 @@ int Main(int argc, char** argv) {
   std::vector<Command> commands = {
       AddMetadataCommand(app),
       AddMasterCommand(app),
-      AddPendingCommand(app, "store", "Store service: contributes a memory segment"),
+      AddStoreCommand(app),
       AddBenchCommand(app),
   };
 
