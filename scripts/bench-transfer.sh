@@ -13,18 +13,14 @@ build=${MOONCAKE_BUILD_DIR:-$root/build}
 seconds=${1:-5}
 "$root/scripts/build.sh" >/dev/null
 mooncake="$build/src/mooncake"
-py=/usr/bin/python3
 
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do iperf3 -c 127.0.0.1 -p "$port" -t "$seconds" -J >"$work/iperf.json" 2>/dev/null && break; sleep 0.1; done
-iperf_gbs=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/8e9)' "$work/iperf.json")
+source "$root/scripts/lib/limits.sh"
+iperf_gbs=$(iperf3_gbs "$seconds")
 floor=$("$build/tests/loopback_pingpong" 40000)
 floor_p50=$($py -c 'import json,sys; print(json.loads(sys.argv[1])["p50_us"])' "$floor")
 
@@ -58,11 +54,11 @@ PY
 done
 for op in read write; do
   for block in 1048576 4194304; do
-    limit=$("$build/tests/memcpy_baseline" "$block" "$seconds")
+    limit=$(memcpy_gbs "$block" "$seconds")
     json=$(run --protocol shm --op "$op" --block-size "$block" --batch-size 32 --threads 1)
     $py - "$json" "$limit" "shm $op $((block >> 20))MiB x32, 1 thread" <<'PY'
 import json, sys
-j = json.loads(sys.argv[1]); limit = json.loads(sys.argv[2])["gb_per_s"]
+j = json.loads(sys.argv[1]); limit = float(sys.argv[2])
 print(f"{'memcpy ' + str(j['block_size'] >> 20) + 'MiB (limit)':<34} {limit:10.3f} {'-':>10} {1:10.2f}")
 print(f"{sys.argv[3]:<34} {j['gb_per_s']:10.3f} {j['p50_us']:10.1f} {j['gb_per_s'] / limit:10.2f}x")
 PY

@@ -1,81 +1,42 @@
 #!/usr/bin/env bash
-# The main job: install what is needed, build, and run mooncake locally on 127.0.0.1.
+# The main job: install what is needed, build, and run an all-in-one mooncake cluster on 127.0.0.1
+# with the built-in benchmark, then stop everything it started.
 #
-# Until the store service and the client land, this shows each part that is built, and stops
-# everything it started:
-#   1. `mooncake metadata`: stores, returns and deletes a segment descriptor;
-#   2. `mooncake master`, driven by `mooncake bench master` (RPC rates and latencies);
-#   3. the transfer engine: `mooncake bench transfer` over TCP and over shared memory.
+#   1. `mooncake metadata`, `mooncake master` and two `mooncake store` processes (STORE_SIZE each,
+#      1 GiB by default), each a separate process as in a real deployment;
+#   2. `mooncake bench store --validate`: a pattern written through every segment and read back;
+#   3. `mooncake bench store`: put and get throughput and latency percentiles for 4 KiB to 4 MiB
+#      values, batches of 1 and 32, zero-copy and copying paths (BENCH_DURATION per case).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${MOONCAKE_BUILD_DIR:-$root/build}
+store_size=${STORE_SIZE:-1GiB}
+duration=${BENCH_DURATION:-1s}
 
 "$root/scripts/install-deps.sh"
 "$root/scripts/build.sh"
 mooncake="$build/src/mooncake"
 "$mooncake" --version
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Starts a service in the background; waits for its ready line, which it prints into $work/NAME.log.
-start() {
-  local name=$1 pattern=$2
-  shift 2
-  "$@" >"$work/$name.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do
-    grep -q "$pattern" "$work/$name.log" && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || break
-    sleep 0.1
-  done
-  cat "$work/$name.log" >&2
-  echo "$name did not start" >&2
-  exit 1
-}
+source "$root/scripts/lib/cluster.sh"
 
 echo
-echo "== 1. mooncake metadata"
-start metadata 'listening on' "$mooncake" metadata --host 127.0.0.1 --port 0
-url=$(grep -o 'http://[^ ]*' "$work/metadata.log" | head -n 1)
-key="mooncake/segment/$(hostname):12345"
-query="key=$(printf '%s' "$key" | sed 's#/#%2F#g; s#:#%3A#g')"
-descriptor='{"name":"demo:12345","tcp":{"host":"demo","port":12345},"buffers":[]}'
-echo "PUT $key -> $(curl -sS -X PUT --data-binary "$descriptor" "$url?$query")"
-echo "GET $key -> $(curl -sS "$url?$query")"
-echo "DELETE $key -> $(curl -sS -X DELETE "$url?$query")"
-echo "GET again -> $(curl -sS -w ' [HTTP %{http_code}]' "$url?$query")"
+echo "== 1. an all-in-one cluster on 127.0.0.1"
+start_cluster 2 "$store_size"
+for name in metadata master store1 store2; do grep -m1 'listening\|serving' "$cluster_work/$name.log"; done
+echo "segments mounted (GET /get_all_segments on the master's admin port):"
+curl -sS "http://$admin/get_all_segments" | sed 's/^/  /'
 
 echo
-echo "== 2. mooncake master"
-start master 'listening' "$mooncake" master --rpc_address 127.0.0.1 --port 0 --metrics_port 0
-admin=$(grep -o 'metrics=[0-9.]*:[0-9]*' "$work/master.log" | head -n 1 | cut -d= -f2)
-rpc=$(grep -o 'rpc=[0-9.]*:[0-9]*' "$work/master.log" | head -n 1 | cut -d= -f2)
-echo "segments mounted (GET /get_all_segments): '$(curl -sS "http://$admin/get_all_segments")'"
-"$mooncake" bench master --master "$rpc" --duration 1s --threads 2 | grep -v '^{'
-echo "-- the master after the bench, which unmounted its segment (so its objects went with it):"
-curl -sS "http://$admin/metrics/summary"
+echo "== 2. mooncake bench store --validate"
+"$mooncake" bench store --validate --master "$rpc" --metadata "$metadata" | grep -v '^{'
 
 echo
-echo "== 3. transfer engine"
-start target 'target ready' "$mooncake" bench transfer --mode target --local-hostname 127.0.0.1 --buffer-size 256MiB
-segment=$(grep -o 'segment=[^ ]*' "$work/target.log" | cut -d= -f2)
-for protocol in tcp shm; do
-  "$mooncake" bench transfer --target "$segment" --protocol "$protocol" --op read \
-    --block-size 1MiB --batch-size 32 --threads 2 --duration 2s 2>/dev/null | head -n 1
-done
-"$mooncake" bench transfer --target "$segment" --op read --block-size 4KiB --batch-size 1 \
-  --duration 2s 2>/dev/null | head -n 1
+echo "== 3. mooncake bench store ($duration per case; shared memory carries the bytes between"
+echo "      processes of one host)"
+"$mooncake" bench store --master "$rpc" --metadata "$metadata" --duration "$duration" | grep -v '^{'
 
 echo
-echo "== stopping"
-for p in "${pids[@]}"; do kill -TERM "$p"; done
-for p in "${pids[@]}"; do wait "$p"; done
-pids=()
+echo "== stopping (stores unmount first)"
+stop_cluster
 echo "all stopped cleanly"

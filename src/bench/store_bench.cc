@@ -91,7 +91,6 @@ absl::Status StartEmbedded(const StoreBenchOptions& o, Cluster* cluster) {
   c.listen_address = "127.0.0.1";
   c.metadata_server = fmt::format("http://127.0.0.1:{}/metadata", cluster->metadata->port());
   c.master_server_address = fmt::format("127.0.0.1:{}", cluster->master->rpc_port());
-  c.enable_shm = o.transport == "shm";
   store::StoreOptions store_options;
   store_options.client = c;
   store_options.client.global_segment_size = o.segment_size;
@@ -102,10 +101,9 @@ absl::Status StartEmbedded(const StoreBenchOptions& o, Cluster* cluster) {
       store::StoreService::Start(store_options);
   if (!store.ok()) return store.status();
   cluster->store = *std::move(store);
-  std::printf("embedded cluster: metadata %s, master %s, store %s (%s, reached by %s)\n",
+  std::printf("embedded cluster: metadata %s, master %s, store %s (%s)\n",
               c.metadata_server.c_str(), c.master_server_address.c_str(),
-              cluster->store->segment_name().c_str(), FormatByteSize(o.segment_size).c_str(),
-              o.transport.c_str());
+              cluster->store->segment_name().c_str(), FormatByteSize(o.segment_size).c_str());
   return absl::OkStatus();
 }
 
@@ -337,10 +335,11 @@ int RunStoreBench(const StoreBenchOptions& o) {
   if (!o.embedded && o.master.empty()) {
     return Fail("give --master host:port of a running cluster, or --embedded", 2);
   }
-  if (o.embedded && o.transport != "tcp" && o.transport != "shm") {
-    return Fail("--transport must be tcp or shm", 2);
+  if (o.transport != "auto" && o.transport != "tcp") {
+    return Fail("--transport must be auto or tcp", 2);
   }
   Cluster cluster;
+  cluster.client.enable_shm = o.transport != "tcp";
   if (o.embedded) {
     if (absl::Status s = StartEmbedded(o, &cluster); !s.ok()) return Fail(s.message());
   } else {

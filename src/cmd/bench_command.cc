@@ -190,9 +190,10 @@ Command AddBenchCommand(CLI::App& parent) {
   store_app->add_flag("--embedded", s.embedded,
                       "Start metadata, master and one store in this process");
   store_app
-      ->add_option("--transport", s.transport, "--embedded: reach the store through tcp or shm")
+      ->add_option("--transport", s.transport,
+                   "auto (shared memory to stores on this host) or tcp (never shared memory)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"tcp", "shm"}));
+      ->check(CLI::IsMember({"auto", "tcp"}));
   store_app->add_option("--protocol", s.protocol, "tcp or rdma")
       ->capture_default_str()
       ->check(CLI::IsMember({"tcp", "rdma"}));
