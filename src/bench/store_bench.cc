@@ -15,6 +15,7 @@
 #include "client/client.h"
 #include "common/error_code.h"
 #include "common/logging.h"
+#include "common/mapped_memory.h"
 #include "common/strings.h"
 #include "common/units.h"
 #include "http/metadata_service.h"
@@ -32,24 +33,6 @@ int Fail(absl::string_view message, int code = 1) {
   std::fprintf(stderr, "bench store: %.*s\n", static_cast<int>(message.size()), message.data());
   return code;
 }
-
-// Anonymous memory for the zero-copy calls, unmapped on destruction.
-class Mapping {
- public:
-  explicit Mapping(uint64_t size) : size_(size) {
-    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    data_ = p == MAP_FAILED ? nullptr : static_cast<char*>(p);
-  }
-  ~Mapping() {
-    if (data_ != nullptr) munmap(data_, size_);
-  }
-  char* data() const { return data_; }
-  uint64_t size() const { return size_; }
-
- private:
-  uint64_t size_;
-  char* data_;
-};
 
 // A cheap pattern that differs per object and per byte position.
 void FillPattern(char* p, uint64_t n, uint64_t seed) {
@@ -252,7 +235,7 @@ class Runner {
   uint64_t run_ = 0;
 };
 
-int Validate(const StoreBenchOptions& o, Client& client, Mapping& pool) {
+int Validate(const StoreBenchOptions& o, Client& client, MappedMemory& pool) {
   absl::StatusOr<std::vector<client::SegmentInfo>> segments = client.ListSegments();
   if (!segments.ok()) return Fail(segments.status().message());
   if (segments->empty()) return Fail("the master has no mounted segment to validate");
@@ -360,7 +343,7 @@ int RunStoreBench(const StoreBenchOptions& o) {
   config.local_buffer_size = copying && !o.validate ? per_thread * o.threads + (1u << 20) : 0;
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(config);
   if (!client.ok()) return Fail(client.status().message(), 2);
-  Mapping pool(per_thread * o.threads);
+  MappedMemory pool(per_thread * o.threads);
   if (pool.data() == nullptr) return Fail("cannot map the benchmark's buffers");
   if (absl::Status s = (*client)->RegisterBuffer(pool.data(), pool.size()); !s.ok()) {
     return Fail(s.message());

@@ -1,7 +1,5 @@
 #include "client/client.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstring>
 #include <fstream>
@@ -112,14 +110,13 @@ absl::Status Client::Start() {
   segment_name_ = engine_->segment_name();
 
   if (config_.local_buffer_size > 0) {
-    void* buffer = mmap(nullptr, config_.local_buffer_size, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buffer == MAP_FAILED) {
+    local_buffer_ = MappedMemory(config_.local_buffer_size);
+    char* buffer = local_buffer_.data();
+    if (buffer == nullptr) {
       return MakeError(ErrorCode::INTERNAL_ERROR,
                        fmt::format("cannot map a local buffer of {}: {}",
                                    FormatByteSize(config_.local_buffer_size), strerror(errno)));
     }
-    local_buffer_ = buffer;
     if (absl::Status s = engine_->RegisterMemory(buffer, config_.local_buffer_size); !s.ok()) {
       return s;
     }
@@ -200,10 +197,7 @@ absl::Status Client::Close() {
     segment_ = nullptr;
   }
   staging_.reset();
-  if (local_buffer_ != nullptr) {
-    munmap(local_buffer_, config_.local_buffer_size);
-    local_buffer_ = nullptr;
-  }
+  local_buffer_ = MappedMemory();
   return status;
 }
 
@@ -224,7 +218,8 @@ absl::Status Client::RegisterBuffer(void* addr, size_t size) {
 absl::Status Client::UnregisterBuffer(void* addr) {
   absl::ReaderMutexLock lock(&state_mu_);
   if (closed_) return Closed();
-  if (addr == local_buffer_ || (addr == segment_ && segment_ != nullptr)) {
+  if ((addr == local_buffer_.data() && addr != nullptr) ||
+      (addr == segment_ && segment_ != nullptr)) {
     return MakeError(ErrorCode::INVALID_PARAMS,
                      "that memory belongs to the client itself; it cannot be unregistered");
   }

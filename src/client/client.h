@@ -42,6 +42,7 @@
 #include "absl/types/span.h"
 #include "client/client_config.h"
 #include "client/master_client.h"
+#include "common/mapped_memory.h"
 
 namespace mooncake::engine {
 class TransferEngine;
@@ -163,8 +164,8 @@ class Client {
   std::unique_ptr<MasterClient> master_;
   std::unique_ptr<engine::TransferEngine> engine_;
   std::string segment_name_;
-  void* segment_ = nullptr;  // global_segment_size bytes of shared memory, or null
-  void* local_buffer_ = nullptr;
+  void* segment_ = nullptr;    // global_segment_size bytes of shared memory, or null
+  MappedMemory local_buffer_;  // local_buffer_size bytes of staging memory, or none
   std::unique_ptr<StagingBuffer> staging_;
 
   mutable absl::Mutex state_mu_;  // shared by calls, exclusive for Close()

@@ -288,20 +288,20 @@ std::vector<absl::Status> MasterClient::Remove(absl::Span<const std::string> key
       ResultStatus);
 }
 
-absl::StatusOr<uint64_t> MasterClient::RemoveByRegex(const std::string& pattern) {
-  absl::StatusOr<json> reply = Call("RemoveByRegex", {{"regex", pattern}}, true);
+absl::StatusOr<uint64_t> MasterClient::CallRemoved(std::string_view method, const json& request) {
+  absl::StatusOr<json> reply = Call(method, request, true);
   if (!reply.ok()) return reply.status();
   uint64_t removed = 0;
-  if (!ReadUint(*reply, "removed", &removed)) return Malformed("RemoveByRegex", reply->dump());
+  if (!ReadUint(*reply, "removed", &removed)) return Malformed(method, reply->dump());
   return removed;
 }
 
+absl::StatusOr<uint64_t> MasterClient::RemoveByRegex(const std::string& pattern) {
+  return CallRemoved("RemoveByRegex", {{"regex", pattern}});
+}
+
 absl::StatusOr<uint64_t> MasterClient::RemoveAll() {
-  absl::StatusOr<json> reply = Call("RemoveAll", json::object(), true);
-  if (!reply.ok()) return reply.status();
-  uint64_t removed = 0;
-  if (!ReadUint(*reply, "removed", &removed)) return Malformed("RemoveAll", reply->dump());
-  return removed;
+  return CallRemoved("RemoveAll", json::object());
 }
 
 }  // namespace mooncake::client

@@ -90,6 +90,8 @@ class MasterClient {
 
   absl::StatusOr<nlohmann::json> Call(std::string_view method, const nlohmann::json& request,
                                       bool idempotent);
+  // RemoveByRegex and RemoveAll: how many objects the master removed.
+  absl::StatusOr<uint64_t> CallRemoved(std::string_view method, const nlohmann::json& request);
   // Sends `method` for all `keys`, in as many calls as the master's limits require (`request`
   // builds the body for keys [begin, end)), and parses each key's result. A failed call fails
   // each of its keys with its status.

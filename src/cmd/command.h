@@ -23,7 +23,4 @@ Command AddMasterCommand(CLI::App& parent);
 Command AddStoreCommand(CLI::App& parent);
 Command AddBenchCommand(CLI::App& parent);
 
-// A subcommand whose issue has not landed yet: it accepts any flags, says so, and exits 1.
-Command AddPendingCommand(CLI::App& parent, const char* name, const char* description);
-
 }  // namespace mooncake::cmd

@@ -66,17 +66,6 @@ int Main(int argc, char** argv) {
 
 }  // namespace
 
-Command AddPendingCommand(CLI::App& parent, const char* name, const char* description) {
-  CLI::App* app = parent.add_subcommand(name, std::string(description) + " (not built yet)");
-  app->allow_extras();
-  std::string command_name = name;
-  return {app, [command_name] {
-            std::fprintf(stderr, "mooncake %s: not built yet in this version\n",
-                         command_name.c_str());
-            return kExitFailure;
-          }};
-}
-
 }  // namespace mooncake::cmd
 
 int main(int argc, char** argv) { return mooncake::cmd::Main(argc, argv); }

@@ -2,8 +2,6 @@
 // byte for byte. (Real processes are exercised by tests/integration/store_cluster_test.cc.)
 #include "client/client.h"
 
-#include <sys/mman.h>
-
 #include <cstring>
 #include <random>
 
@@ -11,32 +9,16 @@
 #include "common/error_code.h"
 #include "gtest/gtest.h"
 #include "master/master_server.h"
+#include "support/memory.h"
 
 namespace mooncake::client {
 namespace {
 
 constexpr uint64_t kMiB = 1u << 20;
 
-// Memory that is unmapped on destruction: stands for an inference engine's host KV pool.
-class Pool {
- public:
-  explicit Pool(size_t size) : size_(size) {
-    data_ = static_cast<char*>(
-        mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  }
-  ~Pool() { munmap(data_, size_); }
-  char* data() { return data_; }
-  size_t size() const { return size_; }
+using test::MappedBuffer;
 
- private:
-  size_t size_;
-  char* data_;
-};
-
-void Fill(char* p, size_t n, uint32_t seed) {
-  std::mt19937 random(seed);
-  for (size_t i = 0; i < n; ++i) p[i] = static_cast<char>(random());
-}
+void Fill(char* p, size_t n, uint32_t seed) { test::FillRandom(p, n, seed); }
 
 std::string Pattern(size_t n, uint32_t seed) {
   std::string s(n, '\0');
@@ -102,7 +84,7 @@ TEST_F(ClientTest, ZeroCopyBatchesAtUnalignedAddressesOverTwoStores) {
   auto store_a = Make(64 * kMiB, 0, /*shm=*/false);
   auto store_b = Make(64 * kMiB, 0, /*shm=*/false);
   auto client = Make(0, 0, /*shm=*/false);
-  Pool src(48 * kMiB), dst(48 * kMiB);
+  MappedBuffer src(48 * kMiB), dst(48 * kMiB);
   ASSERT_TRUE(client->RegisterBuffer(src.data(), src.size()).ok());
   ASSERT_TRUE(client->RegisterBuffer(dst.data(), dst.size()).ok());
   std::mt19937 random(7);
@@ -135,7 +117,7 @@ TEST_F(ClientTest, ZeroCopyBatchesAtUnalignedAddressesOverTwoStores) {
 TEST_F(ClientTest, PartsAreConcatenatedAndScattered) {
   auto store = Make(16 * kMiB, 0);
   auto client = Make(0, 1 * kMiB);
-  Pool pool(1 * kMiB);
+  MappedBuffer pool(1 * kMiB);
   ASSERT_TRUE(client->RegisterBuffer(pool.data(), pool.size()).ok());
   Fill(pool.data(), 3000, 1);
   std::vector<std::vector<Slice>> parts = {{{pool.data(), 1000}, {pool.data() + 1000, 2000}}};
@@ -182,7 +164,7 @@ TEST_F(ClientTest, ErrorsCarryTheirCodes) {
             ErrorCode::BUFFER_OVERFLOW);
   EXPECT_FALSE(*client->Exists("big"));
   // No segment has room.
-  Pool pool(32 * kMiB);
+  MappedBuffer pool(32 * kMiB);
   ASSERT_TRUE(client->RegisterBuffer(pool.data(), pool.size()).ok());
   EXPECT_EQ(ErrorCodeOf(client->PutFrom("huge", {pool.data(), 20 * kMiB})),
             ErrorCode::NO_AVAILABLE_HANDLE);

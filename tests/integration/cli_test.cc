@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 
@@ -45,11 +47,55 @@ TEST(CliTest, NoSubcommandOrUnknownOneIsAUsageError) {
   EXPECT_EQ(RunCommand({MOONCAKE_BINARY, "metadata", "--log-level", "loud"}).status, 2);
 }
 
-TEST(CliTest, ServicesNotBuiltYetSaySoAndFail) {
-  for (const char* name : {"store"}) {
-    RunResult result = RunCommand({MOONCAKE_BINARY, name, "--any-flag=1"});
-    EXPECT_EQ(result.status, 1) << name;
+// Runs `mooncake store` with `args` and a config file holding `config`; returns its exit status
+// and what it printed on stdout and stderr.
+RunResult RunStore(const std::string& config, std::vector<std::string> args = {}) {
+  const std::string path =
+      ::testing::TempDir() + "/store-cli-" + std::to_string(getpid()) + ".json";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs(config.c_str(), f);
+    std::fclose(f);
   }
+  std::string command = std::string(MOONCAKE_BINARY) + " store --config " + path;
+  for (const std::string& arg : args) command += " " + arg;
+  RunResult result = RunCommand({"/bin/sh", "-c", command + " 2>&1"}, absl::Seconds(60));
+  std::remove(path.c_str());
+  return result;
+}
+
+TEST(CliTest, StoreRefusesBadConfigWithOneLineAndExitTwo) {
+  const std::string good =
+      R"({"local_hostname": "127.0.0.1", "master_server_address": "127.0.0.1:1",
+          "protocol": "tcp", "global_segment_size": "64mb"})";
+  struct Case {
+    std::string config;
+    std::vector<std::string> args;
+    std::string says;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"{", {}, "is not valid JSON"},
+           {"[]", {}, "must be a JSON object"},
+           {R"({"global_segment_size": true})", {}, "global_segment_size"},
+           {good, {"--protocol", "udp"}, "unknown protocol 'udp'"},
+           {good, {"--global-segment-size", "0"}, "global_segment_size must be > 0"},
+           {good, {"--global-segment-size", "64tb"}, "larger than this machine's memory"},
+           {good, {"--global-segment-size", "50%"}, "--global-segment-size"},
+           {good, {}, "master at 127.0.0.1:1 does not answer"},
+       }) {
+    RunResult result = RunStore(c.config, c.args);
+    EXPECT_EQ(result.status, 2) << c.config << " -> " << result.output;
+    EXPECT_NE(result.output.find("mooncake store: "), std::string::npos) << result.output;
+    EXPECT_NE(result.output.find(c.says), std::string::npos) << result.output;
+    EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), 1) << result.output;
+  }
+  RunResult missing =
+      RunCommand({"/bin/sh", "-c",
+                  std::string(MOONCAKE_BINARY) + " store --config /nonexistent/store.json 2>&1"});
+  EXPECT_EQ(missing.status, 2);
+  EXPECT_NE(missing.output.find("cannot read config file '/nonexistent/store.json'"),
+            std::string::npos);
+  EXPECT_EQ(RunCommand({MOONCAKE_BINARY, "store"}).status, 2);  // --config is required
 }
 
 TEST(CliTest, PortInUseIsARuntimeFailure) {
@@ -97,9 +143,14 @@ TEST(BenchCliTest, MasterBenchRunsAndReportsJson) {
   EXPECT_GT(summary["memory_bytes_per_object"].get<double>(), 0);
 }
 
-TEST(BenchCliTest, PendingBenchmarksSaySoAndFail) {
+TEST(BenchCliTest, BadBenchFlagsAreUsageErrors) {
   EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "transfer"}).status, 2);  // no --target
-  EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "store"}).status, 1);
+  EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "store"}).status, 2);     // no --master
+  EXPECT_EQ(
+      test::RunCommand({MOONCAKE_BINARY, "bench", "store", "--embedded", "--sizes", "0"}).status,
+      2);
+  EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "store", "--master", "127.0.0.1:1"}).status,
+            2);
   EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench"}).status, 2);
   EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "master", "--duration", "-1s"}).status, 2);
 }
@@ -108,6 +159,40 @@ TEST(BenchCliTest, PendingBenchmarksSaySoAndFail) {
 nlohmann::json LastJsonLine(std::string output) {
   while (!output.empty() && output.back() == '\n') output.pop_back();
   return nlohmann::json::parse(output.substr(output.rfind('\n') + 1), nullptr, false);
+}
+
+TEST(BenchCliTest, StoreBenchOnAnEmbeddedClusterReportsEveryCase) {
+  for (const char* transport : {"auto", "tcp"}) {
+    test::RunResult run =
+        test::RunCommand({MOONCAKE_BINARY, "bench", "store", "--embedded", "--transport", transport,
+                          "--segment-size", "256MiB", "--sizes", "4KiB,1MiB", "--batch", "1,4",
+                          "--duration", "150ms"},
+                         absl::Seconds(120));
+    ASSERT_EQ(run.status, 0) << run.output;
+    nlohmann::json summary = LastJsonLine(run.output);
+    EXPECT_EQ(summary["transport"], std::string(transport) == "tcp" ? "tcp" : "shm");
+    // 2 paths x 2 sizes x 2 batch sizes x 2 operations.
+    ASSERT_EQ(summary["cases"].size(), 16u) << run.output;
+    for (const auto& c : summary["cases"]) {
+      EXPECT_EQ(c["failed"], 0) << c;
+      EXPECT_GT(c["gb_per_s"].get<double>(), 0) << c;
+      EXPECT_GT(c["p50_us"].get<double>(), 0) << c;
+      EXPECT_GE(c["p99_us"].get<double>(), c["p50_us"].get<double>()) << c;
+    }
+    EXPECT_NE(run.output.find("p999 us"), std::string::npos);  // the table
+  }
+}
+
+TEST(BenchCliTest, StoreValidateChecksEverySegment) {
+  test::RunResult run = test::RunCommand(
+      {MOONCAKE_BINARY, "bench", "store", "--embedded", "--validate", "--validate-size", "8MiB"},
+      absl::Seconds(120));
+  ASSERT_EQ(run.status, 0) << run.output;
+  nlohmann::json summary = LastJsonLine(run.output);
+  EXPECT_EQ(summary["ok"], true) << run.output;
+  ASSERT_EQ(summary["segments"].size(), 1u);
+  EXPECT_EQ(summary["segments"][0]["objects"], 8);
+  EXPECT_EQ(summary["segments"][0]["mismatched"], 0);
 }
 
 TEST(BenchCliTest, TransferBenchBetweenATargetAndAnInitiator) {

@@ -5,8 +5,6 @@
 //
 //   store_client_check --master H:P --metadata URL --local-hostname H [--expect-transport tcp]
 //                      [--stores N]
-#include <sys/mman.h>
-
 #include <cstring>
 #include <random>
 #include <string>
@@ -15,6 +13,7 @@
 #include "client/client.h"
 #include "common/error_code.h"
 #include "gtest/gtest.h"
+#include "support/memory.h"
 
 namespace mooncake::client {
 namespace {
@@ -30,30 +29,9 @@ Flags flags;
 
 constexpr uint64_t kMiB = 1u << 20;
 
-class Mapped {
- public:
-  explicit Mapped(size_t size) : size_(size) {
-    data_ = static_cast<char*>(
-        mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  }
-  ~Mapped() { munmap(data_, size_); }
-  char* data() const { return data_; }
-  size_t size() const { return size_; }
+using test::MappedBuffer;
 
- private:
-  size_t size_;
-  char* data_;
-};
-
-void Fill(char* p, size_t n, uint32_t seed) {
-  std::mt19937_64 random(seed);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const uint64_t v = random();
-    std::memcpy(p + i, &v, 8);
-  }
-  for (; i < n; ++i) p[i] = static_cast<char>(random());
-}
+void Fill(char* p, size_t n, uint32_t seed) { test::FillRandom(p, n, seed); }
 
 class StoreClientCheck : public ::testing::Test {
  protected:
@@ -139,7 +117,7 @@ TEST_F(StoreClientCheck, ErrorCodes) {
   EXPECT_EQ(ErrorCodeOf(client_->Put(std::string(4097, 'k'), "v")), ErrorCode::INVALID_KEY);
   EXPECT_EQ(ErrorCodeOf(client_->Put("empty", "")), ErrorCode::INVALID_PARAMS);
   EXPECT_EQ(ErrorCodeOf(client_->RemoveByRegex("(unclosed").status()), ErrorCode::INVALID_PARAMS);
-  Mapped pool(1 * kMiB);
+  MappedBuffer pool(1 * kMiB);
   ASSERT_TRUE(client_->RegisterBuffer(pool.data(), pool.size()).ok());
   ASSERT_TRUE(client_->Put("ten", "0123456789").ok());
   client_keys_.push_back("ten");
@@ -158,7 +136,7 @@ TEST_F(StoreClientCheck, ErrorCodes) {
 
 TEST_F(StoreClientCheck, RandomSizesByteForByte) {
   // Sizes from 1 byte to 16 MiB at unaligned addresses, some with two replicas.
-  Mapped src(80 * kMiB), dst(80 * kMiB);
+  MappedBuffer src(80 * kMiB), dst(80 * kMiB);
   ASSERT_TRUE(client_->RegisterBuffer(src.data(), src.size()).ok());
   ASSERT_TRUE(client_->RegisterBuffer(dst.data(), dst.size()).ok());
   std::mt19937 random(2026);

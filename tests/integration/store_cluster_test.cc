@@ -4,7 +4,6 @@
 // and 8 client threads hammering two stores for 30 seconds.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -18,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
 #include "common/error_code.h"
+#include "support/memory.h"
 #include "support/subprocess.h"
 
 namespace mooncake {
@@ -37,29 +37,10 @@ std::string TempPath(const std::string& name) {
 
 // The bytes object `key` holds: derived from the key, so any reader can check them.
 void FillFor(const std::string& key, char* p, size_t n) {
-  std::mt19937_64 random(std::hash<std::string>()(key));
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const uint64_t v = random();
-    std::memcpy(p + i, &v, 8);
-  }
-  for (; i < n; ++i) p[i] = static_cast<char>(random());
+  test::FillRandom(p, n, std::hash<std::string>()(key));
 }
 
-class Mapped {
- public:
-  explicit Mapped(size_t size) : size_(size) {
-    data_ = static_cast<char*>(
-        mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  }
-  ~Mapped() { munmap(data_, size_); }
-  char* data() const { return data_; }
-  size_t size() const { return size_; }
-
- private:
-  size_t size_;
-  char* data_;
-};
+using test::MappedBuffer;
 
 class StoreClusterTest : public ::testing::Test {
  protected:
@@ -169,7 +150,7 @@ TEST_F(StoreClusterTest, AStoreKilledWhileAClientReadsNeverYieldsWrongBytes) {
   ASSERT_TRUE(client);
   ASSERT_TRUE(WaitForSegments(*client, 2));
   const size_t kObjects = 64, kSize = 64 * 1024;
-  Mapped src(kObjects * kSize), dst(kObjects * kSize);
+  MappedBuffer src(kObjects * kSize), dst(kObjects * kSize);
   ASSERT_TRUE(client->RegisterBuffer(src.data(), src.size()).ok());
   ASSERT_TRUE(client->RegisterBuffer(dst.data(), dst.size()).ok());
   std::vector<std::string> keys;
@@ -287,7 +268,7 @@ TEST_F(StoreClusterTest, EightThreadsOfMixedBatchesForThirtySeconds) {
   constexpr int kThreads = 8;
   constexpr uint64_t kSlot = 256 * 1024;  // largest value
   constexpr int kBatch = 8;
-  Mapped pool(kThreads * 2 * kBatch * kSlot);
+  MappedBuffer pool(kThreads * 2 * kBatch * kSlot);
   ASSERT_TRUE(client->RegisterBuffer(pool.data(), pool.size()).ok());
   std::atomic<uint64_t> wrong{0}, ops{0};
   std::atomic<bool> stop{false};
