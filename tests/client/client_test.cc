@@ -26,6 +26,18 @@ std::string Pattern(size_t n, uint32_t seed) {
   return s;
 }
 
+// Bytes used in segment `name`, as the master reports it.
+uint64_t UsedOf(Client& client, const std::string& name) {
+  absl::StatusOr<std::vector<SegmentInfo>> segments = client.ListSegments();
+  EXPECT_TRUE(segments.ok()) << segments.status();
+  if (!segments.ok()) return 0;
+  for (const SegmentInfo& s : *segments) {
+    if (s.name == name) return s.used;
+  }
+  ADD_FAILURE() << "no segment " << name;
+  return 0;
+}
+
 class ClientTest : public ::testing::Test {
  protected:
   void SetUp() override { StartMaster(0); }
@@ -212,6 +224,40 @@ TEST_F(ClientTest, LeasedObjectsResistRemovalUntilForced) {
   EXPECT_TRUE(removed.ok()) << removed;
 }
 
+TEST_F(ClientTest, AReadFinishedAfterTheLeaseIsDiscarded) {
+  lease_ = absl::Milliseconds(1);
+  master_.reset();
+  StartMaster(0);
+  auto store = Make(64 * kMiB, 0, /*shm=*/false);
+  auto client = Make(0, 0, /*shm=*/false);
+  MappedBuffer pool(64 * kMiB);
+  ASSERT_TRUE(client->RegisterBuffer(pool.data(), pool.size()).ok());
+  // 32 MiB over TCP takes several milliseconds: longer than the lease.
+  ASSERT_TRUE(client->PutFrom("slow", {pool.data(), 32 * kMiB}).ok());
+  EXPECT_EQ(ErrorCodeOf(client->GetInto("slow", {pool.data() + 32 * kMiB, 32 * kMiB}).status()),
+            ErrorCode::LEASE_EXPIRED);
+}
+
+TEST_F(ClientTest, AFailedWriteRevokesThePut) {
+  auto store = Make(16 * kMiB, 0);
+  auto client = Make(0, 1 * kMiB);
+  // A segment whose owner does not answer (nothing listens on port 1).
+  ASSERT_TRUE(master_->service().MountSegment("ghost", "127.0.0.1:1", 1 << 20, 16 * kMiB).ok());
+  ReplicateConfig there;
+  there.preferred_segment = "127.0.0.1:1";
+  absl::Status put = client->Put("lost", std::string(5000, 'l'), there);
+  EXPECT_FALSE(put.ok());
+  EXPECT_FALSE(*client->Exists("lost"));
+  EXPECT_EQ(UsedOf(*client, "127.0.0.1:1"), 0u);  // its space was given back at once
+  // Two replicas, one of them unreachable: the whole put is revoked, nothing half-written stays.
+  ReplicateConfig both;
+  both.replica_num = 2;
+  both.preferred_segment = "127.0.0.1:1";
+  EXPECT_FALSE(client->Put("half", std::string(5000, 'h'), both).ok());
+  EXPECT_FALSE(*client->Exists("half"));
+  EXPECT_EQ(UsedOf(*client, store->segment_name()), 0u);
+}
+
 TEST_F(ClientTest, RemoveByRegexAndRemoveAllCount) {
   auto store = Make(16 * kMiB, 0);
   auto client = Make(0, 1 * kMiB);
@@ -233,18 +279,6 @@ TEST_F(ClientTest, AClientThatIsItsOwnStore) {
   auto client = Make(16 * kMiB, 1 * kMiB);
   ASSERT_TRUE(client->Put("self", "contained").ok());
   EXPECT_EQ(*client->Get("self"), "contained");
-}
-
-// Bytes used in segment `name`, as the master reports it.
-uint64_t UsedOf(Client& client, const std::string& name) {
-  absl::StatusOr<std::vector<SegmentInfo>> segments = client.ListSegments();
-  EXPECT_TRUE(segments.ok()) << segments.status();
-  if (!segments.ok()) return 0;
-  for (const SegmentInfo& s : *segments) {
-    if (s.name == name) return s.used;
-  }
-  ADD_FAILURE() << "no segment " << name;
-  return 0;
 }
 
 TEST_F(ClientTest, ReplicasLandOnDistinctSegments) {

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
 #include "common/error_code.h"
+#include "http/client.h"
 #include "support/memory.h"
 #include "support/subprocess.h"
 
@@ -102,6 +103,10 @@ class StoreClusterTest : public ::testing::Test {
                                  "--http-host", "127.0.0.1", "--listen-address", "127.0.0.1"});
     std::optional<std::string> line = stores_[index]->WaitForLine("serving", absl::Seconds(20));
     ASSERT_TRUE(line.has_value()) << "mooncake store did not start";
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(*line, m, std::regex("http=127.0.0.1:([0-9]+)")));
+    if (store_http_.size() <= index) store_http_.resize(index + 1);
+    store_http_[index] = std::stoi(m[1]);
   }
 
   std::unique_ptr<Client> MakeClient(bool shm, uint64_t local_buffer = 16 * kMiB) {
@@ -133,6 +138,7 @@ class StoreClusterTest : public ::testing::Test {
   std::unique_ptr<Subprocess> metadata_, master_;
   std::vector<std::unique_ptr<Subprocess>> stores_;
   std::vector<std::string> configs_;
+  std::vector<int> store_http_;  // the stores' /health and /metrics ports
   std::string metadata_url_, master_address_;
 };
 
@@ -143,6 +149,28 @@ TEST_F(StoreClusterTest, ClientProgramPassesEveryCheck) {
                         metadata_url_, "--expect-transport", "shm", "--stores", "2"},
                        absl::Seconds(90));
   EXPECT_EQ(run.status, 0) << run.output;
+}
+
+TEST_F(StoreClusterTest, AStoreServesHealthAndMetricsAndUnmountsOnSigterm) {
+  http::HttpClient http("127.0.0.1", store_http_[1]);
+  absl::StatusOr<http::HttpResult> health = http.Get("/health");
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(health->status, 200);
+  absl::StatusOr<http::HttpResult> metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_NE(metrics->body.find("mooncake_store_segment_bytes 268435456"), std::string::npos)
+      << metrics->body;
+
+  auto client = MakeClient(/*shm=*/true);
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(WaitForSegments(*client, 2));
+  stores_[1]->Signal(SIGTERM);
+  EXPECT_EQ(stores_[1]->Wait(absl::Seconds(20)), 0);
+  stores_[1].reset();
+  // Unmounted on the way out, not left for the master to time out.
+  absl::StatusOr<std::vector<client::SegmentInfo>> segments = client->ListSegments();
+  ASSERT_TRUE(segments.ok());
+  EXPECT_EQ(segments->size(), 1u);
 }
 
 TEST_F(StoreClusterTest, AStoreKilledWhileAClientReadsNeverYieldsWrongBytes) {
@@ -201,6 +229,8 @@ TEST_F(StoreClusterTest, AStoreKilledWhileAClientReadsNeverYieldsWrongBytes) {
   stop = true;
   reader.join();
   EXPECT_EQ(wrong.load(), 0u);
+  // Each of these has a replica on the surviving store: a failed read moved on to it.
+  EXPECT_EQ(failed_two.load(), 0u);
   EXPECT_TRUE(saw_not_found.load()) << "objects on the killed store never became OBJECT_NOT_FOUND";
   // Objects with a replica on the surviving store are all still readable, byte for byte.
   std::vector<Slice> two_out;
