@@ -54,7 +54,21 @@ function(mooncake_static_pkg target)
   endforeach()
   list(REMOVE_DUPLICATES archives)
   list(JOIN archives "," archive_list)
-  target_link_libraries(${target} INTERFACE "$<LINK_GROUP:RESCAN,${archive_list}>" Threads::Threads)
+  # A target with the property MOONCAKE_SHARED_DEPS (the Python extension: a shared object cannot
+  # take Debian's non-PIC archives) links the same libraries' shared objects instead, every one
+  # named directly so that a wheel can carry them (see scripts/wheel.sh).
+  # (rdma-core's shared libibverbs loads its providers itself.)
+  set(wants_shared "$<BOOL:$<TARGET_PROPERTY:MOONCAKE_SHARED_DEPS>>")
+  set(shared "")
+  foreach(lib IN LISTS ${target}_PC_STATIC_LIBRARIES)
+    if(NOT lib MATCHES "^(pthread|dl|rt|m|c|atomic)$" AND NOT lib MATCHES "-rdmav[0-9]+$"
+       AND NOT lib MATCHES "^(bnxt_re|cxgb4|efa|erdma|hns|irdma|mana|mlx4|mlx5|mthca|ocrdma|qedr|vmw_pvrdma|hfi1verbs|ipathverbs|rxe|siw)$")
+      list(APPEND shared "$<${wants_shared}:-l${lib}>")
+    endif()
+  endforeach()
+  list(REMOVE_DUPLICATES shared)
+  target_link_libraries(${target} INTERFACE
+    ${shared} "$<$<NOT:${wants_shared}>:$<LINK_GROUP:RESCAN,${archive_list}>>" Threads::Threads)
 endfunction()
 
 mooncake_static_pkg(mooncake_absl

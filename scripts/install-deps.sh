@@ -20,6 +20,7 @@ packages=(
   googletest libgtest-dev libgmock-dev pybind11-dev libspdlog-dev libfmt-dev
   clang-format clang rpm file curl iperf3 etcd-server
   python3 python3-pytest python3-numpy python3-setuptools python3-wheel python3-dev
+  python3-pip python3-venv python3-torch
 )
 
 sudo_cmd=()

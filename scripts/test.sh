@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is needed, builds, and runs every test (unit, integration against the real binary,
-# the self-containment check, the format check, the .deb/.rpm packages). Exits non-zero on any
+# Installs what is needed, builds, builds and installs the Python wheel (into build/venv), and runs
+# every test (unit, integration against the real binary, the Python tests against the wheel, the
+# self-containment check, the format check, the .deb/.rpm packages). Exits non-zero on any
 # failure; the last lines are CTest's summary.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -8,5 +9,6 @@ build=${MOONCAKE_BUILD_DIR:-$root/build}
 
 "$root/scripts/install-deps.sh"
 "$root/scripts/build.sh"
+"$root/scripts/wheel.sh"
 cd "$build"
 ctest -j "${MOONCAKE_JOBS:-2}" --output-on-failure --timeout 600

@@ -17,8 +17,9 @@ struct StoreBenchOptions {
   std::string master;                     // host:port of a running master
   std::string metadata = "P2PHANDSHAKE";  // or http://host:port/metadata
   bool embedded = false;                  // start metadata, master and a store in-process
-  std::string transport = "tcp";          // embedded: "tcp" or "shm" between client and store
-  std::string protocol = "tcp";           // against a cluster: "tcp" or "rdma"
+  // "auto": the engine chooses (shared memory for stores on this host); "tcp": never shared memory.
+  std::string transport = "auto";
+  std::string protocol = "tcp";  // against a cluster: "tcp" or "rdma"
   std::string local_hostname = "127.0.0.1";
   uint64_t segment_size = uint64_t{1} << 30;  // embedded: the store's segment
   std::vector<uint64_t> value_sizes = {4u << 10, 64u << 10, 1u << 20, 4u << 20};

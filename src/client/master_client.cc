@@ -60,10 +60,12 @@ json ConfigJson(const ReplicateConfig& config) {
   if (!config.preferred_segment.empty()) preferred.push_back(config.preferred_segment);
   preferred.insert(preferred.end(), config.preferred_segments.begin(),
                    config.preferred_segments.end());
-  return json{{"replica_num", config.replica_num},
-              {"with_soft_pin", config.with_soft_pin},
-              {"with_hard_pin", config.with_hard_pin},
-              {"preferred_segments", std::move(preferred)}};
+  json out{{"replica_num", config.replica_num},
+           {"with_soft_pin", config.with_soft_pin},
+           {"with_hard_pin", config.with_hard_pin},
+           {"preferred_segments", std::move(preferred)}};
+  if (config.soft_pin_ttl) out["soft_pin_ttl_ms"] = absl::ToInt64Milliseconds(*config.soft_pin_ttl);
+  return out;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,9 @@ struct ReplicateConfig {
   std::string preferred_segment;                // "" = any; "host:port" of a segment
   std::vector<std::string> preferred_segments;  // tried in order, after preferred_segment
   bool prefer_alloc_in_same_node = false;       // put a replica in this client's own segment
+  // With with_soft_pin: how long the pin lasts from when the object becomes readable; unset:
+  // the master's default_kv_soft_pin_ttl.
+  std::optional<absl::Duration> soft_pin_ttl;
 };
 
 struct Replica {

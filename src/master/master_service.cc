@@ -186,6 +186,10 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlace(Shard& shard, const
   object.last_access_us = now;
   object.hard_pin = config.with_hard_pin;
   object.soft_pin_requested = config.with_soft_pin;
+  if (config.with_soft_pin) {
+    object.soft_pin_deadline_us =
+        absl::ToInt64Microseconds(config.soft_pin_ttl.value_or(config_.default_kv_soft_pin_ttl));
+  }
   object.owner = ClientIndex(client_id);
   object.replicas.assign(placed->begin(), placed->end());
   Count(item.key, object, +1);
@@ -239,8 +243,7 @@ std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
                       processing_.fetch_sub(1, std::memory_order_relaxed);
                       object.last_access_us = now;
                       if (object.soft_pin_requested) {
-                        object.soft_pin_deadline_us =
-                            now + absl::ToInt64Microseconds(config_.default_kv_soft_pin_ttl);
+                        object.soft_pin_deadline_us = now + object.soft_pin_deadline_us;
                       }
                     });
 }

@@ -44,6 +44,8 @@ struct ReplicateConfig {
   bool with_soft_pin = false;
   bool with_hard_pin = false;
   std::vector<std::string> preferred_segments;  // "host:port" names, tried first in order
+  // How long the soft pin lasts from PutEnd; unset: default_kv_soft_pin_ttl.
+  std::optional<absl::Duration> soft_pin_ttl;
 };
 
 struct PutItem {
@@ -156,7 +158,9 @@ class MasterService {
     int64_t put_start_us = 0;
     int64_t last_access_us = 0;
     int64_t lease_deadline_us = 0;
-    int64_t soft_pin_deadline_us = 0;  // 0: not soft-pinned
+    // Complete: when the soft pin ends (0: not pinned). Processing: the pin's length, started by
+    // PutEnd when soft_pin_requested.
+    int64_t soft_pin_deadline_us = 0;
     State state = State::kProcessing;
     bool hard_pin = false;
     bool soft_pin_requested = false;

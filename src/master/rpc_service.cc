@@ -77,6 +77,12 @@ absl::StatusOr<ReplicateConfig> ParseReplicateConfig(const json& body) {
   if (!hard.ok()) return hard.status();
   config.with_soft_pin = *soft;
   config.with_hard_pin = *hard;
+  if (c.contains("soft_pin_ttl_ms") && !c["soft_pin_ttl_ms"].is_null()) {
+    absl::StatusOr<uint64_t> ttl = UintField(c, "soft_pin_ttl_ms");
+    if (!ttl.ok()) return ttl.status();
+    // Beyond a century is forever for a cache; capping keeps the deadline arithmetic in range.
+    config.soft_pin_ttl = absl::Milliseconds(std::min<uint64_t>(*ttl, uint64_t{1} << 41));
+  }
   if (c.contains("preferred_segments")) {
     absl::StatusOr<std::vector<std::string>> preferred = StringList(c, "preferred_segments", 64);
     if (!preferred.ok()) return preferred.status();

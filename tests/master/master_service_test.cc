@@ -329,6 +329,19 @@ TEST_F(NoSoftEvictionTest, SoftPinsHoldWhileTheyLast) {
   EXPECT_EQ(service_.Evict(5 * kMiB), 5 * kMiB);
 }
 
+TEST_F(NoSoftEvictionTest, ASoftPinCanAskForItsOwnLength) {
+  Mount("seg:1", 10 * kMiB);
+  ASSERT_TRUE(
+      Start("short", 5 * kMiB, {.with_soft_pin = true, .soft_pin_ttl = absl::Seconds(5)}).ok());
+  clock_.Advance(absl::Seconds(60));  // the pin counts from PutEnd, not PutStart
+  const std::string key = "short";
+  ASSERT_TRUE(service_.PutEnd(kClient, {&key, 1})[0].ok());
+  clock_.Advance(absl::Seconds(4));
+  EXPECT_EQ(service_.Evict(5 * kMiB), 0u);
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_EQ(service_.Evict(5 * kMiB), 5 * kMiB);
+}
+
 TEST_F(MasterServiceTest, WatermarkTriggersEvictionInMaintenance) {
   Mount("seg:1", 100 * kMiB);
   for (int i = 0; i < 91; ++i) ASSERT_TRUE(Put("k" + std::to_string(i), kMiB).ok());

@@ -1,7 +1,6 @@
 // The production side of the verbs seam, over libibverbs. There is no RDMA device on our
 // development and CI machines, so this file is compiled and linked but not run there; the
 // transport's logic is tested through SoftVerbs.
-#define RDMA_STATIC_PROVIDERS all
 #include <infiniband/verbs.h>
 
 #include <cerrno>
@@ -11,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/error_code.h"
 #include "common/strings.h"
+#include "engine/rdma/providers.h"
 #include "engine/rdma/verbs.h"
 
 namespace mooncake::engine::rdma {
@@ -173,6 +173,7 @@ class IbVerbs : public Verbs {
   std::vector<std::string> ListDevices() override {
     std::vector<std::string> names;
     int count = 0;
+    rdma::RegisterBuiltinProviders();
     ibv_device** list = ibv_get_device_list(&count);
     if (list == nullptr) return names;
     for (int i = 0; i < count; ++i) {
@@ -190,6 +191,7 @@ class IbVerbs : public Verbs {
 
   absl::StatusOr<std::unique_ptr<Device>> Open(const std::string& name) override {
     int count = 0;
+    rdma::RegisterBuiltinProviders();
     ibv_device** list = ibv_get_device_list(&count);
     ibv_context* context = nullptr;
     for (int i = 0; list != nullptr && i < count && context == nullptr; ++i) {

@@ -1,0 +1,245 @@
+"""Every method of MooncakeDistributedStore and its documented return values (SPEC.md §5),
+against real mooncake processes."""
+import ctypes
+import re
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+
+from mooncake.store import (MooncakeDistributedStore, MooncakeHostMemAllocator, ReplicateConfig,
+                            SoftPinAction)
+
+MiB = 1 << 20
+OBJECT_NOT_FOUND, OBJECT_HAS_LEASE, INVALID_PARAMS, INVALID_KEY = -704, -706, -600, -400
+BUFFER_OVERFLOW, UNAVAILABLE = -10, -1010
+
+
+@pytest.fixture
+def pool(store):
+    """A registered host buffer, as SGLang registers its KV pool."""
+    allocator = MooncakeHostMemAllocator()
+    size = 8 * MiB
+    ptr = allocator.alloc(size)
+    assert store.register_buffer(ptr, size) == 0
+    yield ptr, size
+    assert store.unregister_buffer(ptr) == 0
+    assert allocator.free(ptr) == 0
+
+
+def write(ptr, data):
+    ctypes.memmove(ptr, data, len(data))
+
+
+def read(ptr, n):
+    return ctypes.string_at(ptr, n)
+
+
+def test_put_get_exists_size_remove(store):
+    assert store.put("api_a", b"hello") == 0
+    assert store.get("api_a") == b"hello"
+    assert store.is_exist("api_a") == 1
+    assert store.get_size("api_a") == 5
+    assert store.remove("api_a") == OBJECT_HAS_LEASE  # leased by the get
+    assert store.batch_remove(["api_a"], force=True) == [0]
+    assert store.is_exist("api_a") == 0
+
+
+def test_absent_keys(store):
+    assert store.get("api_absent") == b""
+    assert store.get_batch(["api_absent"]) == [b""]
+    assert store.is_exist("api_absent") == 0
+    assert store.get_size("api_absent") == OBJECT_NOT_FOUND
+    assert store.remove("api_absent") == OBJECT_NOT_FOUND
+    assert store.get_buffer("api_absent") is None
+    assert store.batch_is_exist(["api_absent"]) == [0]
+
+
+def test_second_put_succeeds_and_keeps_the_value(store):
+    assert store.put("api_once", b"first") == 0
+    assert store.put("api_once", b"second") == 0
+    assert store.get("api_once") == b"first"
+    assert store.put_batch(["api_once", "api_twice"], [b"x", b"y"]) == 0
+    assert store.get_batch(["api_once", "api_twice"]) == [b"first", b"y"]
+
+
+def test_values_of_every_buffer_type(store):
+    array = np.arange(1000, dtype=np.int32)
+    tensor = torch.arange(256, dtype=torch.float32)
+    values = {"api_bytes": b"b" * 10, "api_bytearray": bytearray(b"ba" * 7),
+              "api_memoryview": memoryview(b"mv" * 9), "api_numpy": array,
+              "api_torch": tensor.numpy()}
+    for key, value in values.items():
+        assert store.put(key, value) == 0, key
+        assert store.get(key) == bytes(memoryview(value).cast("B")), key
+    with pytest.raises(TypeError):
+        store.put("api_str", "a str is not bytes")
+    with pytest.raises(TypeError):
+        store.put("api_strided", np.arange(10)[::2])  # not contiguous
+    with pytest.raises(TypeError):
+        store.put(123, b"key must be a str")
+    with pytest.raises(TypeError):
+        store.get_into("api_bytes", "not a pointer", 10)
+
+
+def test_keys_are_checked(store):
+    assert store.put("", b"v") == INVALID_KEY
+    assert store.put("k" * 4097, b"v") == INVALID_KEY
+    assert store.put("k" * 4096, b"v") == 0
+    assert store.put("api_empty_value", b"") == INVALID_PARAMS
+
+
+def test_parts_batches_and_buffers(store):
+    assert store.put_parts("api_parts", b"ab", bytearray(b"cd"), memoryview(b"ef")) == 0
+    assert store.get("api_parts") == b"abcdef"
+    assert store.put_parts("api_parts_cfg", b"x", config=ReplicateConfig()) == 0
+    with pytest.raises(TypeError):
+        store.put_parts("api_parts_bad", b"x", bogus=1)
+    buffer = store.get_buffer("api_parts")
+    assert bytes(memoryview(buffer)) == b"abcdef"
+    assert buffer.size() == 6 and len(buffer) == 6 and buffer.ptr() != 0
+    handles = store.batch_get_buffer(["api_parts", "api_nope"])
+    assert bytes(memoryview(handles[0])) == b"abcdef" and handles[1] is None
+
+
+def test_zero_copy_calls(store, pool):
+    ptr, size = pool
+    write(ptr, b"0123456789")
+    assert store.put_from("api_zc", ptr, 10) == 0
+    assert store.get_into("api_zc", ptr + 100, 10) == 10
+    assert read(ptr + 100, 10) == b"0123456789"
+    assert store.get_into("api_zc", ptr + 200, 9) == BUFFER_OVERFLOW
+    keys = [f"api_zc_{i}" for i in range(4)]
+    for i in range(4):
+        write(ptr + 1000 + i * 100, bytes([i]) * 50)
+    assert store.batch_put_from(keys, [ptr + 1000 + i * 100 for i in range(4)], [50] * 4) == [0] * 4
+    got = store.batch_get_into(keys + ["api_zc_absent"], [ptr + 5000 + i * 100 for i in range(5)],
+                               [100] * 5)
+    assert got == [50, 50, 50, 50, OBJECT_NOT_FOUND]
+    for i in range(4):
+        assert read(ptr + 5000 + i * 100, 50) == bytes([i]) * 50
+
+
+def test_unregistered_pointers_are_refused_not_crashed(store, pool):
+    ptr, size = pool
+    outside = ctypes.create_string_buffer(64)
+    address = ctypes.addressof(outside)
+    assert store.put_from("api_unreg", address, 64) == INVALID_PARAMS
+    assert store.put("api_unreg_src", b"data") == 0
+    assert store.get_into("api_unreg_src", address, 64) == INVALID_PARAMS
+    assert store.get_into("api_unreg_src", ptr + size - 2, 4) == INVALID_PARAMS  # past the end
+    assert store.put_from("api_unreg", 0, 64) == INVALID_PARAMS
+    assert store.is_exist("api_unreg") == 0
+    with pytest.raises(TypeError):
+        store.put_from("api_neg", -1, 4)
+
+
+def test_mismatched_batch_lengths(store, pool):
+    ptr, _ = pool
+    assert store.batch_put_from(["a1", "a2"], [ptr], [1, 1]) == [INVALID_PARAMS] * 2
+    assert store.batch_get_into(["a1", "a2"], [ptr, ptr], [1]) == [INVALID_PARAMS] * 2
+    assert store.put_batch(["a1", "a2"], [b"x"]) == INVALID_PARAMS
+    assert store.batch_put_from_multi_buffers(["a1"], [[ptr, ptr]], [[1]]) == [INVALID_PARAMS]
+
+
+def test_multi_buffer_calls(store, pool):
+    ptr, _ = pool
+    write(ptr, b"AAAA")
+    write(ptr + 64, b"BBBBBB")
+    assert store.batch_put_from_multi_buffers(["api_multi"], [[ptr, ptr + 64]], [[4, 6]]) == [0]
+    assert store.get("api_multi") == b"AAAABBBBBB"
+    got = store.batch_get_into_multi_buffers(["api_multi"], [[ptr + 1000, ptr + 2000]], [[3, 7]])
+    assert got == [10]
+    assert read(ptr + 1000, 3) == b"AAA" and read(ptr + 2000, 7) == b"ABBBBBB"
+
+
+def test_remove_by_regex_and_remove_all(store):
+    for key in ("rx_1_k", "rx_1_v", "rx_2_k", "rx_other"):
+        assert store.put(key, b"v") == 0
+    assert store.remove_by_regex("^rx_[0-9]+_k$") == 2
+    assert store.remove_by_regex("(") < 0
+    assert store.remove_all() >= 2
+    assert store.batch_is_exist(["rx_1_v", "rx_other"]) == [0, 0]
+
+
+def test_replicate_config(store, cluster):
+    config = ReplicateConfig()
+    assert config.replica_num == 1 and not config.with_soft_pin and not config.with_hard_pin
+    assert config.soft_pin_action == SoftPinAction.PRESERVE and config.soft_pin_ttl_ms is None
+    config.replica_num = 2
+    config.with_hard_pin = True
+    config.group_ids = ["g"]
+    assert store.put("api_two", b"2" * 1000, config) == 0
+    segments = store_segments(cluster)
+    assert len(segments) == 2
+    config = ReplicateConfig()
+    config.soft_pin_ttl_ms = 1000
+    assert store.put("api_ttl", b"t", config) == INVALID_PARAMS  # only with ENABLE
+    config.soft_pin_action = SoftPinAction.ENABLE
+    assert store.put("api_ttl", b"t", config) == 0
+    for bad in (-1, 2 ** 64, 1.5, "10"):
+        with pytest.raises(TypeError):
+            config.soft_pin_ttl_ms = bad
+    config.soft_pin_ttl_ms = 2 ** 64 - 1
+    config.soft_pin_ttl_ms = None
+    config = ReplicateConfig()
+    config.preferred_segment = segments[0]
+    assert store.put("api_pref", b"p", config) == 0
+
+
+def store_segments(cluster):
+    """What SGLang polls to wait for the cluster: the master's /get_all_segments."""
+    with urllib.request.urlopen(f"http://{cluster.admin}/get_all_segments") as reply:
+        return [line for line in reply.read().decode().splitlines() if line]
+
+
+def test_hostname_health_and_close(cluster):
+    s = MooncakeDistributedStore()
+    assert s.put("api_before_setup", b"v") == UNAVAILABLE
+    assert s.setup("127.0.0.1", cluster.metadata_url, 0, MiB, "tcp", "", cluster.master) == 0
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", s.get_hostname())
+    assert s.health_check() == 0
+    assert s.close() == 0
+    assert s.close() == 0
+    assert s.put("api_after_close", b"v") == UNAVAILABLE
+    assert s.is_exist("api_after_close") == -1
+    assert s.get("api_after_close") == b""
+
+
+def test_copying_calls_need_a_local_buffer(cluster):
+    s = MooncakeDistributedStore()
+    assert s.setup("127.0.0.1", cluster.metadata_url, 0, 0, "tcp", "", cluster.master) == 0
+    assert s.put("api_no_buffer", b"v") != 0
+    assert s.is_exist("api_no_buffer") == 0
+    assert s.close() == 0
+
+
+def test_setup_forms_and_keywords(cluster):
+    s = MooncakeDistributedStore()
+    with pytest.raises(TypeError, match="unknown_option"):
+        s.setup("127.0.0.1", cluster.metadata_url, 0, MiB, "tcp", "", cluster.master, None,
+                unknown_option=1)
+    assert s.setup("127.0.0.1", cluster.metadata_url, 0, MiB, "tcp", "", cluster.master, None,
+                   enable_client_http_server=False, tenant_id="default") == 0
+    assert s.setup("127.0.0.1", cluster.metadata_url, 0, MiB, "tcp", "", cluster.master) != 0
+    assert s.close() == 0
+    assert s.setup({"local_hostname": "127.0.0.1", "metadata_server": cluster.metadata_url,
+                    "global_segment_size": "16MB", "local_buffer_size": "16 MB",
+                    "protocol": "tcp", "rdma_devices": "", "master_server_addr": cluster.master}) == 0
+    assert s.put("api_dict", b"d") == 0 and s.get("api_dict") == b"d"
+    assert s.close() == 0
+    assert s.setup({"master_server_addr": cluster.master, "global_segment_size": "50%"}) != 0
+    assert s.setup_dummy(0, MiB, cluster.master) == 0
+    assert s.close() == 0
+
+
+def test_host_memory_allocator():
+    allocator = MooncakeHostMemAllocator()
+    ptr = allocator.alloc(MiB)
+    assert ptr % 4096 == 0
+    ctypes.memset(ptr, 7, MiB)
+    assert allocator.free(ptr) == 0
+    assert allocator.free(ptr) == INVALID_PARAMS
+    with pytest.raises(ValueError):
+        allocator.alloc(0)
