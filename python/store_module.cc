@@ -350,6 +350,54 @@ class MooncakeDistributedStore {
     return ReadSizes(keys.size(), [&](Client& c) { return c.BatchGetIntoParts(keys, parts); });
   }
 
+  // get_into_ranges(buffer_ptrs, keys, dst_offsets, src_offsets, lengths): for buffer i and its
+  // key j, each range copies object[src:src+len] to buffer_i + dst. Same nesting back: bytes
+  // copied per range or a negative code; one negative entry for a key whose lists differ in length.
+  std::vector<std::vector<std::vector<int64_t>>> GetIntoRanges(
+      const std::vector<uintptr_t>& buffer_ptrs, const std::vector<std::vector<std::string>>& keys,
+      const std::vector<std::vector<std::vector<uint64_t>>>& dst_offsets,
+      const std::vector<std::vector<std::vector<uint64_t>>>& src_offsets,
+      const std::vector<std::vector<std::vector<uint64_t>>>& lengths) {
+    const int64_t invalid = Code(ErrorCode::INVALID_PARAMS);
+    std::vector<std::vector<std::vector<int64_t>>> out(keys.size());
+    std::vector<std::string> flat_keys;
+    std::vector<std::vector<Client::Range>> flat_ranges;
+    std::vector<std::pair<size_t, size_t>> where;  // (buffer, key) of each flat entry
+    for (size_t i = 0; i < keys.size(); ++i) {
+      out[i].resize(keys[i].size());
+      const bool shaped =
+          i < buffer_ptrs.size() && i < dst_offsets.size() && i < src_offsets.size() &&
+          i < lengths.size() && dst_offsets[i].size() == keys[i].size() &&
+          src_offsets[i].size() == keys[i].size() && lengths[i].size() == keys[i].size();
+      for (size_t j = 0; j < keys[i].size(); ++j) {
+        if (!shaped || dst_offsets[i][j].size() != lengths[i][j].size() ||
+            src_offsets[i][j].size() != lengths[i][j].size()) {
+          out[i][j] = {invalid};
+          continue;
+        }
+        std::vector<Client::Range> ranges;
+        for (size_t r = 0; r < lengths[i][j].size(); ++r) {
+          const uint64_t dst = buffer_ptrs[i] + dst_offsets[i][j][r];
+          ranges.push_back(
+              {src_offsets[i][j][r], Slice{reinterpret_cast<void*>(dst), lengths[i][j][r]}});
+        }
+        flat_keys.push_back(keys[i][j]);
+        flat_ranges.push_back(std::move(ranges));
+        where.emplace_back(i, j);
+      }
+    }
+    std::vector<std::vector<absl::StatusOr<uint64_t>>> got(
+        flat_keys.size(), {MakeError(ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS, "not set up")});
+    CallVoid([&](Client& c) { got = c.BatchGetRanges(flat_keys, flat_ranges); });
+    for (size_t k = 0; k < where.size(); ++k) {
+      std::vector<int64_t>& ranges = out[where[k].first][where[k].second];
+      for (const absl::StatusOr<uint64_t>& r : got[k]) {
+        ranges.push_back(r.ok() ? static_cast<int64_t>(*r) : Code(r.status()));
+      }
+    }
+    return out;
+  }
+
   int IsExist(const std::string& key) { return BatchIsExist({key})[0]; }
 
   std::vector<int> BatchIsExist(const std::vector<std::string>& keys) {
@@ -695,6 +743,8 @@ PYBIND11_MODULE(store, m) {
            py::arg("sizes"))
       .def("batch_get_into_multi_buffers", &Store::BatchGetIntoMultiBuffers, py::arg("keys"),
            py::arg("all_buffer_ptrs"), py::arg("all_sizes"))
+      .def("get_into_ranges", &Store::GetIntoRanges, py::arg("buffer_ptrs"), py::arg("keys"),
+           py::arg("dst_offsets"), py::arg("src_offsets"), py::arg("lengths"))
       .def("is_exist", &Store::IsExist, py::arg("key"))
       .def("batch_is_exist", &Store::BatchIsExist, py::arg("keys"))
       .def("get_size", &Store::GetSize, py::arg("key"))

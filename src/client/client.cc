@@ -469,35 +469,40 @@ std::vector<absl::StatusOr<Client::Located>> Client::Locate(absl::Span<const std
   return located;
 }
 
-std::vector<absl::StatusOr<uint64_t>> Client::Read(std::vector<absl::StatusOr<Located>>& located,
-                                                   absl::Span<const std::vector<Slice>> parts) {
+absl::StatusOr<std::vector<Client::Piece>> Client::Scatter(const std::vector<Slice>& parts,
+                                                           uint64_t size) const {
+  const uint64_t room = TotalSize(parts);
+  if (room < size) {
+    return MakeError(
+        ErrorCode::BUFFER_OVERFLOW,
+        fmt::format("the object is {} bytes but the buffer holds only {}", size, room));
+  }
+  std::vector<Piece> pieces;
+  uint64_t offset = 0;
+  for (const Slice& part : parts) {
+    if (part.size > 0 && !engine_->IsRegistered(part.data, part.size)) {
+      return MakeError(ErrorCode::INVALID_PARAMS,
+                       "the destination buffer is not in registered memory");
+    }
+    const uint64_t length = std::min(part.size, size - offset);
+    if (length > 0) pieces.push_back({offset, Slice{part.data, length}});
+    offset += length;
+  }
+  return pieces;
+}
+
+std::vector<absl::Status> Client::ReadPieces(absl::Span<const absl::StatusOr<Located>> located,
+                                             absl::Span<const std::vector<Piece>> pieces) {
   const size_t n = located.size();
-  std::vector<absl::StatusOr<uint64_t>> results(n, uint64_t{0});
+  std::vector<absl::Status> results(n);
   std::vector<size_t> attempt(n, 0);
   std::vector<size_t> pending;
   for (size_t i = 0; i < n; ++i) {
     if (!located[i].ok()) {
       results[i] = located[i].status();
-      continue;
+    } else if (!pieces[i].empty()) {
+      pending.push_back(i);
     }
-    const uint64_t size = located[i]->size;
-    const uint64_t room = TotalSize(parts[i]);
-    if (room < size) {
-      results[i] =
-          MakeError(ErrorCode::BUFFER_OVERFLOW,
-                    fmt::format("the object is {} bytes but the buffer holds only {}", size, room));
-      continue;
-    }
-    bool registered = true;
-    for (const Slice& part : parts[i]) {
-      if (part.size > 0 && !engine_->IsRegistered(part.data, part.size)) registered = false;
-    }
-    if (!registered) {
-      results[i] = MakeError(ErrorCode::INVALID_PARAMS,
-                             "the destination buffer is not in registered memory");
-      continue;
-    }
-    pending.push_back(i);
   }
   // Round r reads each pending object from its r-th closest replica.
   while (!pending.empty()) {
@@ -512,8 +517,10 @@ std::vector<absl::StatusOr<uint64_t>> Client::Read(std::vector<absl::StatusOr<Lo
         if (segment.ok() && replica.size >= where.size) {
           first_request.push_back(requests.size());
           reading.push_back(i);
-          AddRequests(TransferOp::kRead, parts[i], *segment, replica.address, where.size,
-                      &requests);
+          for (const Piece& piece : pieces[i]) {
+            requests.push_back(TransferRequest{TransferOp::kRead, piece.dst.data, *segment,
+                                               replica.address + piece.offset, piece.dst.size});
+          }
           break;
         }
         results[i] = segment.ok() ? MakeError(ErrorCode::INVALID_REPLICA, "replica too small")
@@ -534,7 +541,7 @@ std::vector<absl::StatusOr<uint64_t>> Client::Read(std::vector<absl::StatusOr<Lo
       }
       if (status.ok()) {
         results[i] = now <= located[i]->deadline
-                         ? absl::StatusOr<uint64_t>(located[i]->size)
+                         ? absl::OkStatus()
                          : MakeError(ErrorCode::LEASE_EXPIRED,
                                      "the read finished after the lease ended; data discarded");
         continue;
@@ -543,6 +550,76 @@ std::vector<absl::StatusOr<uint64_t>> Client::Read(std::vector<absl::StatusOr<Lo
       if (++attempt[i] < located[i]->replicas.size()) retry.push_back(i);
     }
     pending = std::move(retry);
+  }
+  return results;
+}
+
+std::vector<absl::StatusOr<uint64_t>> Client::Read(
+    absl::Span<const absl::StatusOr<Located>> located, absl::Span<const std::vector<Slice>> parts) {
+  std::vector<absl::StatusOr<Located>> valid(located.begin(), located.end());
+  std::vector<std::vector<Piece>> pieces(located.size());
+  for (size_t i = 0; i < located.size(); ++i) {
+    if (!located[i].ok()) continue;
+    absl::StatusOr<std::vector<Piece>> scattered = Scatter(parts[i], located[i]->size);
+    if (scattered.ok()) {
+      pieces[i] = *std::move(scattered);
+    } else {
+      valid[i] = scattered.status();
+    }
+  }
+  std::vector<absl::Status> read = ReadPieces(valid, pieces);
+  std::vector<absl::StatusOr<uint64_t>> results;
+  results.reserve(located.size());
+  for (size_t i = 0; i < located.size(); ++i) {
+    results.push_back(read[i].ok() ? absl::StatusOr<uint64_t>(located[i]->size) : read[i]);
+  }
+  return results;
+}
+
+std::vector<std::vector<absl::StatusOr<uint64_t>>> Client::BatchGetRanges(
+    absl::Span<const std::string> keys, absl::Span<const std::vector<Range>> ranges) {
+  using RangeResults = std::vector<absl::StatusOr<uint64_t>>;
+  absl::ReaderMutexLock lock(&state_mu_);
+  std::vector<RangeResults> results(keys.size());
+  if (closed_ || ranges.size() != keys.size()) {
+    const absl::Status error =
+        closed_ ? Closed()
+                : MakeError(ErrorCode::INVALID_PARAMS,
+                            fmt::format("{} keys but {} range lists", keys.size(), ranges.size()));
+    for (size_t i = 0; i < keys.size(); ++i) {
+      results[i].assign(i < ranges.size() ? std::max<size_t>(1, ranges[i].size()) : 1, error);
+    }
+    return results;
+  }
+  std::vector<absl::StatusOr<Located>> located = Locate(keys);
+  std::vector<std::vector<Piece>> pieces(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    results[i].assign(ranges[i].size(), uint64_t{0});
+    for (size_t r = 0; r < ranges[i].size(); ++r) {
+      const Range& range = ranges[i][r];
+      if (!located[i].ok()) {
+        results[i][r] = located[i].status();
+      } else if (range.offset > located[i]->size ||
+                 range.dst.size > located[i]->size - range.offset) {
+        results[i][r] =
+            MakeError(ErrorCode::INVALID_PARAMS,
+                      fmt::format("range [{}, +{}) is past the end of '{}' ({} bytes)",
+                                  range.offset, range.dst.size, keys[i], located[i]->size));
+      } else if (range.dst.size > 0 && !engine_->IsRegistered(range.dst.data, range.dst.size)) {
+        results[i][r] = MakeError(ErrorCode::INVALID_PARAMS,
+                                  "the destination range is not in registered memory");
+      } else {
+        results[i][r] = range.dst.size;
+        if (range.dst.size > 0) pieces[i].push_back({range.offset, range.dst});
+      }
+    }
+  }
+  std::vector<absl::Status> read = ReadPieces(located, pieces);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (read[i].ok()) continue;
+    for (absl::StatusOr<uint64_t>& result : results[i]) {
+      if (result.ok()) result = read[i];
+    }
   }
   return results;
 }

@@ -128,6 +128,17 @@ class Client {
   absl::StatusOr<uint64_t> RemoveByRegex(const std::string& pattern);
   absl::StatusOr<uint64_t> RemoveAll();
 
+  // Ranged reads: for key i, each range copies object bytes [offset, offset + dst.size) to dst.
+  // Per key and range: the bytes copied, or an error (OBJECT_NOT_FOUND for a missing key;
+  // INVALID_PARAMS for a range past the object's end or a destination outside registered
+  // memory). A failed range does not stop the others.
+  struct Range {
+    uint64_t offset = 0;  // in the object
+    Slice dst;
+  };
+  std::vector<std::vector<absl::StatusOr<uint64_t>>> BatchGetRanges(
+      absl::Span<const std::string> keys, absl::Span<const std::vector<Range>> ranges);
+
   // The segments mounted at the master (for cluster checks).
   absl::StatusOr<std::vector<SegmentInfo>> ListSegments();
   // Where each object's replicas are (this leases the objects, like a read).
@@ -150,8 +161,22 @@ class Client {
   // The replicas of each key, best first, and when its lease ends.
   std::vector<absl::StatusOr<Located>> Locate(absl::Span<const std::string> keys)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
-  // Reads each located object into its slices (nullopt entries: skipped).
-  std::vector<absl::StatusOr<uint64_t>> Read(std::vector<absl::StatusOr<Located>>& located,
+  // Object bytes [offset, offset + dst.size) go to dst.
+  struct Piece {
+    uint64_t offset = 0;
+    Slice dst;
+  };
+  // Checks that `parts` hold an object of `size` bytes in registered memory; maps the object's
+  // bytes onto them in order.
+  absl::StatusOr<std::vector<Piece>> Scatter(const std::vector<Slice>& parts, uint64_t size) const;
+  // Reads each located object's pieces (one transfer batch per round), moving on to the next
+  // replica for objects whose read failed. Per key: OK, or why not (errors of `located` pass
+  // through).
+  std::vector<absl::Status> ReadPieces(absl::Span<const absl::StatusOr<Located>> located,
+                                       absl::Span<const std::vector<Piece>> pieces)
+      ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  // Reads each located object into its slices: its size, or an error.
+  std::vector<absl::StatusOr<uint64_t>> Read(absl::Span<const absl::StatusOr<Located>> located,
                                              absl::Span<const std::vector<Slice>> parts)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   std::vector<absl::StatusOr<uint64_t>> GetLocked(absl::Span<const std::string> keys,

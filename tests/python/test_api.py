@@ -154,6 +154,31 @@ def test_multi_buffer_calls(store, pool):
     assert read(ptr + 1000, 3) == b"AAA" and read(ptr + 2000, 7) == b"ABBBBBB"
 
 
+def test_get_into_ranges(store, pool):
+    ptr, size = pool
+    write(ptr, bytes(range(200)))
+    assert store.put_from("rng_a", ptr, 200) == 0
+    assert store.put("rng_b", b"abcdefghij") == 0
+    dst = ptr + 4096
+    result = store.get_into_ranges(
+        [dst, dst + 1000],
+        [["rng_a", "rng_missing"], ["rng_b", "rng_a", "rng_bad_shape"]],
+        [[[0, 100], [0]], [[0], [10, size], [0, 1]]],
+        [[[10, 150], [0]], [[2], [0, 0], [0]]],
+        [[[5, 50], [4]], [[3], [8, 8], [1]]])
+    assert result[0][0] == [5, 50]
+    assert result[0][1] == [OBJECT_NOT_FOUND]
+    assert result[1][0] == [3]
+    assert result[1][1] == [8, INVALID_PARAMS]  # the second destination is past the buffer
+    assert result[1][2] == [INVALID_PARAMS]     # its range lists differ in length
+    assert read(dst, 5) == bytes(range(10, 15))
+    assert read(dst + 100, 50) == bytes(range(150, 200))
+    assert read(dst + 1000, 3) == b"cde"
+    assert read(dst + 1010, 8) == bytes(range(8))
+    # Past the object's end.
+    assert store.get_into_ranges([dst], [["rng_b"]], [[[0]]], [[[8]]], [[[3]]]) == [[[INVALID_PARAMS]]]
+
+
 def test_remove_by_regex_and_remove_all(store):
     for key in ("rx_1_k", "rx_1_v", "rx_2_k", "rx_other"):
         assert store.put(key, b"v") == 0
