@@ -61,6 +61,7 @@ struct ReplicateConfig {
     client::ReplicateConfig out;
     out.replica_num = replica_num;
     out.with_soft_pin = with_soft_pin || soft_pin_action == SoftPinAction::kEnable;
+    out.soft_pin_action = static_cast<client::SoftPinAction>(soft_pin_action);
     out.with_hard_pin = with_hard_pin;
     out.preferred_segment = preferred_segment;
     out.preferred_segments = preferred_segments;
@@ -229,6 +230,34 @@ class MooncakeDistributedStore {
     return PutValues({key}, {view.bytes()}, config)[0];
   }
 
+  // upsert(key, value, config=None): insert or replace.
+  int Upsert(const std::string& key, const py::handle& value,
+             const std::optional<ReplicateConfig>& config) {
+    BufferView view(value);
+    std::vector<std::string> keys = {key};
+    std::vector<std::string_view> values = {view.bytes()};
+    return PutSlices(
+        keys,
+        [&](Client& c, const client::ReplicateConfig& r) { return c.BatchUpsert(keys, values, r); },
+        config)[0];
+  }
+
+  std::vector<int> BatchUpsertFrom(const std::vector<std::string>& keys,
+                                   const std::vector<uintptr_t>& ptrs,
+                                   const std::vector<uint64_t>& sizes,
+                                   const std::optional<ReplicateConfig>& config) {
+    if (ptrs.size() != keys.size() || sizes.size() != keys.size()) {
+      return std::vector<int>(keys.size(), Code(ErrorCode::INVALID_PARAMS));
+    }
+    std::vector<Slice> slices = Slices(ptrs, sizes);
+    return PutSlices(
+        keys,
+        [&](Client& c, const client::ReplicateConfig& r) {
+          return c.BatchUpsertFrom(keys, slices, r);
+        },
+        config);
+  }
+
   int PutParts(const std::string& key, py::args parts, py::kwargs kwargs) {
     std::optional<ReplicateConfig> config;
     for (auto [name, value] : kwargs) {
@@ -378,8 +407,10 @@ class MooncakeDistributedStore {
         std::vector<Client::Range> ranges;
         for (size_t r = 0; r < lengths[i][j].size(); ++r) {
           const uint64_t dst = buffer_ptrs[i] + dst_offsets[i][j][r];
-          ranges.push_back(
-              {src_offsets[i][j][r], Slice{reinterpret_cast<void*>(dst), lengths[i][j][r]}});
+          // Each destination must stay inside buffer i's registration.
+          ranges.push_back({src_offsets[i][j][r],
+                            Slice{reinterpret_cast<void*>(dst), lengths[i][j][r]},
+                            reinterpret_cast<const void*>(buffer_ptrs[i])});
         }
         flat_keys.push_back(keys[i][j]);
         flat_ranges.push_back(std::move(ranges));
@@ -728,6 +759,9 @@ PYBIND11_MODULE(store, m) {
       .def("unregister_buffer", &Store::UnregisterBuffer, py::arg("ptr"))
       .def("put", &Store::Put, py::arg("key"), py::arg("value"), config)
       .def("put_parts", &Store::PutParts, py::arg("key"))
+      .def("upsert", &Store::Upsert, py::arg("key"), py::arg("value"), config)
+      .def("batch_upsert_from", &Store::BatchUpsertFrom, py::arg("keys"), py::arg("ptrs"),
+           py::arg("sizes"), config)
       .def("put_batch", &Store::PutBatch, py::arg("keys"), py::arg("values"), config)
       .def("put_from", &Store::PutFrom, py::arg("key"), py::arg("ptr"), py::arg("size"), config)
       .def("batch_put_from", &Store::BatchPutFrom, py::arg("keys"), py::arg("ptrs"),

@@ -240,7 +240,7 @@ int Client::Distance(const std::string& segment) {
 
 std::vector<absl::Status> Client::PutLocked(absl::Span<const std::string> keys,
                                             absl::Span<const std::vector<Slice>> parts,
-                                            const ReplicateConfig& config) {
+                                            const ReplicateConfig& config, bool upsert) {
   std::vector<absl::Status> results(keys.size());
   if (parts.size() != keys.size()) {
     return std::vector<absl::Status>(
@@ -280,7 +280,7 @@ std::vector<absl::Status> Client::PutLocked(absl::Span<const std::string> keys,
     placement.preferred_segments.insert(placement.preferred_segments.begin(), segment_name_);
   }
   std::vector<absl::StatusOr<std::vector<Replica>>> started =
-      master_->PutStart(asked_keys, sizes, placement);
+      master_->PutStart(asked_keys, sizes, placement, upsert);
 
   // One transfer batch writes every replica of every key.
   std::vector<TransferRequest> requests;
@@ -351,7 +351,7 @@ std::vector<absl::Status> Client::BatchPutParts(absl::Span<const std::string> ke
                                                 const ReplicateConfig& config) {
   absl::ReaderMutexLock lock(&state_mu_);
   if (closed_) return std::vector<absl::Status>(keys.size(), Closed());
-  return PutLocked(keys, parts, config);
+  return PutLocked(keys, parts, config, /*upsert=*/false);
 }
 
 std::vector<absl::Status> Client::BatchPutFrom(absl::Span<const std::string> keys,
@@ -372,6 +372,36 @@ absl::Status Client::PutFrom(const std::string& key, Slice value, const Replicat
 std::vector<absl::Status> Client::BatchPut(absl::Span<const std::string> keys,
                                            absl::Span<const std::string_view> values,
                                            const ReplicateConfig& config) {
+  return PutCopies(keys, values, config, /*upsert=*/false);
+}
+
+std::vector<absl::Status> Client::BatchUpsert(absl::Span<const std::string> keys,
+                                              absl::Span<const std::string_view> values,
+                                              const ReplicateConfig& config) {
+  return PutCopies(keys, values, config, /*upsert=*/true);
+}
+
+absl::Status Client::Upsert(const std::string& key, std::string_view value,
+                            const ReplicateConfig& config) {
+  return BatchUpsert({&key, 1}, {&value, 1}, config)[0];
+}
+
+std::vector<absl::Status> Client::BatchUpsertFrom(absl::Span<const std::string> keys,
+                                                  absl::Span<const Slice> values,
+                                                  const ReplicateConfig& config) {
+  absl::ReaderMutexLock lock(&state_mu_);
+  if (closed_) return std::vector<absl::Status>(keys.size(), Closed());
+  if (values.size() != keys.size()) {
+    return std::vector<absl::Status>(
+        keys.size(), MakeError(ErrorCode::INVALID_PARAMS,
+                               fmt::format("{} keys but {} values", keys.size(), values.size())));
+  }
+  return PutLocked(keys, OnePartEach(values), config, /*upsert=*/true);
+}
+
+std::vector<absl::Status> Client::PutCopies(absl::Span<const std::string> keys,
+                                            absl::Span<const std::string_view> values,
+                                            const ReplicateConfig& config, bool upsert) {
   absl::ReaderMutexLock lock(&state_mu_);
   if (closed_) return std::vector<absl::Status>(keys.size(), Closed());
   std::vector<absl::Status> results(keys.size());
@@ -419,7 +449,7 @@ std::vector<absl::Status> Client::BatchPut(absl::Span<const std::string> keys,
     std::vector<std::string> group_keys;
     group_keys.reserve(group.size());
     for (size_t i : group) group_keys.push_back(keys[i]);
-    std::vector<absl::Status> put = PutLocked(group_keys, parts, config);
+    std::vector<absl::Status> put = PutLocked(group_keys, parts, config, upsert);
     for (size_t k = 0; k < group.size(); ++k) results[group[k]] = put[k];
     for (const StagingBuffer::Block& block : blocks) staging_->Release(block);
   }
@@ -576,6 +606,13 @@ std::vector<absl::StatusOr<uint64_t>> Client::Read(
   return results;
 }
 
+bool Client::DestinationOk(const Range& range) const {
+  if (range.buffer == nullptr) return engine_->IsRegistered(range.dst.data, range.dst.size);
+  std::optional<engine::BufferInfo> buffer = engine_->RegisteredBufferAt(range.buffer);
+  return buffer && engine::RangeWithin(reinterpret_cast<uint64_t>(range.dst.data), range.dst.size,
+                                       buffer->addr, buffer->length);
+}
+
 std::vector<std::vector<absl::StatusOr<uint64_t>>> Client::BatchGetRanges(
     absl::Span<const std::string> keys, absl::Span<const std::vector<Range>> ranges) {
   using RangeResults = std::vector<absl::StatusOr<uint64_t>>;
@@ -605,7 +642,7 @@ std::vector<std::vector<absl::StatusOr<uint64_t>>> Client::BatchGetRanges(
             MakeError(ErrorCode::INVALID_PARAMS,
                       fmt::format("range [{}, +{}) is past the end of '{}' ({} bytes)",
                                   range.offset, range.dst.size, keys[i], located[i]->size));
-      } else if (range.dst.size > 0 && !engine_->IsRegistered(range.dst.data, range.dst.size)) {
+      } else if (range.dst.size > 0 && !DestinationOk(range)) {
         results[i][r] = MakeError(ErrorCode::INVALID_PARAMS,
                                   "the destination range is not in registered memory");
       } else {

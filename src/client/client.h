@@ -112,6 +112,18 @@ class Client {
   // The concatenation of `parts`.
   absl::Status PutParts(const std::string& key, absl::Span<const std::string_view> parts,
                         const ReplicateConfig& config = {});
+  // Insert or replace (copying and zero-copy): the new value is readable after the call; readers
+  // that were handed the old value finish reading the old bytes. `config.soft_pin_action` says
+  // what happens to an existing soft pin.
+  std::vector<absl::Status> BatchUpsert(absl::Span<const std::string> keys,
+                                        absl::Span<const std::string_view> values,
+                                        const ReplicateConfig& config = {});
+  absl::Status Upsert(const std::string& key, std::string_view value,
+                      const ReplicateConfig& config = {});
+  std::vector<absl::Status> BatchUpsertFrom(absl::Span<const std::string> keys,
+                                            absl::Span<const Slice> values,
+                                            const ReplicateConfig& config = {});
+
   std::vector<absl::StatusOr<std::string>> BatchGet(absl::Span<const std::string> keys);
   absl::StatusOr<std::string> Get(const std::string& key);
 
@@ -135,6 +147,9 @@ class Client {
   struct Range {
     uint64_t offset = 0;  // in the object
     Slice dst;
+    // If set, dst must lie inside the registered buffer that holds this address (not merely
+    // inside some registered memory).
+    const void* buffer = nullptr;
   };
   std::vector<std::vector<absl::StatusOr<uint64_t>>> BatchGetRanges(
       absl::Span<const std::string> keys, absl::Span<const std::vector<Range>> ranges);
@@ -156,8 +171,12 @@ class Client {
 
   std::vector<absl::Status> PutLocked(absl::Span<const std::string> keys,
                                       absl::Span<const std::vector<Slice>> parts,
-                                      const ReplicateConfig& config)
+                                      const ReplicateConfig& config, bool upsert)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  // The copying puts: values staged through the local buffer, group by group.
+  std::vector<absl::Status> PutCopies(absl::Span<const std::string> keys,
+                                      absl::Span<const std::string_view> values,
+                                      const ReplicateConfig& config, bool upsert);
   // The replicas of each key, best first, and when its lease ends.
   std::vector<absl::StatusOr<Located>> Locate(absl::Span<const std::string> keys)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
@@ -175,6 +194,8 @@ class Client {
   std::vector<absl::Status> ReadPieces(absl::Span<const absl::StatusOr<Located>> located,
                                        absl::Span<const std::vector<Piece>> pieces)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  // Whether a ranged read may write to range.dst.
+  bool DestinationOk(const Range& range) const;
   // Reads each located object into its slices: its size, or an error.
   std::vector<absl::StatusOr<uint64_t>> Read(absl::Span<const absl::StatusOr<Located>> located,
                                              absl::Span<const std::vector<Slice>> parts)

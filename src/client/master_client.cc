@@ -55,7 +55,7 @@ absl::StatusOr<std::vector<Replica>> ReadReplicas(const json& object) {
   return replicas;
 }
 
-json ConfigJson(const ReplicateConfig& config) {
+json ConfigJson(const ReplicateConfig& config, bool upsert) {
   std::vector<std::string> preferred;
   if (!config.preferred_segment.empty()) preferred.push_back(config.preferred_segment);
   preferred.insert(preferred.end(), config.preferred_segments.begin(),
@@ -65,6 +65,11 @@ json ConfigJson(const ReplicateConfig& config) {
            {"with_hard_pin", config.with_hard_pin},
            {"preferred_segments", std::move(preferred)}};
   if (config.soft_pin_ttl) out["soft_pin_ttl_ms"] = absl::ToInt64Milliseconds(*config.soft_pin_ttl);
+  if (upsert) {
+    out["upsert"] = true;
+    static constexpr const char* kActions[] = {"preserve", "enable", "disable"};
+    out["soft_pin_action"] = kActions[static_cast<int>(config.soft_pin_action)];
+  }
   return out;
 }
 
@@ -191,9 +196,9 @@ std::vector<R> MasterClient::Batch(std::string_view method, absl::Span<const std
 
 std::vector<absl::StatusOr<std::vector<Replica>>> MasterClient::PutStart(
     absl::Span<const std::string> keys, absl::Span<const uint64_t> sizes,
-    const ReplicateConfig& config) {
+    const ReplicateConfig& config, bool upsert) {
   using Result = absl::StatusOr<std::vector<Replica>>;
-  const json config_json = ConfigJson(config);
+  const json config_json = ConfigJson(config, upsert);
   return Batch<Result>(
       "BatchPutStart", keys, false,
       [&](size_t b, size_t e) {

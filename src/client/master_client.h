@@ -19,6 +19,13 @@
 
 namespace mooncake::client {
 
+// What an upsert does to the soft pin of the object it replaces.
+enum class SoftPinAction {
+  kPreserve,  // keep its deadline
+  kEnable,    // pin anew from when the new value is readable
+  kDisable,   // unpin
+};
+
 struct ReplicateConfig {
   uint32_t replica_num = 1;
   bool with_soft_pin = false;
@@ -29,6 +36,7 @@ struct ReplicateConfig {
   // With with_soft_pin: how long the pin lasts from when the object becomes readable; unset:
   // the master's default_kv_soft_pin_ttl.
   std::optional<absl::Duration> soft_pin_ttl;
+  SoftPinAction soft_pin_action = SoftPinAction::kPreserve;  // upserts only
 };
 
 struct Replica {
@@ -72,10 +80,12 @@ class MasterClient {
   absl::StatusOr<HeartbeatReply> Heartbeat();
   absl::StatusOr<std::vector<SegmentInfo>> ListSegments();
 
-  // A failed call fails every key with its status.
+  // A failed call fails every key with its status. With `upsert`, existing objects get new
+  // replicas that replace theirs at PutEnd.
   std::vector<absl::StatusOr<std::vector<Replica>>> PutStart(absl::Span<const std::string> keys,
                                                              absl::Span<const uint64_t> sizes,
-                                                             const ReplicateConfig& config);
+                                                             const ReplicateConfig& config,
+                                                             bool upsert = false);
   std::vector<absl::Status> PutEnd(absl::Span<const std::string> keys);
   std::vector<absl::Status> PutRevoke(absl::Span<const std::string> keys);
   std::vector<absl::StatusOr<ReplicaList>> GetReplicaList(absl::Span<const std::string> keys);

@@ -40,11 +40,17 @@ absl::Status BufferRegistry::Unregister(uint64_t addr) {
 }
 
 bool BufferRegistry::Contains(uint64_t addr, uint64_t length) const {
+  std::optional<BufferInfo> buffer = Find(addr);
+  return buffer && RangeWithin(addr, length, buffer->addr, buffer->length);
+}
+
+std::optional<BufferInfo> BufferRegistry::Find(uint64_t addr) const {
   absl::ReaderMutexLock lock(&mu_);
   auto next = buffers_.upper_bound(addr);
-  if (next == buffers_.begin()) return false;
+  if (next == buffers_.begin()) return std::nullopt;
   const BufferInfo& buffer = std::prev(next)->second;
-  return RangeWithin(addr, length, buffer.addr, buffer.length);
+  if (!RangeWithin(addr, 1, buffer.addr, buffer.length)) return std::nullopt;
+  return buffer;
 }
 
 std::vector<BufferInfo> BufferRegistry::List() const {

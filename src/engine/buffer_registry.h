@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,9 @@ class BufferRegistry {
 
   // True if [addr, addr + length) lies inside one registered buffer. length 0 is never contained.
   bool Contains(uint64_t addr, uint64_t length) const;
+
+  // The registered buffer that holds `addr`, if any.
+  std::optional<BufferInfo> Find(uint64_t addr) const;
 
   std::vector<BufferInfo> List() const;
 

@@ -85,6 +85,10 @@ class TransferEngine {
   bool IsRegistered(const void* addr, size_t length) const {
     return registry_.Contains(reinterpret_cast<uint64_t>(addr), length);
   }
+  // The registered buffer that holds `addr`, if any.
+  std::optional<BufferInfo> RegisteredBufferAt(const void* addr) const {
+    return registry_.Find(reinterpret_cast<uint64_t>(addr));
+  }
 
   // Resolves a segment by name (cached). SEGMENT_NOT_FOUND if the metadata service does not know
   // it; TRANSFER_FAIL if its endpoint does not answer a handshake.

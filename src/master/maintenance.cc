@@ -23,6 +23,26 @@ void MasterService::DropSegmentReplicas(SegmentId segment) {
       }
       it = next;
     }
+    // An upsert that lost a replica cannot complete: drop it (its PutEnd finds nothing), freeing
+    // its replicas elsewhere; the object keeps its value, or is gone if its replicas went too.
+    for (auto it = shard.upserts.begin(); it != shard.upserts.end();) {
+      auto next = std::next(it);
+      const auto& replicas = it->second.replicas;
+      const bool hit = std::any_of(replicas.begin(), replicas.end(),
+                                   [segment](const Replica& r) { return r.segment == segment; });
+      if (hit || !shard.objects.contains(it->first)) {
+        segments_.Free(replicas.data(), replicas.size());  // a no-op on the unmounted segment
+        shard.upserts.erase(it);
+      }
+      it = next;
+    }
+    // Retired replicas on the segment: its allocator is gone, nothing to free.
+    for (Retired& retired : shard.retired) {
+      auto& replicas = retired.replicas;
+      replicas.erase(std::remove_if(replicas.begin(), replicas.end(),
+                                    [segment](const Replica& r) { return r.segment == segment; }),
+                     replicas.end());
+    }
   }
 }
 
@@ -54,7 +74,17 @@ void MasterService::RunMaintenance() {
       }
       it = next;
     }
+    for (auto it = shard.upserts.begin(); it != shard.upserts.end();) {
+      auto next = std::next(it);
+      if (it->second.put_start_us <= release_before) {
+        segments_.Free(it->second.replicas.data(), it->second.replicas.size());
+        shard.upserts.erase(it);
+        ++reclaimed;
+      }
+      it = next;
+    }
   }
+  FreeRetired(now);
   if (reclaimed > 0) spdlog::info("reclaimed {} puts that were never ended", reclaimed);
 
   const uint64_t total = segments_.total_bytes();

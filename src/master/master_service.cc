@@ -70,6 +70,12 @@ void MasterService::CountOp(std::string_view op, size_t keys, size_t errors) {
 void MasterService::EraseLocked(Shard& shard,
                                 absl::flat_hash_map<std::string, Object>::iterator it) {
   segments_.Free(it->second.replicas.data(), it->second.replicas.size());
+  if (!shard.upserts.empty()) {
+    if (auto up = shard.upserts.find(it->first); up != shard.upserts.end()) {
+      segments_.Free(up->second.replicas.data(), up->second.replicas.size());
+      shard.upserts.erase(up);
+    }
+  }
   Count(it->first, it->second, -1);
   shard.objects.erase(it);
 }
@@ -171,6 +177,13 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlace(Shard& shard, const
     const bool abandoned =
         existing.state == State::kProcessing &&
         now - existing.put_start_us >= absl::ToInt64Microseconds(config_.put_start_discard_timeout);
+    if (config.upsert && existing.state == State::kComplete) {
+      return TryPlaceUpsert(shard, item, config, client_id, now);
+    }
+    if (config.upsert && !abandoned) {
+      return MakeError(ErrorCode::REPLICA_IS_NOT_READY,
+                       fmt::format("a put of '{}' is in progress", item.key));
+    }
     if (!abandoned) {
       return MakeError(ErrorCode::OBJECT_ALREADY_EXISTS,
                        fmt::format("key '{}' already exists", item.key));
@@ -185,8 +198,9 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlace(Shard& shard, const
   object.put_start_us = now;
   object.last_access_us = now;
   object.hard_pin = config.with_hard_pin;
-  object.soft_pin_requested = config.with_soft_pin;
-  if (config.with_soft_pin) {
+  object.soft_pin_requested =
+      config.with_soft_pin || (config.upsert && config.soft_pin_action == SoftPinAction::kEnable);
+  if (object.soft_pin_requested) {
     object.soft_pin_deadline_us =
         absl::ToInt64Microseconds(config.soft_pin_ttl.value_or(config_.default_kv_soft_pin_ttl));
   }
@@ -197,15 +211,92 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlace(Shard& shard, const
   return placed;
 }
 
+absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceUpsert(Shard& shard,
+                                                                   const PutItem& item,
+                                                                   const ReplicateConfig& config,
+                                                                   std::string_view client_id,
+                                                                   int64_t now) {
+  if (auto up = shard.upserts.find(item.key); up != shard.upserts.end()) {
+    const bool abandoned = now - up->second.put_start_us >=
+                           absl::ToInt64Microseconds(config_.put_start_discard_timeout);
+    if (!abandoned) {
+      return MakeError(ErrorCode::REPLICA_IS_NOT_READY,
+                       fmt::format("an upsert of '{}' is in progress", item.key));
+    }
+    segments_.Free(up->second.replicas.data(), up->second.replicas.size());
+    shard.upserts.erase(up);
+  }
+  absl::StatusOr<std::vector<Replica>> placed =
+      segments_.Allocate(item.size, config.replica_num, config.preferred_segments);
+  if (!placed.ok()) return placed;
+  Upsert upsert;
+  upsert.size = item.size;
+  upsert.put_start_us = now;
+  upsert.owner = ClientIndex(client_id);
+  upsert.hard_pin = config.with_hard_pin;
+  upsert.soft_pin_action = config.with_soft_pin ? SoftPinAction::kEnable : config.soft_pin_action;
+  upsert.soft_pin_ttl_us =
+      absl::ToInt64Microseconds(config.soft_pin_ttl.value_or(config_.default_kv_soft_pin_ttl));
+  upsert.replicas.assign(placed->begin(), placed->end());
+  shard.upserts.emplace(item.key, std::move(upsert));
+  return placed;
+}
+
+void MasterService::FinishUpsertLocked(Shard& shard, const std::string& key, Object& object,
+                                       Upsert& upsert, int64_t now) {
+  // Readers that were handed the old replicas may read them until their lease ends.
+  if (Leased(object, now)) {
+    shard.retired.push_back(Retired{object.lease_deadline_us, std::move(object.replicas)});
+  } else {
+    segments_.Free(object.replicas.data(), object.replicas.size());
+  }
+  Count(key, object, -1);
+  object.size = upsert.size;
+  object.replicas = std::move(upsert.replicas);
+  object.hard_pin = upsert.hard_pin;
+  object.last_access_us = now;
+  switch (upsert.soft_pin_action) {
+    case SoftPinAction::kPreserve:
+      break;
+    case SoftPinAction::kEnable:
+      object.soft_pin_deadline_us = now + upsert.soft_pin_ttl_us;
+      break;
+    case SoftPinAction::kDisable:
+      object.soft_pin_deadline_us = 0;
+      break;
+  }
+  Count(key, object, +1);
+}
+
+void MasterService::FreeRetired(int64_t now) {
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    auto& retired = shard.retired;
+    if (retired.empty()) continue;
+    auto keep = std::partition(retired.begin(), retired.end(),
+                               [now](const Retired& r) { return r.free_at_us > now; });
+    for (auto it = keep; it != retired.end(); ++it) {
+      segments_.Free(it->replicas.data(), it->replicas.size());
+    }
+    retired.erase(keep, retired.end());
+  }
+}
+
 std::vector<absl::Status> MasterService::FinishPuts(
     std::string_view op, std::string_view client_id, absl::Span<const std::string> keys,
     bool complete_is_done,
-    absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator)> finish) {
+    absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator)> finish,
+    absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator,
+                           absl::flat_hash_map<std::string, Upsert>::iterator)>
+        finish_upsert) {
   std::vector<absl::Status> results;
   results.reserve(keys.size());
   const absl::Status client = ValidateClientId(client_id);
   // A client never interned owns no object: every key it names fails below.
-  const std::optional<uint32_t> caller = client.ok() ? FindClientIndex(client_id) : std::nullopt;
+  const std::optional<uint32_t> found_caller =
+      client.ok() ? FindClientIndex(client_id) : std::nullopt;
+  const bool known = found_caller.has_value();
+  const uint32_t caller = found_caller.value_or(0);
   size_t errors = 0;
   for (const std::string& key : keys) {
     absl::Status status = client.ok() ? ValidateKey(key) : client;
@@ -214,7 +305,17 @@ std::vector<absl::Status> MasterService::FinishPuts(
       absl::MutexLock lock(&shard.mu);
       auto it = shard.objects.find(key);
       const bool found = it != shard.objects.end();
-      if (found && it->second.owner != caller) {  // nullopt matches no owner
+      auto up = shard.upserts.empty() ? shard.upserts.end() : shard.upserts.find(key);
+      if (up != shard.upserts.end() && found) {
+        // An upsert of a complete object (EraseLocked drops an upsert with its object).
+        if (!known || up->second.owner != caller) {
+          status = MakeError(ErrorCode::ILLEGAL_CLIENT,
+                             fmt::format("the upsert of '{}' was started by client {}", key,
+                                         ClientName(up->second.owner)));
+        } else {
+          finish_upsert(shard, it, up);
+        }
+      } else if (found && (!known || it->second.owner != caller)) {
         status = MakeError(ErrorCode::ILLEGAL_CLIENT,
                            fmt::format("the put of '{}' was started by client {}", key,
                                        ClientName(it->second.owner)));
@@ -235,24 +336,37 @@ std::vector<absl::Status> MasterService::FinishPuts(
 
 std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
                                                 absl::Span<const std::string> keys) {
-  return FinishPuts("put_end", client_id, keys, /*complete_is_done=*/true,
-                    [this](Shard&, absl::flat_hash_map<std::string, Object>::iterator it) {
-                      Object& object = it->second;
-                      const int64_t now = clock_->NowMicros();
-                      object.state = State::kComplete;
-                      processing_.fetch_sub(1, std::memory_order_relaxed);
-                      object.last_access_us = now;
-                      if (object.soft_pin_requested) {
-                        object.soft_pin_deadline_us = now + object.soft_pin_deadline_us;
-                      }
-                    });
+  return FinishPuts(
+      "put_end", client_id, keys, /*complete_is_done=*/true,
+      [this](Shard&, absl::flat_hash_map<std::string, Object>::iterator it) {
+        Object& object = it->second;
+        const int64_t now = clock_->NowMicros();
+        object.state = State::kComplete;
+        processing_.fetch_sub(1, std::memory_order_relaxed);
+        object.last_access_us = now;
+        if (object.soft_pin_requested) {
+          object.soft_pin_deadline_us = now + object.soft_pin_deadline_us;
+        }
+      },
+      [this](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it,
+             absl::flat_hash_map<std::string, Upsert>::iterator up) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        FinishUpsertLocked(shard, it->first, it->second, up->second, clock_->NowMicros());
+        shard.upserts.erase(up);
+      });
 }
 
 std::vector<absl::Status> MasterService::PutRevoke(std::string_view client_id,
                                                    absl::Span<const std::string> keys) {
-  return FinishPuts("put_revoke", client_id, keys, /*complete_is_done=*/false,
-                    [this](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it)
-                        ABSL_NO_THREAD_SAFETY_ANALYSIS { EraseLocked(shard, it); });
+  return FinishPuts(
+      "put_revoke", client_id, keys, /*complete_is_done=*/false,
+      [this](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it)
+          ABSL_NO_THREAD_SAFETY_ANALYSIS { EraseLocked(shard, it); },
+      [this](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator,
+             absl::flat_hash_map<std::string, Upsert>::iterator up) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        // The object keeps its old value.
+        segments_.Free(up->second.replicas.data(), up->second.replicas.size());
+        shard.upserts.erase(up);
+      });
 }
 
 uint32_t MasterService::ClientIndex(std::string_view client_id) {

@@ -39,6 +39,13 @@
 
 namespace mooncake::master {
 
+// What an upsert does to the soft pin of the object it replaces.
+enum class SoftPinAction : uint8_t {
+  kPreserve,  // keep the current deadline (none if the object was not pinned)
+  kEnable,    // a new pin from when the new value becomes readable
+  kDisable,   // no pin
+};
+
 struct ReplicateConfig {
   uint32_t replica_num = 1;
   bool with_soft_pin = false;
@@ -46,6 +53,11 @@ struct ReplicateConfig {
   std::vector<std::string> preferred_segments;  // "host:port" names, tried first in order
   // How long the soft pin lasts from PutEnd; unset: default_kv_soft_pin_ttl.
   std::optional<absl::Duration> soft_pin_ttl;
+  // Insert or replace: an existing complete object gets new replicas, which replace the old ones
+  // at PutEnd; readers holding a lease keep reading the old bytes, which are freed when their
+  // lease ends.
+  bool upsert = false;
+  SoftPinAction soft_pin_action = SoftPinAction::kPreserve;  // upserts of existing objects
 };
 
 struct PutItem {
@@ -169,9 +181,26 @@ class MasterService {
   };
 
   static constexpr size_t kShards = 64;
+  // A replacement being written for a complete object (an upsert between PutStart and PutEnd).
+  struct Upsert {
+    uint64_t size = 0;
+    int64_t put_start_us = 0;
+    uint32_t owner = 0;
+    bool hard_pin = false;
+    SoftPinAction soft_pin_action = SoftPinAction::kPreserve;
+    int64_t soft_pin_ttl_us = 0;
+    absl::InlinedVector<Replica, 1> replicas;
+  };
+  // Replicas an upsert replaced while readers held a lease: freed once the lease has ended.
+  struct Retired {
+    int64_t free_at_us = 0;
+    absl::InlinedVector<Replica, 1> replicas;
+  };
   struct Shard {
     mutable absl::Mutex mu;
     absl::flat_hash_map<std::string, Object> objects ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<std::string, Upsert> upserts ABSL_GUARDED_BY(mu);
+    std::vector<Retired> retired ABSL_GUARDED_BY(mu);
   };
 
   Shard& ShardOf(std::string_view key) const;
@@ -179,7 +208,19 @@ class MasterService {
   bool Leased(const Object& object, int64_t now_us) const {
     return object.lease_deadline_us > now_us;
   }
-  // Frees an object's space and erases it. REQUIRES: shard.mu held.
+  // Under the shard's lock: starts replacing the complete object `existing` (an upsert).
+  absl::StatusOr<std::vector<Replica>> TryPlaceUpsert(Shard& shard, const PutItem& item,
+                                                      const ReplicateConfig& config,
+                                                      std::string_view client_id, int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // PutEnd of an upsert: the new replicas replace the old ones, which are freed now or, while
+  // leased, when the lease ends.
+  void FinishUpsertLocked(Shard& shard, const std::string& key, Object& object, Upsert& upsert,
+                          int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Frees the space of replicas no reader may still be reading.
+  void FreeRetired(int64_t now);
+  // Frees an object's space (and that of an upsert of it in progress) and erases it.
+  // REQUIRES: shard.mu held.
   void EraseLocked(Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // Updates counts_ for an object entering (+1) or leaving (-1) the table.
@@ -201,7 +242,10 @@ class MasterService {
   std::vector<absl::Status> FinishPuts(
       std::string_view op, std::string_view client_id, absl::Span<const std::string> keys,
       bool complete_is_done,
-      absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator)> finish);
+      absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator)> finish,
+      absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator,
+                             absl::flat_hash_map<std::string, Upsert>::iterator)>
+          finish_upsert);
   // Removes complete, unleased objects whose key `match`es; returns how many.
   uint64_t RemoveUnleasedWhere(absl::FunctionRef<bool(const std::string&)> match);
   // Drops replicas on `segment` from every object; removes objects left with none.

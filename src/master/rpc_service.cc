@@ -77,6 +77,22 @@ absl::StatusOr<ReplicateConfig> ParseReplicateConfig(const json& body) {
   if (!hard.ok()) return hard.status();
   config.with_soft_pin = *soft;
   config.with_hard_pin = *hard;
+  absl::StatusOr<bool> upsert = BoolField(c, "upsert", false);
+  if (!upsert.ok()) return upsert.status();
+  config.upsert = *upsert;
+  if (c.contains("soft_pin_action")) {
+    absl::StatusOr<std::string> action = StringField(c, "soft_pin_action");
+    if (!action.ok()) return action.status();
+    if (*action == "preserve") {
+      config.soft_pin_action = SoftPinAction::kPreserve;
+    } else if (*action == "enable") {
+      config.soft_pin_action = SoftPinAction::kEnable;
+    } else if (*action == "disable") {
+      config.soft_pin_action = SoftPinAction::kDisable;
+    } else {
+      return FieldError("soft_pin_action", "\"preserve\", \"enable\" or \"disable\"");
+    }
+  }
   if (c.contains("soft_pin_ttl_ms") && !c["soft_pin_ttl_ms"].is_null()) {
     absl::StatusOr<uint64_t> ttl = UintField(c, "soft_pin_ttl_ms");
     if (!ttl.ok()) return ttl.status();

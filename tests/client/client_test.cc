@@ -160,6 +160,26 @@ TEST_F(ClientTest, ExistingKeyIsSuccessAndKeepsItsValue) {
   EXPECT_EQ(*client->Get("other"), "y");
 }
 
+TEST_F(ClientTest, UpsertReplacesTheValue) {
+  auto store = Make(16 * kMiB, 0);
+  auto client = Make(0, 1 * kMiB);
+  ASSERT_TRUE(client->Put("up", "first").ok());
+  ASSERT_TRUE(client->Upsert("up", "the second value").ok());
+  EXPECT_EQ(*client->Get("up"), "the second value");
+  ASSERT_TRUE(client->Upsert("new", "inserted").ok());  // absent: inserted
+  EXPECT_EQ(*client->Get("new"), "inserted");
+  MappedBuffer pool(1 * kMiB);
+  ASSERT_TRUE(client->RegisterBuffer(pool.data(), pool.size()).ok());
+  Fill(pool.data(), 5000, 3);
+  std::vector<std::string> keys = {"up"};
+  std::vector<Slice> values = {{pool.data(), 5000}};
+  ASSERT_TRUE(client->BatchUpsertFrom(keys, values)[0].ok());
+  EXPECT_EQ(*client->Get("up"), std::string(pool.data(), 5000));
+  // Space of replaced values is given back once no lease holds it (ours lapse in 10 s, so the
+  // replaced values are still counted now: 5 + 16 bytes rounded, plus the live ones).
+  EXPECT_GT(UsedOf(*client, store->segment_name()), 5000u);
+}
+
 TEST_F(ClientTest, ErrorsCarryTheirCodes) {
   auto store = Make(16 * kMiB, 0);
   auto client = Make(0, 1 * kMiB);

@@ -342,6 +342,80 @@ TEST_F(NoSoftEvictionTest, ASoftPinCanAskForItsOwnLength) {
   EXPECT_EQ(service_.Evict(5 * kMiB), 5 * kMiB);
 }
 
+TEST_F(MasterServiceTest, UpsertReplacesAndKeepsOldBytesForLeasedReaders) {
+  Mount("seg:1", 16 * kMiB);
+  ASSERT_TRUE(Put("u", kMiB).ok());
+  const std::string key = "u";
+  absl::StatusOr<ReplicaList> before = service_.GetReplicaList({&key, 1})[0];  // a reader's lease
+  ASSERT_TRUE(before.ok());
+  absl::StatusOr<std::vector<ReplicaLocation>> started = Start("u", 2 * kMiB, {.upsert = true});
+  ASSERT_TRUE(started.ok()) << started.status();
+  EXPECT_NE((*started)[0].address, before->replicas[0].address);
+  // Until PutEnd, readers get the old value.
+  EXPECT_EQ(service_.GetReplicaList({&key, 1})[0]->size, kMiB);
+  // One upsert at a time.
+  EXPECT_EQ(ErrorCodeOf(Start("u", kMiB, {.upsert = true}).status()),
+            ErrorCode::REPLICA_IS_NOT_READY);
+  ASSERT_TRUE(service_.PutEnd(kClient, {&key, 1})[0].ok());
+  absl::StatusOr<ReplicaList> after = service_.GetReplicaList({&key, 1})[0];
+  EXPECT_EQ(after->size, 2 * kMiB);
+  EXPECT_EQ(after->replicas[0].address, (*started)[0].address);
+  // The old bytes stay allocated while the reader's lease lives, and are freed after.
+  EXPECT_EQ(service_.Stats().used_bytes, 3 * kMiB);
+  clock_.Advance(absl::Seconds(5));
+  service_.Heartbeat(kClient);
+  service_.RunMaintenance();
+  EXPECT_EQ(service_.Stats().used_bytes, 3 * kMiB);  // the lease (10 s) still lives
+  clock_.Advance(absl::Seconds(6));
+  service_.Heartbeat(kClient);
+  service_.RunMaintenance();
+  EXPECT_EQ(service_.Stats().used_bytes, 2 * kMiB);
+  EXPECT_EQ(service_.Stats().objects, 1u);
+}
+
+TEST_F(MasterServiceTest, UpsertRevokedOrRemovedLeavesNoSpaceBehind) {
+  Mount("seg:1", 16 * kMiB);
+  ASSERT_TRUE(Put("r", kMiB).ok());
+  const std::string key = "r";
+  ASSERT_TRUE(Start("r", 3 * kMiB, {.upsert = true}).ok());
+  ASSERT_TRUE(service_.PutRevoke(kClient, {&key, 1})[0].ok());
+  EXPECT_EQ(service_.GetReplicaList({&key, 1})[0]->size, kMiB);  // the old value stays
+  EXPECT_EQ(service_.Stats().used_bytes, kMiB);
+  // Upsert of an absent key is a put; removal with an upsert in progress frees both.
+  ASSERT_TRUE(Start("fresh", kMiB, {.upsert = true}).ok());
+  const std::string fresh = "fresh";
+  ASSERT_TRUE(service_.PutEnd(kClient, {&fresh, 1})[0].ok());
+  ASSERT_TRUE(Start("fresh", 2 * kMiB, {.upsert = true}).ok());
+  ASSERT_TRUE(service_.Remove({&fresh, 1}, /*force=*/true)[0].ok());
+  EXPECT_EQ(ErrorCodeOf(service_.PutEnd(kClient, {&fresh, 1})[0]), ErrorCode::OBJECT_NOT_FOUND);
+  ASSERT_TRUE(service_.Remove({&key, 1}, /*force=*/true)[0].ok());
+  EXPECT_EQ(service_.Stats().used_bytes, 0u);
+}
+
+TEST_F(NoSoftEvictionTest, UpsertSoftPinActions) {
+  Mount("seg:1", 16 * kMiB);
+  auto upsert = [&](const std::string& key, SoftPinAction action) {
+    ASSERT_TRUE(Start(key, kMiB, {.upsert = true, .soft_pin_action = action}).ok());
+    ASSERT_TRUE(service_.PutEnd(kClient, {&key, 1})[0].ok());
+  };
+  ASSERT_TRUE(Put("keep", kMiB, {.with_soft_pin = true}).ok());
+  ASSERT_TRUE(Put("drop", kMiB, {.with_soft_pin = true}).ok());
+  ASSERT_TRUE(Put("pin", kMiB).ok());
+  clock_.Advance(absl::Minutes(20));
+  upsert("keep", SoftPinAction::kPreserve);  // still ends 30 min after the first put
+  upsert("drop", SoftPinAction::kDisable);
+  upsert("pin", SoftPinAction::kEnable);  // pinned until 50 min
+  EXPECT_EQ(service_.Evict(kMiB), kMiB);  // only "drop" can go
+  const std::string drop = "drop", keep = "keep", pin = "pin";
+  EXPECT_EQ(ErrorCodeOf(service_.GetReplicaList({&drop, 1})[0].status()),
+            ErrorCode::OBJECT_NOT_FOUND);
+  clock_.Advance(absl::Minutes(11));  // 31 min: "keep" has run out, "pin" has not
+  EXPECT_EQ(service_.Evict(kMiB), kMiB);
+  EXPECT_EQ(ErrorCodeOf(service_.GetReplicaList({&keep, 1})[0].status()),
+            ErrorCode::OBJECT_NOT_FOUND);
+  EXPECT_TRUE(service_.GetReplicaList({&pin, 1})[0].ok());
+}
+
 TEST_F(MasterServiceTest, WatermarkTriggersEvictionInMaintenance) {
   Mount("seg:1", 100 * kMiB);
   for (int i = 0; i < 91; ++i) ASSERT_TRUE(Put("k" + std::to_string(i), kMiB).ok());
@@ -366,7 +440,11 @@ TEST_F(MasterServiceTest, RandomRequestStormLeaksNoSpace) {
         for (int i = 0; i < 1 + static_cast<int>(rng() % 8); ++i) {
           items.push_back({key(), rng() % 3 == 0 ? 0 : 1 + rng() % (2 * kMiB)});
         }
-        service_.PutStart(kClient, items, {.replica_num = static_cast<uint32_t>(rng() % 4)});
+        service_.PutStart(kClient, items,
+                          {.replica_num = static_cast<uint32_t>(rng() % 4),
+                           .with_hard_pin = rng() % 5 == 0,
+                           .upsert = rng() % 3 == 0,
+                           .soft_pin_action = static_cast<SoftPinAction>(rng() % 3)});
         break;
       }
       case 2:

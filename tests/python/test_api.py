@@ -64,6 +64,30 @@ def test_second_put_succeeds_and_keeps_the_value(store):
     assert store.get_batch(["api_once", "api_twice"]) == [b"first", b"y"]
 
 
+def test_upsert_inserts_or_replaces(store, pool):
+    assert store.put("ups_a", b"old value") == 0
+    assert store.upsert("ups_a", b"the new value") == 0
+    assert store.get("ups_a") == b"the new value"
+    assert store.get_size("ups_a") == 13
+    assert store.upsert("ups_fresh", bytearray(b"inserted")) == 0
+    assert store.get("ups_fresh") == b"inserted"
+    config = ReplicateConfig()
+    config.soft_pin_action = SoftPinAction.ENABLE
+    config.soft_pin_ttl_ms = 60000
+    assert store.upsert("ups_a", b"pinned", config) == 0
+    config.soft_pin_action = SoftPinAction.DISABLE
+    assert store.upsert("ups_a", b"unpinned", config) == INVALID_PARAMS  # a TTL without ENABLE
+    config.soft_pin_ttl_ms = None
+    assert store.upsert("ups_a", b"unpinned", config) == 0
+    assert store.get("ups_a") == b"unpinned"
+    ptr, _ = pool
+    write(ptr, b"Z" * 100)
+    assert store.batch_upsert_from(["ups_a", "ups_b"], [ptr, ptr], [100, 50]) == [0, 0]
+    assert store.get_batch(["ups_a", "ups_b"]) == [b"Z" * 100, b"Z" * 50]
+    with pytest.raises(TypeError):
+        store.upsert("ups_a", "str")
+
+
 def test_values_of_every_buffer_type(store):
     array = np.arange(1000, dtype=np.int32)
     tensor = torch.arange(256, dtype=torch.float32)
