@@ -549,6 +549,10 @@ class MooncakeDistributedStore {
     if (http_port_ >= 0) {
       http::HttpServerOptions options;
       options.name = "client";
+      // On the address peers reach this client by (the host of local_hostname).
+      const std::string& host = (*client)->config().local_hostname;
+      options.host =
+          host.substr(0, host.rfind(':') == std::string::npos ? host.size() : host.rfind(':'));
       options.port = http_port_;
       options.min_workers = 1;
       http = std::make_unique<http::HttpServer>(options);

@@ -3,6 +3,9 @@ SGLANG_HICACHE_MOONCAKE_CONFIG_PATH, an extra-config dict; and a client that con
 segment with no store service at all (the inference process is the store)."""
 import json
 import os
+import socket
+import subprocess
+import sys
 import urllib.request
 
 import pytest
@@ -124,3 +127,37 @@ def test_inference_processes_are_the_store(bare):
     assert b.get_batch(list(values)) == list(values.values())
     assert a.close() == 0 and b.close() == 0
     assert segments(bare) == []  # closing unmounted both
+
+
+def test_interpreter_exit_closes_the_store(bare):
+    """A process that never calls close(): its segment is unmounted as the interpreter exits, not
+    left for the master's liveness timeout."""
+    script = (
+        "from mooncake.store import MooncakeDistributedStore\n"
+        "s = MooncakeDistributedStore()\n"
+        f"assert s.setup('127.0.0.1', '{bare.metadata_url}', 16 << 20, 1 << 20, 'tcp', '',"
+        f" '{bare.master}') == 0\n"
+        "assert s.put('exit_key', b'v') == 0\n"
+        "print(s.get_hostname(), flush=True)\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() != ""
+    assert segments(bare) == []
+
+
+def test_client_http_server(bare):
+    with socket.socket() as probe:  # a port that is free now
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    s = MooncakeDistributedStore()
+    assert s.setup("127.0.0.1", bare.metadata_url, 0, MiB, "tcp", "", bare.master, None,
+                   enable_client_http_server=True, client_http_port=port) == 0
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as reply:
+        assert reply.status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as reply:
+        assert b"mooncake_" in reply.read()
+    assert s.close() == 0
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+    assert s.setup("127.0.0.1", bare.metadata_url, 0, MiB, "tcp", "", bare.master,
+                   enable_ssd_offload=True) != 0  # not in this build: refused, not ignored
