@@ -246,16 +246,7 @@ class MooncakeDistributedStore {
                                    const std::vector<uintptr_t>& ptrs,
                                    const std::vector<uint64_t>& sizes,
                                    const std::optional<ReplicateConfig>& config) {
-    if (ptrs.size() != keys.size() || sizes.size() != keys.size()) {
-      return std::vector<int>(keys.size(), Code(ErrorCode::INVALID_PARAMS));
-    }
-    std::vector<Slice> slices = Slices(ptrs, sizes);
-    return PutSlices(
-        keys,
-        [&](Client& c, const client::ReplicateConfig& r) {
-          return c.BatchUpsertFrom(keys, slices, r);
-        },
-        config);
+    return PutFromPointers(keys, ptrs, sizes, config, /*upsert=*/true);
   }
 
   int PutParts(const std::string& key, py::args parts, py::kwargs kwargs) {
@@ -268,11 +259,7 @@ class MooncakeDistributedStore {
       if (!value.is_none()) config = value.cast<ReplicateConfig>();
     }
     std::vector<std::unique_ptr<BufferView>> views;
-    std::vector<std::string_view> bytes;
-    for (const py::handle& part : parts) {
-      views.push_back(std::make_unique<BufferView>(part));
-      bytes.push_back(views.back()->bytes());
-    }
+    std::vector<std::string_view> bytes = ViewAll(parts, &views);
     absl::StatusOr<client::ReplicateConfig> replicate = ConfigOf(config);
     if (!replicate.ok()) return Code(replicate.status());
     return Call([&](Client& c) { return Code(c.PutParts(key, bytes, *replicate)); });
@@ -282,11 +269,7 @@ class MooncakeDistributedStore {
                const std::optional<ReplicateConfig>& config) {
     if (keys.size() != values.size()) return Code(ErrorCode::INVALID_PARAMS);
     std::vector<std::unique_ptr<BufferView>> views;
-    std::vector<std::string_view> bytes;
-    for (const py::handle& value : values) {
-      views.push_back(std::make_unique<BufferView>(value));
-      bytes.push_back(views.back()->bytes());
-    }
+    std::vector<std::string_view> bytes = ViewAll(values, &views);
     for (int code : PutValues(keys, bytes, config)) {
       if (code != 0) return code;
     }
@@ -302,16 +285,7 @@ class MooncakeDistributedStore {
                                 const std::vector<uintptr_t>& ptrs,
                                 const std::vector<uint64_t>& sizes,
                                 const std::optional<ReplicateConfig>& config) {
-    if (ptrs.size() != keys.size() || sizes.size() != keys.size()) {
-      return std::vector<int>(keys.size(), Code(ErrorCode::INVALID_PARAMS));
-    }
-    std::vector<Slice> slices = Slices(ptrs, sizes);
-    return PutSlices(
-        keys,
-        [&](Client& c, const client::ReplicateConfig& r) {
-          return c.BatchPutFrom(keys, slices, r);
-        },
-        config);
+    return PutFromPointers(keys, ptrs, sizes, config, /*upsert=*/false);
   }
 
   std::vector<int> BatchPutFromMultiBuffers(const std::vector<std::string>& keys,
@@ -507,6 +481,33 @@ class MooncakeDistributedStore {
   }
 
  private:
+  // The bytes of each value; `views` keeps them pinned until it goes.
+  static std::vector<std::string_view> ViewAll(const py::iterable& values,
+                                               std::vector<std::unique_ptr<BufferView>>* views) {
+    std::vector<std::string_view> bytes;
+    for (const py::handle& value : values) {
+      views->push_back(std::make_unique<BufferView>(value));
+      bytes.push_back(views->back()->bytes());
+    }
+    return bytes;
+  }
+
+  std::vector<int> PutFromPointers(const std::vector<std::string>& keys,
+                                   const std::vector<uintptr_t>& ptrs,
+                                   const std::vector<uint64_t>& sizes,
+                                   const std::optional<ReplicateConfig>& config, bool upsert) {
+    if (ptrs.size() != keys.size() || sizes.size() != keys.size()) {
+      return std::vector<int>(keys.size(), Code(ErrorCode::INVALID_PARAMS));
+    }
+    std::vector<Slice> slices = Slices(ptrs, sizes);
+    return PutSlices(
+        keys,
+        [&](Client& c, const client::ReplicateConfig& r) {
+          return upsert ? c.BatchUpsertFrom(keys, slices, r) : c.BatchPutFrom(keys, slices, r);
+        },
+        config);
+  }
+
   int SetupFromJson(const nlohmann::json& json) {
     ClientConfig base;
     std::vector<std::string> ignored;
