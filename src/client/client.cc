@@ -35,18 +35,26 @@ uint64_t TotalSize(const std::vector<Slice>& parts) {
   return total;
 }
 
-// Appends the requests that move bytes [0, size) of an object at `remote` to or from `parts`
-// (filled in order).
-void AddRequests(TransferOp op, const std::vector<Slice>& parts, engine::SegmentId segment,
-                 uint64_t remote, uint64_t size, std::vector<TransferRequest>* requests) {
+// Appends the writes of `parts`, in order, to bytes [0, size) of an object at `remote`. (Reads go
+// through Client::Scatter and ReadPieces.)
+void AddWrites(const std::vector<Slice>& parts, engine::SegmentId segment, uint64_t remote,
+               uint64_t size, std::vector<TransferRequest>* requests) {
   uint64_t offset = 0;
   for (const Slice& part : parts) {
     if (offset == size) break;
     const uint64_t length = std::min(part.size, size - offset);
     if (length == 0) continue;
-    requests->push_back(TransferRequest{op, part.data, segment, remote + offset, length});
+    requests->push_back(
+        TransferRequest{TransferOp::kWrite, part.data, segment, remote + offset, length});
     offset += length;
   }
+}
+
+// Every key of a batch fails alike: the lists it came with do not match the keys.
+template <typename T>
+std::vector<T> CountMismatch(size_t keys, size_t got, const char* what) {
+  return std::vector<T>(keys, MakeError(ErrorCode::INVALID_PARAMS,
+                                        fmt::format("{} keys but {} {}", keys, got, what)));
 }
 
 std::vector<std::vector<Slice>> OnePartEach(absl::Span<const Slice> slices) {
@@ -191,11 +199,8 @@ absl::Status Client::Close() {
     if (ErrorCodeOf(status) == ErrorCode::SEGMENT_NOT_FOUND) status = absl::OkStatus();
     if (!status.ok()) spdlog::warn("unmounting segment {}: {}", segment_name_, status.message());
   }
-  engine_.reset();  // stops serving peers before the memory goes
-  if (segment_ != nullptr) {
-    // The engine owned the shared memory; it is unmapped with it.
-    segment_ = nullptr;
-  }
+  engine_.reset();     // stops serving peers before the memory goes
+  segment_ = nullptr;  // the engine owned the segment's shared memory: unmapped with it
   staging_.reset();
   local_buffer_ = MappedMemory();
   return status;
@@ -243,9 +248,7 @@ std::vector<absl::Status> Client::PutLocked(absl::Span<const std::string> keys,
                                             const ReplicateConfig& config, bool upsert) {
   std::vector<absl::Status> results(keys.size());
   if (parts.size() != keys.size()) {
-    return std::vector<absl::Status>(
-        keys.size(), MakeError(ErrorCode::INVALID_PARAMS,
-                               fmt::format("{} keys but {} values", keys.size(), parts.size())));
+    return CountMismatch<absl::Status>(keys.size(), parts.size(), "values");
   }
   // Keys that pass the local checks go to the master.
   std::vector<size_t> asked;
@@ -308,7 +311,7 @@ std::vector<absl::Status> Client::PutLocked(absl::Span<const std::string> keys,
         requests.resize(first_request[a]);
         break;
       }
-      AddRequests(TransferOp::kWrite, parts[i], *segment, replica.address, sizes[a], &requests);
+      AddWrites(parts[i], *segment, replica.address, sizes[a], &requests);
     }
   }
   first_request[asked.size()] = requests.size();
@@ -357,12 +360,7 @@ std::vector<absl::Status> Client::BatchPutParts(absl::Span<const std::string> ke
 std::vector<absl::Status> Client::BatchPutFrom(absl::Span<const std::string> keys,
                                                absl::Span<const Slice> values,
                                                const ReplicateConfig& config) {
-  if (values.size() != keys.size()) {
-    return std::vector<absl::Status>(
-        keys.size(), MakeError(ErrorCode::INVALID_PARAMS,
-                               fmt::format("{} keys but {} values", keys.size(), values.size())));
-  }
-  return BatchPutParts(keys, OnePartEach(values), config);
+  return BatchPutParts(keys, OnePartEach(values), config);  // PutLocked checks the counts
 }
 
 absl::Status Client::PutFrom(const std::string& key, Slice value, const ReplicateConfig& config) {
@@ -391,11 +389,6 @@ std::vector<absl::Status> Client::BatchUpsertFrom(absl::Span<const std::string> 
                                                   const ReplicateConfig& config) {
   absl::ReaderMutexLock lock(&state_mu_);
   if (closed_) return std::vector<absl::Status>(keys.size(), Closed());
-  if (values.size() != keys.size()) {
-    return std::vector<absl::Status>(
-        keys.size(), MakeError(ErrorCode::INVALID_PARAMS,
-                               fmt::format("{} keys but {} values", keys.size(), values.size())));
-  }
   return PutLocked(keys, OnePartEach(values), config, /*upsert=*/true);
 }
 
@@ -406,9 +399,7 @@ std::vector<absl::Status> Client::PutCopies(absl::Span<const std::string> keys,
   if (closed_) return std::vector<absl::Status>(keys.size(), Closed());
   std::vector<absl::Status> results(keys.size());
   if (values.size() != keys.size()) {
-    return std::vector<absl::Status>(
-        keys.size(), MakeError(ErrorCode::INVALID_PARAMS,
-                               fmt::format("{} keys but {} values", keys.size(), values.size())));
+    return CountMismatch<absl::Status>(keys.size(), values.size(), "values");
   }
   if (!staging_) {
     return std::vector<absl::Status>(
@@ -489,10 +480,15 @@ std::vector<absl::StatusOr<Client::Located>> Client::Locate(absl::Span<const std
     }
     Located where{list->size, asked + list->lease, std::move(list->replicas)};
     if (where.replicas.size() > 1) {
-      std::stable_sort(where.replicas.begin(), where.replicas.end(),
-                       [this](const Replica& a, const Replica& b) {
-                         return Distance(a.segment) < Distance(b.segment);
-                       });
+      // Closest first; each replica's distance is looked up once.
+      std::vector<std::pair<int, Replica>> ranked;
+      for (Replica& replica : where.replicas) {
+        const int distance = Distance(replica.segment);
+        ranked.emplace_back(distance, std::move(replica));
+      }
+      std::stable_sort(ranked.begin(), ranked.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (size_t r = 0; r < ranked.size(); ++r) where.replicas[r] = std::move(ranked[r].second);
     }
     located.push_back(std::move(where));
   }
@@ -664,9 +660,7 @@ std::vector<std::vector<absl::StatusOr<uint64_t>>> Client::BatchGetRanges(
 std::vector<absl::StatusOr<uint64_t>> Client::GetLocked(
     absl::Span<const std::string> keys, absl::Span<const std::vector<Slice>> parts) {
   if (parts.size() != keys.size()) {
-    return std::vector<absl::StatusOr<uint64_t>>(
-        keys.size(), MakeError(ErrorCode::INVALID_PARAMS,
-                               fmt::format("{} keys but {} buffers", keys.size(), parts.size())));
+    return CountMismatch<absl::StatusOr<uint64_t>>(keys.size(), parts.size(), "buffers");
   }
   std::vector<absl::StatusOr<Located>> located = Locate(keys);
   return Read(located, parts);
@@ -681,12 +675,7 @@ std::vector<absl::StatusOr<uint64_t>> Client::BatchGetIntoParts(
 
 std::vector<absl::StatusOr<uint64_t>> Client::BatchGetInto(absl::Span<const std::string> keys,
                                                            absl::Span<const Slice> buffers) {
-  if (buffers.size() != keys.size()) {
-    return std::vector<absl::StatusOr<uint64_t>>(
-        keys.size(), MakeError(ErrorCode::INVALID_PARAMS,
-                               fmt::format("{} keys but {} buffers", keys.size(), buffers.size())));
-  }
-  return BatchGetIntoParts(keys, OnePartEach(buffers));
+  return BatchGetIntoParts(keys, OnePartEach(buffers));  // GetLocked checks the counts
 }
 
 absl::StatusOr<uint64_t> Client::GetInto(const std::string& key, Slice buffer) {
@@ -729,7 +718,7 @@ std::vector<absl::StatusOr<std::string>> Client::BatchGet(absl::Span<const std::
       if (!block) break;
       blocks.push_back(*block);
       group.push_back(next);
-      group_located.push_back(located[next]);
+      group_located.push_back(std::move(located[next]));  // not read again
       parts.push_back({Slice{block->data, size}});
     }
     if (group.empty()) continue;
