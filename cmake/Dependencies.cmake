@@ -1,6 +1,6 @@
 # Every dependency comes from Debian's packages (scripts/install-deps.sh installs them). The `mooncake`
 # binary links all of them statically, so it depends on nothing but the C library at run time:
-#   - abseil, RE2, rdma-core (libibverbs with its static providers, librdmacm) and libnl: Debian's .a files,
+#   - abseil, RE2, OpenSSL's libcrypto (HMAC for authentication), rdma-core (libibverbs with its static providers, librdmacm) and libnl: Debian's .a files,
 #     resolved through pkg-config --static;
 #   - cpp-httplib: Debian ships it only as a shared library, so we compile the single header from
 #     Debian's source package of the same version (unpacked by install-deps.sh into .deps/);
@@ -76,3 +76,4 @@ mooncake_static_pkg(mooncake_absl
   absl_strings absl_time absl_random_random)
 mooncake_static_pkg(mooncake_rdma libibverbs librdmacm)
 mooncake_static_pkg(mooncake_re2 re2)
+mooncake_static_pkg(mooncake_crypto libcrypto)

@@ -510,6 +510,14 @@ class MooncakeDistributedStore {
 
   int SetupFromJson(const nlohmann::json& json) {
     ClientConfig base;
+    // SGLang passes the cluster's token through the environment (SPEC.md §8); an
+    // `auth_token_file` key of the config takes precedence.
+    absl::StatusOr<AuthToken> token = client::AuthTokenFromEnvironment();
+    if (!token.ok()) {
+      spdlog::error("setup: {}", token.status().message());
+      return Code(token.status());
+    }
+    base.auth = *std::move(token);
     std::vector<std::string> ignored;
     absl::StatusOr<ClientConfig> config = client::ConfigFromJson(json, base, &ignored);
     if (!config.ok()) {
@@ -556,6 +564,7 @@ class MooncakeDistributedStore {
           host.substr(0, host.rfind(':') == std::string::npos ? host.size() : host.rfind(':'));
       options.port = http_port_;
       options.min_workers = 1;
+      options.auth = (*client)->config().auth;
       http = std::make_unique<http::HttpServer>(options);
       http::AddHealthAndMetricsRoutes(*http);
       if (absl::Status s = http->Start(); !s.ok()) {

@@ -30,7 +30,7 @@ cp "$build/src/mooncake" "$stage/mooncake/bin/mooncake"
 strip --strip-debug "$stage/mooncake/"store*.so "$stage/mooncake/bin/mooncake"
 # The extension's shared libraries beyond glibc, libstdc++ and libgcc: found through $ORIGIN/_libs.
 ldd "$stage/mooncake/"store*.so | awk '$3 ~ /^\// {print $3}' |
-  grep -E '/lib(absl_|ibverbs|nl-)' | while read -r lib; do cp -L "$lib" "$stage/mooncake/_libs/"; done
+  grep -E '/lib(absl_|ibverbs|nl-|crypto)' | while read -r lib; do cp -L "$lib" "$stage/mooncake/_libs/"; done
 
 mkdir -p "$root/dist"
 rm -f "$root/dist"/mooncake_transfer_engine-*.whl

@@ -36,6 +36,12 @@ std::vector<std::string> KeysFor(int t, uint64_t round, int n) {
   return keys;
 }
 
+http::HttpClientOptions ClientOptions(const MasterBenchOptions& options) {
+  http::HttpClientOptions http;
+  http.auth = options.auth;
+  return http;
+}
+
 // Runs `op` on every thread for `duration`; each call handles `batch` keys and returns false on
 // an error. Thread t's round r uses KeysFor(t, r, batch).
 PhaseResult RunPhase(const std::string& name, int batch, const MasterBenchOptions& options,
@@ -48,7 +54,7 @@ PhaseResult RunPhase(const std::string& name, int batch, const MasterBenchOption
   const auto start = std::chrono::steady_clock::now();
   for (int t = 0; t < options.threads; ++t) {
     threads.emplace_back([&, t] {
-      http::HttpClient client(host, port);
+      http::HttpClient client(host, port, ClientOptions(options));
       for (uint64_t round = 0; round < max_rounds && !stop.load(std::memory_order_relaxed);
            ++round) {
         const auto begin = std::chrono::steady_clock::now();
@@ -119,6 +125,7 @@ int RunMasterBench(const MasterBenchOptions& options) {
     server_options.rpc_address = "127.0.0.1";
     server_options.rpc_port = 0;
     server_options.enable_metric_reporting = false;
+    server_options.auth = options.auth;
     embedded = std::make_unique<master::MasterServer>(server_options);
     if (absl::Status status = embedded->Start(); !status.ok()) {
       std::fprintf(stderr, "bench master: %s\n", std::string(status.message()).c_str());
@@ -137,7 +144,7 @@ int RunMasterBench(const MasterBenchOptions& options) {
   }
 
   const std::string client_id = "bench-client";
-  http::HttpClient setup(host, port);
+  http::HttpClient setup(host, port, ClientOptions(options));
   // A segment of 1 PiB of offsets: the master never touches segment memory, so nothing is used.
   const std::string segment = fmt::format("bench-segment:{}", ::getpid());
   absl::StatusOr<json> mounted =
@@ -156,7 +163,7 @@ int RunMasterBench(const MasterBenchOptions& options) {
   // Heartbeat like a real client, or the master declares us dead and unmounts the segment.
   absl::Notification stop_heartbeat;
   std::thread heartbeat([&] {
-    http::HttpClient client(host, port);
+    http::HttpClient client(host, port, ClientOptions(options));
     while (!stop_heartbeat.WaitForNotificationWithTimeout(absl::Seconds(1))) {
       (void)client.CallJson("POST", "/v1/Heartbeat", {{"client_id", client_id}});
     }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/auth.h"
 
 namespace mooncake::bench {
 
@@ -17,6 +18,7 @@ struct MasterBenchOptions {
   std::vector<int> batch_sizes = {1, 128};
   uint64_t value_size = 4096;
   uint64_t memory_objects = 1000000;  // objects for the memory figure (embedded only); 0: skip
+  AuthToken auth;                     // the cluster's (SPEC.md §8); embedded parts use it too
 };
 
 // Runs the phases, prints a table and a final JSON summary line to stdout. Returns an exit code.

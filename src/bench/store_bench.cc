@@ -59,6 +59,7 @@ absl::Status StartEmbedded(const StoreBenchOptions& o, Cluster* cluster) {
   metadata_options.name = "metadata";
   metadata_options.host = "127.0.0.1";
   metadata_options.port = 0;
+  metadata_options.auth = o.auth;
   cluster->metadata =
       std::make_unique<http::MetadataServer>(metadata_options, http::MetadataStoreOptions{});
   if (absl::Status s = cluster->metadata->Start(); !s.ok()) return s;
@@ -66,6 +67,7 @@ absl::Status StartEmbedded(const StoreBenchOptions& o, Cluster* cluster) {
   master_options.rpc_address = "127.0.0.1";
   master_options.rpc_port = 0;
   master_options.enable_metric_reporting = false;
+  master_options.auth = o.auth;
   cluster->master = std::make_unique<master::MasterServer>(master_options);
   if (absl::Status s = cluster->master->Start(); !s.ok()) return s;
 
@@ -323,6 +325,7 @@ int RunStoreBench(const StoreBenchOptions& o) {
   }
   Cluster cluster;
   cluster.client.enable_shm = o.transport != "tcp";
+  cluster.client.auth = o.auth;
   if (o.embedded) {
     if (absl::Status s = StartEmbedded(o, &cluster); !s.ok()) return Fail(s.message());
   } else {

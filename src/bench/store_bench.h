@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/auth.h"
 
 namespace mooncake::bench {
 
@@ -31,6 +32,7 @@ struct StoreBenchOptions {
   bool validate = false;
   uint64_t validate_bytes = 64u << 20;  // per segment, in objects of validate_object_size
   uint64_t validate_object_size = 1u << 20;
+  AuthToken auth;  // the cluster's (SPEC.md §8); embedded parts use it too
 };
 
 // Runs it; prints a progress line while running, a table, and a JSON summary line. Returns the

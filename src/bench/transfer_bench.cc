@@ -48,6 +48,7 @@ engine::EngineConfig EngineConfigFor(const TransferBenchOptions& o, int port) {
   config.first_port = 0;
   config.tcp.slice_size = o.slice_size;
   config.tcp.connections_per_peer = static_cast<size_t>(o.connections);
+  config.auth = o.auth;
   return config;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "common/auth.h"
 
 namespace mooncake::bench {
 
@@ -25,6 +26,7 @@ struct TransferBenchOptions {
   absl::Duration duration = absl::Seconds(5);
   uint64_t slice_size = 1u << 20;
   int connections = 4;
+  AuthToken auth;  // the cluster's (SPEC.md §8); embedded parts use it too
 };
 
 // Runs the benchmark; prints a progress line while it runs, then a summary and a JSON line.

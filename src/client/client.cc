@@ -35,17 +35,17 @@ uint64_t TotalSize(const std::vector<Slice>& parts) {
   return total;
 }
 
-// Appends the writes of `parts`, in order, to bytes [0, size) of an object at `remote`. (Reads go
+// Appends the writes of `parts`, in order, to bytes [0, size) of the object at `replica`. (Reads go
 // through Client::Scatter and ReadPieces.)
-void AddWrites(const std::vector<Slice>& parts, engine::SegmentId segment, uint64_t remote,
+void AddWrites(const std::vector<Slice>& parts, engine::SegmentId segment, const Replica& replica,
                uint64_t size, std::vector<TransferRequest>* requests) {
   uint64_t offset = 0;
   for (const Slice& part : parts) {
     if (offset == size) break;
     const uint64_t length = std::min(part.size, size - offset);
     if (length == 0) continue;
-    requests->push_back(
-        TransferRequest{TransferOp::kWrite, part.data, segment, remote + offset, length});
+    requests->push_back(TransferRequest{TransferOp::kWrite, part.data, segment,
+                                        replica.address + offset, length, replica.incarnation});
     offset += length;
   }
 }
@@ -88,6 +88,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientConfig config) {
 absl::Status Client::Start() {
   http::HttpClientOptions http;
   http.timeout = config_.rpc_timeout;
+  http.auth = config_.auth;
   absl::StatusOr<std::unique_ptr<MasterClient>> master =
       MasterClient::Create(config_.master_server_address, config_.client_id, http);
   if (!master.ok()) return master.status();
@@ -111,6 +112,7 @@ absl::Status Client::Start() {
   engine_config.device_name = config_.device_name;
   engine_config.listen_address = config_.listen_address;
   engine_config.enable_shm = config_.enable_shm;
+  engine_config.auth = config_.auth;
   absl::StatusOr<std::unique_ptr<engine::TransferEngine>> engine =
       engine::TransferEngine::Create(std::move(engine_config));
   if (!engine.ok()) return engine.status();
@@ -146,7 +148,7 @@ absl::Status Client::Start() {
 
 absl::Status Client::Mount() {
   absl::Status mounted = master_->MountSegment(segment_name_, reinterpret_cast<uint64_t>(segment_),
-                                               config_.global_segment_size);
+                                               config_.global_segment_size, engine_->incarnation());
   // Already mounted by us: an earlier attempt went through and its answer was lost.
   if (ErrorCodeOf(mounted) == ErrorCode::SEGMENT_ALREADY_EXISTS) return absl::OkStatus();
   if (!mounted.ok()) {
@@ -159,7 +161,8 @@ absl::Status Client::Mount() {
 void Client::HeartbeatLoop() {
   bool failing = false;
   while (!stop_heartbeat_.WaitForNotificationWithTimeout(config_.heartbeat_interval)) {
-    absl::StatusOr<HeartbeatReply> reply = master_->Heartbeat();
+    absl::StatusOr<HeartbeatReply> reply = master_->Heartbeat(
+        segment_ != nullptr ? std::vector<std::string>{segment_name_} : std::vector<std::string>{});
     if (!reply.ok()) {
       if (!failing) spdlog::warn("master heartbeat failed: {}", reply.status().message());
       failing = true;
@@ -175,12 +178,12 @@ void Client::HeartbeatLoop() {
     }
     if ((reply->remount || new_master) && segment_ != nullptr) {
       if (absl::Status s = Mount(); !s.ok()) {
-        spdlog::warn("remounting after a master restart failed (will retry): {}", s.message());
+        spdlog::warn("remounting segment {} failed (will retry): {}", segment_name_, s.message());
         absl::MutexLock lock(&mount_mu_);
         epoch_ = 0;  // try again on the next heartbeat
       } else {
-        spdlog::info("segment {} mounted again at the master (epoch {})", segment_name_,
-                     reply->epoch);
+        spdlog::info("segment {} mounted again at the master (epoch {}){}", segment_name_,
+                     reply->epoch, new_master ? "" : ": the master had lost it");
       }
     }
   }
@@ -311,7 +314,7 @@ std::vector<absl::Status> Client::PutLocked(absl::Span<const std::string> keys,
         requests.resize(first_request[a]);
         break;
       }
-      AddWrites(parts[i], *segment, replica.address, sizes[a], &requests);
+      AddWrites(parts[i], *segment, replica, sizes[a], &requests);
     }
   }
   first_request[asked.size()] = requests.size();
@@ -545,7 +548,8 @@ std::vector<absl::Status> Client::ReadPieces(absl::Span<const absl::StatusOr<Loc
           reading.push_back(i);
           for (const Piece& piece : pieces[i]) {
             requests.push_back(TransferRequest{TransferOp::kRead, piece.dst.data, *segment,
-                                               replica.address + piece.offset, piece.dst.size});
+                                               replica.address + piece.offset, piece.dst.size,
+                                               replica.incarnation});
           }
           break;
         }

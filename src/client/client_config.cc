@@ -62,6 +62,14 @@ absl::StatusOr<ClientConfig> ConfigFromJson(const nlohmann::json& json, ClientCo
       status = ReadSize(value, key, &base.global_segment_size);
     } else if (key == "local_buffer_size") {
       status = ReadSize(value, key, &base.local_buffer_size);
+    } else if (key == "auth_token_file") {
+      std::string path;
+      status = ReadString(value, key, &path);
+      if (status.ok() && !path.empty()) {
+        absl::StatusOr<AuthToken> token = AuthToken::FromFile(path);
+        if (token.ok()) base.auth = *std::move(token);
+        status = token.status();
+      }
     } else if (ignored != nullptr) {
       ignored->push_back(key);
     }
@@ -85,9 +93,21 @@ absl::StatusOr<ClientConfig> ConfigFromFile(const std::string& path, ClientConfi
   return config;
 }
 
+absl::StatusOr<AuthToken> AuthTokenFromEnvironment() {
+  const char* token = Env("MOONCAKE_AUTH_TOKEN");
+  if (token == nullptr) return AuthToken();
+  absl::StatusOr<AuthToken> parsed = AuthToken::FromString(token);
+  if (!parsed.ok())
+    return Invalid(fmt::format("MOONCAKE_AUTH_TOKEN: {}", parsed.status().message()));
+  return parsed;
+}
+
 absl::StatusOr<ClientConfig> ConfigFromEnvironment() {
   ClientConfig config;
   config.global_segment_size = uint64_t{4} << 30;  // SGLang's default
+  absl::StatusOr<AuthToken> token = AuthTokenFromEnvironment();
+  if (!token.ok()) return token.status();
+  config.auth = *std::move(token);
   if (const char* path = Env("SGLANG_HICACHE_MOONCAKE_CONFIG_PATH")) {
     return ConfigFromFile(path, config);
   }

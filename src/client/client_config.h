@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/auth.h"
 #include "nlohmann/json.hpp"
 
 namespace mooncake::client {
@@ -35,6 +36,10 @@ struct ClientConfig {
   absl::Duration heartbeat_interval = absl::Seconds(2);
   absl::Duration rpc_timeout = absl::Seconds(10);  // per master call
   std::string client_id;                           // empty: a random UUID
+  // The cluster's auth token (SPEC.md §8): config key `auth_token_file`, or the environment's
+  // MOONCAKE_AUTH_TOKEN. Off: nothing is proven, and this client's own data endpoint and shared
+  // memory are open to anyone who can reach them.
+  AuthToken auth;
 };
 
 // Reads the keys of SPEC.md §2 from `json` on top of `base`. Sizes may be integers or strings with
@@ -55,6 +60,10 @@ absl::StatusOr<ClientConfig> ConfigFromFile(const std::string& path, ClientConfi
 // MOONCAKE_DEVICE, MOONCAKE_GLOBAL_SEGMENT_SIZE, MOONCAKE_LOCAL_BUFFER_SIZE,
 // MOONCAKE_LOCAL_HOSTNAME (or LOCAL_HOSTNAME), with SPEC.md's defaults for the unset ones.
 absl::StatusOr<ClientConfig> ConfigFromEnvironment();
+
+// MOONCAKE_AUTH_TOKEN, if set (the wheel and SGLang pass the token this way). Off when unset;
+// INVALID_PARAMS for a malformed token.
+absl::StatusOr<AuthToken> AuthTokenFromEnvironment();
 
 // INVALID_PARAMS unless the fields make sense together (known protocol, non-empty addresses).
 absl::Status ValidateConfig(const ClientConfig& config);

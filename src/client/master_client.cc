@@ -50,6 +50,9 @@ absl::StatusOr<std::vector<Replica>> ReadReplicas(const json& object) {
       return Malformed("replica", r.dump());
     }
     replica.segment = r["segment"].get<std::string>();
+    if (r.contains("incarnation") && !ReadUint(r, "incarnation", &replica.incarnation)) {
+      return Malformed("replica", r.dump());
+    }
     replicas.push_back(std::move(replica));
   }
   return replicas;
@@ -120,10 +123,12 @@ absl::StatusOr<std::vector<json>> MasterClient::CallBatch(std::string_view metho
   return results;
 }
 
-absl::Status MasterClient::MountSegment(const std::string& name, uint64_t base, uint64_t size) {
+absl::Status MasterClient::MountSegment(const std::string& name, uint64_t base, uint64_t size,
+                                        uint64_t incarnation) {
   return Call("MountSegment",
               {{"client_id", client_id_},
-               {"segment", {{"name", name}, {"base", base}, {"size", size}}}},
+               {"segment",
+                {{"name", name}, {"base", base}, {"size", size}, {"incarnation", incarnation}}}},
               /*idempotent=*/false)
       .status();
 }
@@ -132,8 +137,10 @@ absl::Status MasterClient::UnmountSegment(const std::string& name) {
   return Call("UnmountSegment", {{"client_id", client_id_}, {"name", name}}, false).status();
 }
 
-absl::StatusOr<HeartbeatReply> MasterClient::Heartbeat() {
-  absl::StatusOr<json> reply = Call("Heartbeat", {{"client_id", client_id_}}, true);
+absl::StatusOr<HeartbeatReply> MasterClient::Heartbeat(const std::vector<std::string>& segments) {
+  json request = {{"client_id", client_id_}};
+  if (!segments.empty()) request["segments"] = segments;
+  absl::StatusOr<json> reply = Call("Heartbeat", request, true);
   if (!reply.ok()) return reply.status();
   HeartbeatReply out;
   auto remount = reply->find("remount");

@@ -43,6 +43,7 @@ struct Replica {
   std::string segment;  // "host:port" of the segment's owner
   uint64_t address = 0;
   uint64_t size = 0;
+  uint64_t incarnation = 0;  // of the process `address` belongs to (0: not said)
 };
 
 struct ReplicaList {
@@ -75,9 +76,13 @@ class MasterClient {
                                                               std::string client_id,
                                                               http::HttpClientOptions options);
 
-  absl::Status MountSegment(const std::string& name, uint64_t base, uint64_t size);
+  // `incarnation`: the transfer engine's, handed out with every replica in the segment.
+  absl::Status MountSegment(const std::string& name, uint64_t base, uint64_t size,
+                            uint64_t incarnation);
   absl::Status UnmountSegment(const std::string& name);
-  absl::StatusOr<HeartbeatReply> Heartbeat();
+  // `segments`: the segments this client serves; the master asks for a remount when one of them
+  // is not mounted under this client.
+  absl::StatusOr<HeartbeatReply> Heartbeat(const std::vector<std::string>& segments = {});
   absl::StatusOr<std::vector<SegmentInfo>> ListSegments();
 
   // A failed call fails every key with its status. With `upsert`, existing objects get new

@@ -7,6 +7,7 @@
 #include "bench/master_bench.h"
 #include "bench/store_bench.h"
 #include "bench/transfer_bench.h"
+#include "cmd/auth_flag.h"
 #include "cmd/command.h"
 #include "cmd/signals.h"
 #include "common/logging.h"
@@ -15,8 +16,22 @@
 namespace mooncake::cmd {
 namespace {
 
+// --auth-token-file of every bench subcommand, resolved into `*token`. False (after printing why)
+// for a bad token.
+bool ResolveBenchToken(const char* name, const std::string& path, AuthToken* token) {
+  absl::StatusOr<AuthToken> resolved = ResolveAuthToken(path);
+  if (!resolved.ok()) {
+    std::fprintf(stderr, "mooncake bench %s: %s\n", name,
+                 std::string(resolved.status().message()).c_str());
+    return false;
+  }
+  *token = *std::move(resolved);
+  return true;
+}
+
 struct MasterBenchFlags {
   bench::MasterBenchOptions options;
+  std::string auth_token_file;
   std::string duration = "3s";
 };
 
@@ -28,6 +43,7 @@ int RunMasterBenchCommand(MasterBenchFlags& flags) {
     return kExitUsage;
   }
   flags.options.duration = *duration;
+  if (!ResolveBenchToken("master", flags.auth_token_file, &flags.options.auth)) return kExitUsage;
   return bench::RunMasterBench(flags.options);
 }
 
@@ -37,6 +53,7 @@ struct TransferBenchFlags {
   std::string buffer_size = "1GiB";
   std::string block_size = "1MiB";
   std::string slice_size = "1MiB";
+  std::string auth_token_file;
 };
 
 int RunTransferBenchCommand(TransferBenchFlags& flags) {
@@ -56,6 +73,9 @@ int RunTransferBenchCommand(TransferBenchFlags& flags) {
   flags.options.buffer_size = *buffer;
   flags.options.block_size = *block;
   flags.options.slice_size = *slice;
+  if (!ResolveBenchToken("transfer", flags.auth_token_file, &flags.options.auth)) {
+    return kExitUsage;
+  }
   if (flags.options.mode == "target") BlockTerminationSignals();
   return bench::RunTransferBench(flags.options, [] { WaitForTerminationSignal(); });
 }
@@ -67,6 +87,7 @@ struct StoreBenchFlags {
   std::vector<std::string> sizes = {"4KiB", "64KiB", "1MiB", "4MiB"};
   std::string validate_size = "64MiB";
   std::string validate_object_size = "1MiB";
+  std::string auth_token_file;
 };
 
 int RunStoreBenchCommand(StoreBenchFlags& flags) {
@@ -98,6 +119,7 @@ int RunStoreBenchCommand(StoreBenchFlags& flags) {
     std::fprintf(stderr, "mooncake bench store: --sizes, --batch, --ops and --paths need values\n");
     return kExitUsage;
   }
+  if (!ResolveBenchToken("store", flags.auth_token_file, &o.auth)) return kExitUsage;
   return bench::RunStoreBench(o);
 }
 
@@ -236,6 +258,9 @@ Command AddBenchCommand(CLI::App& parent) {
                    "--validate: bytes per object")
       ->capture_default_str();
 
+  AddAuthTokenOption(master_app, &master->auth_token_file);
+  AddAuthTokenOption(transfer_app, &transfer->auth_token_file);
+  AddAuthTokenOption(store_app, &store->auth_token_file);
   return {app, [app, master_app, master, transfer_app, transfer, store_app, store] {
             if (master_app->parsed()) return RunMasterBenchCommand(*master);
             if (transfer_app->parsed()) return RunTransferBenchCommand(*transfer);

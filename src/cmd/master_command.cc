@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "cmd/auth_flag.h"
 #include "cmd/command.h"
 #include "cmd/signals.h"
 #include "common/logging.h"
@@ -35,6 +36,7 @@ struct MasterFlags {
   size_t rpc_thread_num = 0;
   std::string cluster_id = "mooncake_cluster";
   std::string log_level = "info";
+  std::string auth_token_file;
 };
 
 // "--name_with_underscores,--name-with-underscores": SPEC.md accepts both spellings.
@@ -105,6 +107,9 @@ absl::StatusOr<master::MasterServerOptions> BuildOptions(const MasterFlags& f) {
   options.enable_http_metadata_server = f.enable_http_metadata_server;
   options.http_metadata_server_host = f.http_metadata_server_host;
   options.http_metadata_server_port = f.http_metadata_server_port;
+  absl::StatusOr<AuthToken> token = ResolveAuthToken(f.auth_token_file);
+  if (!token.ok()) return token.status();
+  options.auth = *std::move(token);
   return options;
 }
 
@@ -124,6 +129,13 @@ int RunMaster(const MasterFlags& flags) {
       "master",
       [&]() -> absl::StatusOr<std::string> {
         if (absl::Status status = server.Start(); !status.ok()) return status;
+        std::string surfaces = fmt::format("RPC port {}", server.rpc_port());
+        if (server.metrics_port())
+          surfaces += fmt::format(", admin port {}", server.metrics_port());
+        if (server.metadata_port()) {
+          surfaces += fmt::format(", metadata port {}", server.metadata_port());
+        }
+        WarnIfOpen(options->auth, "mooncake master", surfaces);
         // Tests read the ports from this line when they asked for 0.
         std::string line = fmt::format("mooncake master listening: rpc={}:{}", flags.rpc_address,
                                        server.rpc_port());
@@ -191,6 +203,7 @@ Command AddMasterCommand(CLI::App& parent) {
       ->check(CLI::Range(0, 65536));
   text("cluster_id", f->cluster_id, "Name of this cluster");
   text("log_level", f->log_level, "trace, debug (adds an access log), info, warn, error or off");
+  AddAuthTokenOption(app, &f->auth_token_file);
   return {app, [f] { return RunMaster(*f); }};
 }
 

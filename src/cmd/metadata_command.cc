@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "cmd/auth_flag.h"
 #include "cmd/command.h"
 #include "cmd/signals.h"
 #include "common/logging.h"
@@ -19,6 +20,7 @@ struct MetadataFlags {
   std::string max_total_size = "1GiB";
   size_t http_threads = 1024;
   std::string log_level = "info";
+  std::string auth_token_file;
 };
 
 int RunMetadata(const MetadataFlags& flags) {
@@ -34,6 +36,11 @@ int RunMetadata(const MetadataFlags& flags) {
       return kExitUsage;
     }
   }
+  absl::StatusOr<AuthToken> token = ResolveAuthToken(flags.auth_token_file);
+  if (!token.ok()) {
+    std::fprintf(stderr, "mooncake metadata: %s\n", std::string(token.status().message()).c_str());
+    return kExitUsage;
+  }
   if (*max_value == 0 || *max_total < *max_value) {
     std::fprintf(stderr,
                  "mooncake metadata: --max-value-size must be > 0 and at most --max-total-size\n");
@@ -46,6 +53,7 @@ int RunMetadata(const MetadataFlags& flags) {
   server_options.host = flags.host;
   server_options.port = flags.port;
   server_options.max_workers = flags.http_threads;
+  server_options.auth = *token;
   http::MetadataStoreOptions store_options;
   store_options.max_value_bytes = *max_value;
   store_options.max_total_bytes = *max_total;
@@ -54,6 +62,7 @@ int RunMetadata(const MetadataFlags& flags) {
       "metadata",
       [&]() -> absl::StatusOr<std::string> {
         if (absl::Status status = server.Start(); !status.ok()) return status;
+        WarnIfOpen(*token, "mooncake metadata", fmt::format("port {}", server.port()));
         // Tests read the port from this line when --port is 0.
         return fmt::format(
             "mooncake metadata listening on http://{}:{}/metadata (values up to "
@@ -86,6 +95,7 @@ Command AddMetadataCommand(CLI::App& parent) {
   app->add_option("--log-level,--log_level", flags->log_level,
                   "trace, debug (adds an access log), info, warn, error or off")
       ->capture_default_str();
+  AddAuthTokenOption(app, &flags->auth_token_file);
   return {app, [flags] { return RunMetadata(*flags); }};
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "client/client_config.h"
+#include "cmd/auth_flag.h"
 #include "cmd/command.h"
 #include "cmd/signals.h"
 #include "common/error_code.h"
@@ -29,6 +30,7 @@ struct StoreFlags {
   std::string http_host = "0.0.0.0";
   int http_port = 9300;
   std::string log_level = "info";
+  std::string auth_token_file;
 };
 
 int Fail(int code, absl::string_view message) {
@@ -65,6 +67,9 @@ absl::StatusOr<store::StoreOptions> BuildOptions(const StoreFlags& flags) {
     *out = *parsed;
   }
   config->listen_address = flags.listen_address;
+  absl::StatusOr<AuthToken> token = ResolveAuthToken(flags.auth_token_file, config->auth);
+  if (!token.ok()) return token.status();
+  config->auth = *std::move(token);
   if (absl::Status valid = client::ValidateConfig(*config); !valid.ok()) return valid;
   store::StoreOptions options;
   options.client = *std::move(config);
@@ -93,6 +98,9 @@ int RunStore(const StoreFlags& flags) {
   return ServeUntilSignal(
       "store",
       [&]() -> absl::StatusOr<std::string> {
+        WarnIfOpen(options->client.auth, "mooncake store",
+                   fmt::format("its data port ({}), shared memory and http port {}",
+                               (*service)->segment_name(), (*service)->http_port()));
         return fmt::format(
             "mooncake store serving segment {} ({}, {}) master={} metadata={} http={}:{}",
             (*service)->segment_name(), FormatByteSize(options->client.global_segment_size),
@@ -136,6 +144,7 @@ Command AddStoreCommand(CLI::App& parent) {
   app->add_option("--log-level,--log_level", flags->log_level,
                   "trace, debug, info, warn, error or off")
       ->capture_default_str();
+  AddAuthTokenOption(app, &flags->auth_token_file);
   return {app, [flags] { return RunStore(*flags); }};
 }
 

@@ -24,6 +24,7 @@ std::string EncodeDescriptor(const SegmentDescriptor& d) {
     nics.push_back({{"name", nic.name}, {"lid", nic.lid}, {"gid", nic.gid}});
   }
   return nlohmann::json{{"name", d.name},
+                        {"incarnation", d.incarnation},
                         {"rdma", nics},
                         {"host_id", d.host_id},
                         {"shm_server", d.shm_server},
@@ -41,6 +42,11 @@ absl::StatusOr<SegmentDescriptor> DecodeDescriptor(std::string_view text) {
   SegmentDescriptor d;
   if (!j.contains("name") || !j["name"].is_string()) return bad("'name' must be a string");
   d.name = j["name"];
+  if (!j.contains("incarnation") || !j["incarnation"].is_number_unsigned() ||
+      j["incarnation"].get<uint64_t>() == 0) {
+    return bad("'incarnation' must be a nonzero unsigned integer");
+  }
+  d.incarnation = j["incarnation"].get<uint64_t>();
   if (j.contains("host_id") && j["host_id"].is_string()) d.host_id = j["host_id"];
   if (j.contains("shm_server") && j["shm_server"].is_string()) d.shm_server = j["shm_server"];
   if (!j.contains("tcp") || !j["tcp"].is_object() || !j["tcp"].contains("host") ||

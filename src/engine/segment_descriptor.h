@@ -1,11 +1,14 @@
 // What peers need to know to reach a segment, as published to the metadata service under
 // "mooncake/segment/<name>" or answered to a DESCRIBE request (P2PHANDSHAKE).
 //
-//   {"name": "10.0.0.2:12345", "host_id": "<boot id>/<netns>", "shm_server": "@mooncake-shm-...",
+//   {"name": "10.0.0.2:12345", "incarnation": 8312..., "host_id": "<boot id>/<netns>",
+//    "shm_server": "@mooncake-shm-...",
 //    "tcp": {"host": "10.0.0.2", "port": 12345},
 //    "buffers": [{"addr": 140203012341760, "length": 4294967296, "location": "cpu:0",
 //                 "shm_id": 1, "shm_offset": 0}]}
 // shm_id/shm_offset say which shared allocation holds a buffer (absent: not shared memory).
+// `incarnation` is a random nonzero number the process chose when it started: a descriptor, a
+// connection or a mapping of one incarnation is never used for another.
 // With RDMA: "rdma": [{"name": "mlx5_0", "lid": 3, "gid": "fe80..."}] and per buffer
 // "rkeys": [one per NIC, in that order].
 #pragma once
@@ -27,6 +30,7 @@ struct RdmaNic {
 
 struct SegmentDescriptor {
   std::string name;  // "host:port" of the data endpoint
+  uint64_t incarnation = 0;
   // Boot id and network namespace: equal host ids mean one host where shared memory works.
   std::string host_id;
   std::string shm_server;  // "@name" of the abstract socket handing out shared memory; "" if none

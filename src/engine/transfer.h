@@ -27,6 +27,9 @@ struct TransferRequest {
   uint64_t remote_addr =
       0;  // an address in the target segment's buffers (what the master hands out)
   uint64_t length = 0;
+  // The incarnation of the target that `remote_addr` belongs to (what the master hands out with
+  // it); 0: whichever is current. A request never reaches another incarnation.
+  uint64_t incarnation = 0;
 };
 
 // The state of one submitted batch. Transports complete its requests slice by slice.

@@ -2,9 +2,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
+#include "absl/algorithm/container.h"
 #include "common/error_code.h"
 #include "common/logging.h"
 #include "common/strings.h"
@@ -30,9 +32,17 @@ std::string HostId() {
   return fmt::format("{}/{}", boot, n > 0 ? std::string(netns, static_cast<size_t>(n)) : "");
 }
 
+uint64_t NewIncarnation() {
+  const AuthNonce random = RandomNonce();
+  uint64_t value = 0;
+  std::memcpy(&value, random.data(), sizeof(value));
+  return value == 0 ? 1 : value;
+}
+
 }  // namespace
 
-TransferEngine::TransferEngine(EngineConfig config) : config_(std::move(config)) {}
+TransferEngine::TransferEngine(EngineConfig config)
+    : config_(std::move(config)), incarnation_(NewIncarnation()) {}
 
 absl::StatusOr<std::unique_ptr<TransferEngine>> TransferEngine::Create(EngineConfig config) {
   if (config.protocol != "tcp" && config.protocol != "rdma") {
@@ -55,7 +65,9 @@ absl::Status TransferEngine::Start() {
   }
   if (host_.empty()) return MakeError(ErrorCode::INVALID_PARAMS, "local_hostname is empty");
   if (config_.metadata_server != kP2PHandshake) {
-    auto client = http::HttpClient::ForUrl(config_.metadata_server);
+    http::HttpClientOptions options;
+    options.auth = config_.auth;
+    auto client = http::HttpClient::ForUrl(config_.metadata_server, options);
     if (!client.ok()) {
       return MakeError(ErrorCode::INVALID_PARAMS,
                        fmt::format("metadata_server must be P2PHANDSHAKE or http://host:port/path: "
@@ -65,8 +77,10 @@ absl::Status TransferEngine::Start() {
     metadata_ = std::move(client->first);
     metadata_path_ = client->second.empty() ? "/metadata" : client->second;
   }
+  shm_ = std::make_unique<shm::ShmTransport>(
+      config_.auth, [this](const std::string& segment) { RefreshSegment(segment); });
   if (config_.enable_shm) {
-    shm_server_ = std::make_unique<shm::ShmServer>(&shared_);
+    shm_server_ = std::make_unique<shm::ShmServer>(&shared_, incarnation_, config_.auth);
     if (absl::Status s = shm_server_->Start(); !s.ok()) {
       spdlog::warn("shared memory disabled: {}", s.message());
       shm_server_.reset();
@@ -76,7 +90,7 @@ absl::Status TransferEngine::Start() {
     verbs_ = config_.verbs ? config_.verbs : std::shared_ptr<rdma::Verbs>(rdma::MakeIbVerbs());
     auto handshake = [this](const std::string& endpoint, const std::string& request) {
       return tcp::CallPeer(endpoint, static_cast<uint8_t>(tcp::Opcode::kHandshake), request,
-                           config_.tcp);
+                           TcpOptions());
     };
     absl::StatusOr<std::unique_ptr<rdma::RdmaTransport>> rdma =
         rdma::RdmaTransport::Create(verbs_.get(), config_.device_name, handshake, config_.rdma,
@@ -84,8 +98,11 @@ absl::Status TransferEngine::Start() {
     if (!rdma.ok()) return rdma.status();
     rdma_ = *std::move(rdma);
   }
+  tcp::TcpDataServerOptions server_options = config_.data_server;
+  server_options.incarnation = incarnation_;
+  server_options.auth = config_.auth;
   server_ = std::make_unique<tcp::TcpDataServer>(
-      &registry_, [this] { return Describe(); }, config_.tcp.io_timeout,
+      &registry_, [this] { return Describe(); }, std::move(server_options),
       [this](std::string_view request) -> absl::StatusOr<std::string> {
         if (!rdma_) return MakeError(ErrorCode::NOT_SUPPORTED, "this endpoint offers no RDMA");
         return rdma_->AcceptHandshake(request);
@@ -98,7 +115,7 @@ absl::Status TransferEngine::Start() {
   name_ = fmt::format("{}:{}", host_, server_->port());
   // Segments are named by their data endpoint, so a failing endpoint names its segment.
   tcp_ = std::make_unique<tcp::TcpTransport>(
-      config_.tcp, [this](const std::string& endpoint) { RefreshSegment(endpoint); });
+      TcpOptions(), [this](const std::string& endpoint) { RefreshSegment(endpoint); });
   return Publish();
 }
 
@@ -111,6 +128,13 @@ TransferEngine::~TransferEngine() {
   if (server_) server_->Stop();
   rdma_.reset();
   if (shm_server_) shm_server_->Stop();
+  shm_.reset();
+}
+
+tcp::TcpTransportOptions TransferEngine::TcpOptions() const {
+  tcp::TcpTransportOptions options = config_.tcp;
+  options.auth = config_.auth;
+  return options;
 }
 
 std::string TransferEngine::Describe() const {
@@ -123,7 +147,7 @@ std::string TransferEngine::Describe() const {
     if (rdma_) buffer.rkeys = rdma_->RemoteKeys(buffer.addr);
   }
   return EncodeDescriptor(SegmentDescriptor{
-      name_, host_id_, shm_server_ ? shm_server_->name() : std::string(), host_,
+      name_, incarnation_, host_id_, shm_server_ ? shm_server_->name() : std::string(), host_,
       server_ ? server_->port() : 0, buffers, rdma_ ? rdma_->nics() : std::vector<RdmaNic>()});
 }
 
@@ -191,7 +215,7 @@ absl::StatusOr<SegmentDescriptor> TransferEngine::Fetch(const std::string& name)
   }
   // P2P handshake: ask the segment's own data endpoint.
   absl::StatusOr<std::string> body =
-      tcp::CallPeer(name, static_cast<uint8_t>(tcp::Opcode::kDescribe), {}, config_.tcp);
+      tcp::CallPeer(name, static_cast<uint8_t>(tcp::Opcode::kDescribe), {}, TcpOptions());
   if (!body.ok()) return body.status();
   return DecodeDescriptor(*body);
 }
@@ -207,9 +231,9 @@ absl::StatusOr<SegmentId> TransferEngine::OpenSegment(const std::string& name) {
   absl::StatusOr<SegmentDescriptor> descriptor = Fetch(name);
   if (!descriptor.ok()) return descriptor.status();
   // A peer on this host whose memory is shared: map it now, once.
-  shm_.Detach(name);
+  shm_->Detach(name);
   if (config_.enable_shm && name != name_ && descriptor->host_id == host_id_) {
-    shm_.Attach(*descriptor);
+    shm_->Attach(*descriptor);
   }
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = ids_.try_emplace(name, segments_.size() + 1);
@@ -237,7 +261,9 @@ std::string TransferEngine::TransportFor(SegmentId id) {
   if (descriptor->name == name_) return "memcpy";
   // Any mapped buffer of the segment means shared memory is in use for it.
   for (const BufferInfo& buffer : descriptor->buffers) {
-    if (shm_.Covers(descriptor->name, buffer.addr, buffer.length)) return "shm";
+    if (shm_->Covers(descriptor->name, descriptor->incarnation, buffer.addr, buffer.length)) {
+      return "shm";
+    }
   }
   if (rdma_ && !descriptor->rdma_nics.empty()) return "rdma";
   return "tcp";
@@ -246,9 +272,9 @@ std::string TransferEngine::TransportFor(SegmentId id) {
 std::shared_ptr<const SegmentDescriptor> TransferEngine::Reload(SegmentId id,
                                                                 const std::string& name) {
   absl::StatusOr<SegmentDescriptor> fresh = Fetch(name);
-  shm_.Detach(name);
+  shm_->Detach(name);
   if (fresh.ok() && config_.enable_shm && name != name_ && fresh->host_id == host_id_) {
-    shm_.Attach(*fresh);
+    shm_->Attach(*fresh);
   }
   absl::MutexLock lock(&mu_);
   if (fresh.ok()) {
@@ -267,6 +293,14 @@ void TransferEngine::RefreshSegment(const std::string& name) {
 std::shared_ptr<TransferBatch> TransferEngine::Submit(
     const std::vector<TransferRequest>& requests) {
   auto batch = std::make_shared<TransferBatch>(requests.size());
+  // Copies through shared memory complete only once their peer is known to have outlived them.
+  struct ShmCopy {
+    size_t index;
+    std::shared_ptr<const SegmentDescriptor> target;
+    absl::Status status;
+  };
+  std::vector<ShmCopy> shm_copies;
+  std::vector<SegmentId> reloaded;  // fetched again in this call: once is enough
   for (size_t i = 0; i < requests.size(); ++i) {
     const TransferRequest& r = requests[i];
     const uint64_t local = reinterpret_cast<uint64_t>(r.local);
@@ -285,13 +319,25 @@ std::shared_ptr<TransferBatch> TransferEngine::Submit(
         stale = stale_.contains(r.segment);
       }
     }
-    if (target && stale) target = Reload(r.segment, target->name);
+    // A request made for another incarnation than the one we know: our view may be old.
+    if (target && (stale || (r.incarnation != 0 && r.incarnation != target->incarnation)) &&
+        absl::c_find(reloaded, r.segment) == reloaded.end()) {
+      target = Reload(r.segment, target->name);
+      reloaded.push_back(r.segment);
+    }
     if (!target) {
       batch->Fail(i, MakeError(ErrorCode::INVALID_PARAMS,
                                fmt::format("segment id {} is not open", r.segment)));
       continue;
     }
     const std::string& name = target->name;
+    if (r.incarnation != 0 && r.incarnation != target->incarnation) {
+      batch->Fail(i, MakeError(ErrorCode::TRANSFER_FAIL,
+                               fmt::format("segment {} is now incarnation {:016x}; the request was "
+                                           "for {:016x}, a process that has ended",
+                                           name, target->incarnation, r.incarnation)));
+      continue;
+    }
     if (name == name_) {
       // Our own segment: both ranges are checked, then one memcpy.
       if (!registry_.Contains(r.remote_addr, r.length)) {
@@ -310,9 +356,11 @@ std::shared_ptr<TransferBatch> TransferEngine::Submit(
       batch->CompleteSlice(i, absl::OkStatus());
       continue;
     }
-    if (shm_.Covers(name, r.remote_addr, r.length)) {
+    if (shm_->Covers(name, target->incarnation, r.remote_addr, r.length)) {
       batch->AddSlices(i, 1);
-      batch->CompleteSlice(i, shm_.Copy(name, r.op, r.local, r.remote_addr, r.length));
+      shm_copies.push_back(
+          ShmCopy{i, target,
+                  shm_->Copy(name, target->incarnation, r.op, r.local, r.remote_addr, r.length)});
       continue;
     }
     if (rdma_ && rdma_->CanReach(*target, r.remote_addr, r.length)) {
@@ -320,9 +368,29 @@ std::shared_ptr<TransferBatch> TransferEngine::Submit(
       continue;
     }
     // A batch of one request runs in this thread: no handoff to a worker and back.
-    tcp_->Submit(fmt::format("{}:{}", target->tcp_host, target->tcp_port), r.op, local,
-                 r.remote_addr, r.length, batch, i,
+    tcp_->Submit(fmt::format("{}:{}", target->tcp_host, target->tcp_port), target->incarnation,
+                 r.op, local, r.remote_addr, r.length, batch, i,
                  /*may_run_inline=*/requests.size() == 1);
+  }
+  // One liveness check per peer: a peer that ended meanwhile fails what was copied to or from it
+  // (its memory is no segment's any more), and its mapping is dropped.
+  std::vector<std::pair<const SegmentDescriptor*, bool>> alive;
+  for (ShmCopy& copy : shm_copies) {
+    auto known = std::find_if(alive.begin(), alive.end(),
+                              [&](const auto& a) { return a.first == copy.target.get(); });
+    if (known == alive.end()) {
+      alive.emplace_back(copy.target.get(),
+                         shm_->Alive(copy.target->name, copy.target->incarnation));
+      known = std::prev(alive.end());
+    }
+    if (copy.status.ok() && !known->second) {
+      copy.status = MakeError(ErrorCode::TRANSFER_FAIL,
+                              fmt::format("{} ended during the transfer", copy.target->name));
+    }
+    batch->CompleteSlice(copy.index, copy.status);
+  }
+  for (const auto& [target, ok] : alive) {
+    if (!ok) RefreshSegment(target->name);
   }
   return batch;
 }

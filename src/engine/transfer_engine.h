@@ -22,6 +22,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/auth.h"
 #include "engine/buffer_registry.h"
 #include "engine/rdma/rdma_transport.h"
 #include "engine/rdma/verbs.h"
@@ -29,6 +30,7 @@
 #include "engine/shm/shared_memory.h"
 #include "engine/shm/shm_channel.h"
 #include "engine/shm/shm_transport.h"
+#include "engine/tcp/tcp_data_server.h"
 #include "engine/tcp/tcp_transport.h"
 #include "engine/transfer.h"
 
@@ -37,10 +39,6 @@ class HttpClient;
 }
 
 namespace mooncake::engine {
-
-namespace tcp {
-class TcpDataServer;
-}
 
 struct EngineConfig {
   // "host" (the data endpoint takes a free port in [first_port, last_port]) or "host:port".
@@ -55,6 +53,12 @@ struct EngineConfig {
   int first_port = 12300;
   int last_port = 14300;
   tcp::TcpTransportOptions tcp;
+  // Bounds of the data server (connections, idle time, workers); its incarnation and token are
+  // the engine's.
+  tcp::TcpDataServerOptions data_server;
+  // The cluster's auth token: peers must prove it to reach our data server and shared memory, and
+  // we prove it to theirs. Off: anyone who can reach the data port may use it.
+  AuthToken auth;
   rdma::RdmaOptions rdma;
   // The verbs implementation for protocol rdma; null means libibverbs. Tests put a software
   // stand-in here.
@@ -71,6 +75,9 @@ class TransferEngine {
   ~TransferEngine();  // removes the segment from the metadata service, stops serving
 
   const std::string& segment_name() const { return name_; }
+  // A random nonzero number chosen at start, published in the descriptor: peers holding a view of
+  // an earlier process under the same name never use it for this one.
+  uint64_t incarnation() const { return incarnation_; }
 
   // Memory that peers on this host can map (shared memory, see shm/shared_memory.h). Register it
   // (whole or in parts) to make it part of the segment; peers on the same host then copy directly.
@@ -106,8 +113,10 @@ class TransferEngine {
   void RefreshSegment(const std::string& name);
 
   // Starts every request of the batch. Requests that cannot start (unregistered local range,
-  // unknown segment, zero length) fail at once with INVALID_PARAMS; the others complete
-  // asynchronously. Wait on or poll the returned batch.
+  // unknown segment, zero length) fail at once with INVALID_PARAMS; a request for an incarnation
+  // of its segment that is no longer the one serving it fails with TRANSFER_FAIL; the others
+  // complete asynchronously. Wait on or poll the returned batch. A write reported done landed in
+  // the memory of a process that was alive after the write.
   std::shared_ptr<TransferBatch> Submit(const std::vector<TransferRequest>& requests);
 
  private:
@@ -115,18 +124,20 @@ class TransferEngine {
   absl::Status Start();
   absl::Status Publish();
   std::string Describe() const;
+  tcp::TcpTransportOptions TcpOptions() const;  // config_.tcp with the auth token
   absl::StatusOr<SegmentDescriptor> Fetch(const std::string& name);
   // Fetches `name` again and stores it under `id`; the old descriptor stays if that fails.
   std::shared_ptr<const SegmentDescriptor> Reload(SegmentId id, const std::string& name);
 
   const EngineConfig config_;
+  const uint64_t incarnation_;
   std::string name_;
   std::string host_;
   std::string host_id_;
   BufferRegistry registry_;
   shm::SharedMemory shared_;
   std::unique_ptr<shm::ShmServer> shm_server_;
-  shm::ShmTransport shm_;
+  std::unique_ptr<shm::ShmTransport> shm_;
   std::unique_ptr<tcp::TcpDataServer> server_;
   std::unique_ptr<tcp::TcpTransport> tcp_;
   std::shared_ptr<rdma::Verbs> verbs_;

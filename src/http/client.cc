@@ -113,6 +113,7 @@ absl::StatusOr<HttpResult> HttpClient::Send(std::string_view method, std::string
     httplib::Request req;
     req.method = std::string(method);
     req.path = std::string(target);
+    if (options_.auth.enabled()) req.set_header("Authorization", options_.auth.BearerHeader());
     if (!body.empty() || method == "PUT" || method == "POST") {
       req.body = std::string(body);
       req.set_header("Content-Type", std::string(content_type));

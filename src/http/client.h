@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/auth.h"
 #include "nlohmann/json.hpp"
 
 namespace httplib {
@@ -44,6 +45,7 @@ struct HttpClientOptions {
   uint64_t jitter_seed = 0;               // 0: seeded from the system
   // How to wait between attempts; tests inject one that records instead of sleeping.
   std::function<void(absl::Duration)> sleep = [](absl::Duration d) { absl::SleepFor(d); };
+  AuthToken auth;  // enabled: every request carries `Authorization: Bearer <token>`
 };
 
 struct CallOptions {

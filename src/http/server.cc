@@ -299,7 +299,16 @@ class HttpServer::Impl : public httplib::Server {
     HttpResponse response;
     std::string_view route = "other";
     auto path_it = routes_.find(req.path);
-    if (path_it == routes_.end()) {
+    const bool open = req.method == "GET" && req.path == "/health";
+    if (!open && !options_.auth.AcceptsBearer(req.get_header_value("Authorization"))) {
+      response = HttpResponse::Error(
+          ErrorCode::ILLEGAL_CLIENT,
+          req.has_header("Authorization")
+              ? "wrong auth token"
+              : "this service requires an auth token: send Authorization: Bearer <token>",
+          401);
+      res.set_header("WWW-Authenticate", "Bearer");
+    } else if (path_it == routes_.end()) {
       response = HttpResponse::Error(ErrorCode::INVALID_PARAMS,
                                      fmt::format("no such path: {}", req.path), 404);
     } else {

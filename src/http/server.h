@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/auth.h"
 #include "common/error_code.h"
 #include "common/metrics.h"
 #include "nlohmann/json.hpp"
@@ -43,6 +44,9 @@ struct HttpServerOptions {
   absl::Duration keep_alive_timeout = absl::Seconds(5);
   size_t keep_alive_max_requests = 100000;
   MetricsRegistry* metrics = &MetricsRegistry::Default();
+  // Enabled: every request but `GET /health` must carry `Authorization: Bearer <token>`; others
+  // are answered 401 with the uniform error body (ILLEGAL_CLIENT).
+  AuthToken auth;
 };
 
 // A request as handlers see it. Views into the server's own request object, valid during the call.

@@ -12,6 +12,7 @@ MasterServer::MasterServer(MasterServerOptions options, Clock* clock)
   rpc.host = options_.rpc_address;
   rpc.port = options_.rpc_port;
   if (options_.rpc_threads > 0) rpc.max_workers = options_.rpc_threads;
+  rpc.auth = options_.auth;
   rpc_ = std::make_unique<http::HttpServer>(rpc);
   RegisterRpcRoutes(*rpc_, *service_);
 
@@ -21,6 +22,7 @@ MasterServer::MasterServer(MasterServerOptions options, Clock* clock)
     admin.host = options_.metrics_address;
     admin.port = options_.metrics_port;
     admin.max_workers = 64;
+    admin.auth = options_.auth;
     admin_ = std::make_unique<http::HttpServer>(admin);
     RegisterAdminRoutes(*admin_, *service_);
   }
@@ -29,6 +31,7 @@ MasterServer::MasterServer(MasterServerOptions options, Clock* clock)
     metadata.name = "metadata";
     metadata.host = options_.http_metadata_server_host;
     metadata.port = options_.http_metadata_server_port;
+    metadata.auth = options_.auth;
     metadata_ = std::make_unique<http::MetadataServer>(metadata, http::MetadataStoreOptions{});
   }
 }

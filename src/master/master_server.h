@@ -23,6 +23,7 @@ struct MasterServerOptions {
   bool enable_http_metadata_server = false;
   std::string http_metadata_server_host = "0.0.0.0";
   int http_metadata_server_port = 8080;
+  AuthToken auth;  // every server's: callers must send it (only /health is open)
 };
 
 class MasterServer {

@@ -5,6 +5,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/hash/hash.h"
 #include "common/error_code.h"
+#include "common/logging.h"
 #include "common/strings.h"
 #include "re2/re2.h"
 
@@ -99,10 +100,17 @@ MasterService::Counts MasterService::counts() const {
 }
 
 absl::Status MasterService::MountSegment(std::string_view client_id, std::string_view name,
-                                         uint64_t base, uint64_t size) {
+                                         uint64_t base, uint64_t size, uint64_t incarnation) {
   if (absl::Status valid = ValidateClientId(client_id); !valid.ok()) return valid;
-  absl::StatusOr<SegmentId> id = segments_.Mount(name, base, size, client_id);
-  if (!id.ok()) return id.status();
+  absl::StatusOr<Mounted> mounted = segments_.Mount(name, base, size, client_id, incarnation);
+  if (!mounted.ok()) return mounted.status();
+  if (mounted->replaced) {
+    spdlog::warn(
+        "segment {} mounted by client {} replaces the one client {} mounted: a new "
+        "process serves that endpoint; the objects in the old one are dropped",
+        name, client_id, mounted->replaced->client_id);
+    DropSegmentReplicas(mounted->replaced->id);
+  }
   clients_.Touch(client_id, clock_->NowMicros());
   return absl::OkStatus();
 }
@@ -115,11 +123,15 @@ absl::Status MasterService::UnmountSegment(std::string_view client_id, std::stri
   return absl::OkStatus();
 }
 
-HeartbeatResult MasterService::Heartbeat(std::string_view client_id) {
+HeartbeatResult MasterService::Heartbeat(std::string_view client_id,
+                                         absl::Span<const std::string> segments) {
   HeartbeatResult result;
   result.epoch = epoch_;
   if (!ValidateClientId(client_id).ok()) return result;
   result.remount = clients_.Touch(client_id, clock_->NowMicros());
+  for (const std::string& segment : segments) {
+    if (!segments_.IsMountedBy(segment, client_id)) result.remount = true;
+  }
   return result;
 }
 

@@ -101,13 +101,18 @@ class MasterService {
   MasterService& operator=(const MasterService&) = delete;
 
   // Segments.
+  // A name another client had mounted is taken over (see SegmentManager::Mount): the replicas on
+  // the old one are dropped.
   absl::Status MountSegment(std::string_view client_id, std::string_view name, uint64_t base,
-                            uint64_t size);
+                            uint64_t size, uint64_t incarnation = 0);
   // Unmounts and drops every replica in the segment; objects left without a replica are removed.
   absl::Status UnmountSegment(std::string_view client_id, std::string_view name);
   std::vector<SegmentInfo> ListSegments() const { return segments_.List(); }
 
-  HeartbeatResult Heartbeat(std::string_view client_id);
+  // `segments`: the segments the client serves; remount is also asked when one of them is not
+  // mounted under this client (someone unmounted it, or took its name over).
+  HeartbeatResult Heartbeat(std::string_view client_id,
+                            absl::Span<const std::string> segments = {});
 
   // Puts. Per key: the replicas to write (fewer than asked when fewer segments have room), or
   // OBJECT_ALREADY_EXISTS (complete, or processing and younger than put_start_discard_timeout),

@@ -120,7 +120,10 @@ json ErrorEntry(const absl::Status& status) {
 json LocationsJson(const std::vector<ReplicaLocation>& locations, uint64_t size) {
   json out = json::array();
   for (const ReplicaLocation& location : locations) {
-    out.push_back({{"segment", location.segment}, {"address", location.address}, {"size", size}});
+    out.push_back({{"segment", location.segment},
+                   {"address", location.address},
+                   {"size", size},
+                   {"incarnation", location.incarnation}});
   }
   return out;
 }
@@ -227,24 +230,28 @@ Results FromStatuses(std::vector<absl::Status> statuses) {
 }  // namespace
 
 void RegisterRpcRoutes(http::HttpServer& server, MasterService& service) {
-  server.RouteJson("POST", "/v1/MountSegment",
-                   [&service](const json& body) -> absl::StatusOr<json> {
-                     if (absl::Status object = RequireObject(body); !object.ok()) return object;
-                     absl::StatusOr<std::string> client = StringField(body, "client_id");
-                     if (!client.ok()) return client.status();
-                     auto segment = body.find("segment");
-                     if (segment == body.end() || !segment->is_object())
-                       return FieldError("segment", "an object");
-                     absl::StatusOr<std::string> name = StringField(*segment, "name");
-                     absl::StatusOr<uint64_t> base = UintField(*segment, "base");
-                     absl::StatusOr<uint64_t> size = UintField(*segment, "size");
-                     for (const absl::Status& s : {name.status(), base.status(), size.status()}) {
-                       if (!s.ok()) return s;
-                     }
-                     absl::Status mounted = service.MountSegment(*client, *name, *base, *size);
-                     if (!mounted.ok()) return mounted;
-                     return json::object();
-                   });
+  server.RouteJson(
+      "POST", "/v1/MountSegment", [&service](const json& body) -> absl::StatusOr<json> {
+        if (absl::Status object = RequireObject(body); !object.ok()) return object;
+        absl::StatusOr<std::string> client = StringField(body, "client_id");
+        if (!client.ok()) return client.status();
+        auto segment = body.find("segment");
+        if (segment == body.end() || !segment->is_object())
+          return FieldError("segment", "an object");
+        absl::StatusOr<std::string> name = StringField(*segment, "name");
+        absl::StatusOr<uint64_t> base = UintField(*segment, "base");
+        absl::StatusOr<uint64_t> size = UintField(*segment, "size");
+        absl::StatusOr<uint64_t> incarnation = segment->contains("incarnation")
+                                                   ? UintField(*segment, "incarnation")
+                                                   : absl::StatusOr<uint64_t>(0);
+        for (const absl::Status& s :
+             {name.status(), base.status(), size.status(), incarnation.status()}) {
+          if (!s.ok()) return s;
+        }
+        absl::Status mounted = service.MountSegment(*client, *name, *base, *size, *incarnation);
+        if (!mounted.ok()) return mounted;
+        return json::object();
+      });
   server.RouteJson("POST", "/v1/UnmountSegment",
                    [&service](const json& body) -> absl::StatusOr<json> {
                      if (absl::Status object = RequireObject(body); !object.ok()) return object;
@@ -261,7 +268,13 @@ void RegisterRpcRoutes(http::HttpServer& server, MasterService& service) {
     absl::StatusOr<std::string> client = StringField(body, "client_id");
     if (!client.ok()) return client.status();
     if (client->empty() || client->size() > 256) return FieldError("client_id", "1 to 256 bytes");
-    HeartbeatResult result = service.Heartbeat(*client);
+    std::vector<std::string> segments;
+    if (body.contains("segments")) {
+      absl::StatusOr<std::vector<std::string>> listed = StringList(body, "segments", 64);
+      if (!listed.ok()) return listed.status();
+      segments = *std::move(listed);
+    }
+    HeartbeatResult result = service.Heartbeat(*client, segments);
     return json{{"remount", result.remount}, {"epoch", result.epoch}};
   });
   server.RouteJson("POST", "/v1/ListSegments", [&service](const json&) -> absl::StatusOr<json> {
@@ -271,7 +284,8 @@ void RegisterRpcRoutes(http::HttpServer& server, MasterService& service) {
                           {"base", info.base},
                           {"size", info.size},
                           {"used", info.used},
-                          {"client_id", info.client_id}});
+                          {"client_id", info.client_id},
+                          {"incarnation", info.incarnation}});
     }
     return json{{"segments", std::move(segments)}};
   });

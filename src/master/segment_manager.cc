@@ -26,8 +26,8 @@ SegmentManager::SegmentManager(AllocationStrategy strategy, uint64_t alignment, 
   }
 }
 
-absl::StatusOr<SegmentId> SegmentManager::Mount(std::string_view name, uint64_t base, uint64_t size,
-                                                std::string_view client_id) {
+absl::StatusOr<Mounted> SegmentManager::Mount(std::string_view name, uint64_t base, uint64_t size,
+                                              std::string_view client_id, uint64_t incarnation) {
   if (name.empty() || name.size() > 1024) {
     return MakeError(ErrorCode::INVALID_PARAMS, "segment name must be 1 to 1024 bytes");
   }
@@ -40,19 +40,42 @@ absl::StatusOr<SegmentId> SegmentManager::Mount(std::string_view name, uint64_t 
     return MakeError(ErrorCode::INVALID_PARAMS,
                      fmt::format("segment '{}': base {} + size {} overflows", name, base, size));
   }
+  Mounted mounted;
   absl::MutexLock lock(&mu_);
-  if (by_name_.contains(AsAbsl(name))) {
-    return MakeError(ErrorCode::SEGMENT_ALREADY_EXISTS,
-                     fmt::format("segment '{}' is already mounted", name));
+  if (auto it = by_name_.find(AsAbsl(name)); it != by_name_.end()) {
+    Segment& old = segments_.at(it->second);
+    if (old.info.client_id == client_id) {
+      return MakeError(ErrorCode::SEGMENT_ALREADY_EXISTS,
+                       fmt::format("segment '{}' is already mounted", name));
+    }
+    mounted.replaced = old.info;
+    mounted.replaced->used = old.allocator->used_bytes();
+    RemoveLocked(it->second);
   }
   const SegmentId id = next_id_++;
-  Segment segment{SegmentInfo{id, std::string(name), base, size, std::string(client_id), 0},
-                  std::make_unique<OffsetAllocator>(size, alignment_)};
+  Segment segment{
+      SegmentInfo{id, std::string(name), base, size, std::string(client_id), 0, incarnation},
+      std::make_unique<OffsetAllocator>(size, alignment_)};
   segments_.emplace(id, std::move(segment));
   by_name_.emplace(std::string(name), id);
   order_.push_back(id);
   total_bytes_ += size;
-  return id;
+  mounted.id = id;
+  return mounted;
+}
+
+bool SegmentManager::IsMountedBy(std::string_view name, std::string_view client_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = by_name_.find(AsAbsl(name));
+  return it != by_name_.end() && segments_.at(it->second).info.client_id == client_id;
+}
+
+void SegmentManager::RemoveLocked(SegmentId id) {
+  const Segment& segment = segments_.at(id);
+  total_bytes_ -= segment.info.size;
+  by_name_.erase(segment.info.name);
+  order_.erase(std::find(order_.begin(), order_.end(), id));
+  segments_.erase(id);
 }
 
 absl::StatusOr<SegmentInfo> SegmentManager::Unmount(std::string_view name,
@@ -71,10 +94,7 @@ absl::StatusOr<SegmentInfo> SegmentManager::Unmount(std::string_view name,
   }
   SegmentInfo info = segment.info;
   info.used = segment.allocator->used_bytes();
-  total_bytes_ -= info.size;
-  segments_.erase(id);
-  by_name_.erase(it);
-  order_.erase(std::find(order_.begin(), order_.end(), id));
+  RemoveLocked(id);
   return info;
 }
 
@@ -141,7 +161,8 @@ std::vector<ReplicaLocation> SegmentManager::Locate(const Replica* replicas, siz
   for (size_t i = 0; i < n; ++i) {
     auto it = segments_.find(replicas[i].segment);
     if (it == segments_.end()) continue;
-    out.push_back(ReplicaLocation{it->second.info.name, it->second.info.base + replicas[i].offset});
+    out.push_back(ReplicaLocation{it->second.info.name, it->second.info.base + replicas[i].offset,
+                                  it->second.info.incarnation});
   }
   return out;
 }

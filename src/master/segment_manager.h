@@ -36,6 +36,7 @@ struct SegmentInfo {
   uint64_t size = 0;
   std::string client_id;
   uint64_t used = 0;
+  uint64_t incarnation = 0;  // of the process serving it (0: not said)
 };
 
 // Where one replica lives: which segment, at which offset, and the allocator's handle for it.
@@ -48,7 +49,14 @@ struct Replica {
 // A replica as clients see it.
 struct ReplicaLocation {
   std::string segment;
-  uint64_t address;  // base + offset, in the owning process's address space
+  uint64_t address;          // base + offset, in the owning process's address space
+  uint64_t incarnation = 0;  // of the process the address belongs to
+};
+
+// What a mount did: the new segment, and the one of the same name it replaced, if any.
+struct Mounted {
+  SegmentId id = 0;
+  std::optional<SegmentInfo> replaced;
 };
 
 class SegmentManager {
@@ -56,9 +64,14 @@ class SegmentManager {
   SegmentManager(AllocationStrategy strategy, uint64_t alignment, uint64_t seed);
 
   // INVALID_PARAMS for an empty name, a size below one allocation unit, or base + size past 2^64;
-  // SEGMENT_ALREADY_EXISTS for a name already mounted (by anyone).
-  absl::StatusOr<SegmentId> Mount(std::string_view name, uint64_t base, uint64_t size,
-                                  std::string_view client_id);
+  // SEGMENT_ALREADY_EXISTS for a name `client_id` has mounted already. A name mounted by another
+  // client is taken over: a segment is named by its data endpoint, so a new client under that name
+  // is a new process at that endpoint, and the old one's memory is gone (the caller drops the
+  // replaced segment's replicas).
+  absl::StatusOr<Mounted> Mount(std::string_view name, uint64_t base, uint64_t size,
+                                std::string_view client_id, uint64_t incarnation = 0);
+  // True if `client_id` has mounted `name`.
+  bool IsMountedBy(std::string_view name, std::string_view client_id) const;
 
   // Removes the segment. SEGMENT_NOT_FOUND if not mounted; ILLEGAL_CLIENT if `client_id` is not
   // its owner (an empty client_id means the master itself). Replicas in it become dangling: the
@@ -90,6 +103,7 @@ class SegmentManager {
   };
 
   // The order in which to try segments for one replica set.
+  void RemoveLocked(SegmentId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<Segment*> CandidatesLocked(const std::vector<std::string>& preferred)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -37,6 +37,7 @@ absl::StatusOr<std::unique_ptr<StoreService>> StoreService::Start(StoreOptions o
   http.host = options.http_host;
   http.port = options.http_port;
   http.min_workers = 1;
+  http.auth = options.client.auth;
   service->http_ = std::make_unique<http::HttpServer>(http);
   http::AddHealthAndMetricsRoutes(*service->http_);
   if (absl::Status s = service->http_->Start(); !s.ok()) {

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/error_code.h"
+#include "engine/shm/shm_channel.h"
 #include "engine/tcp/socket_io.h"
 #include "engine/tcp/tcp_protocol.h"
 #include "http/metadata_service.h"
@@ -30,6 +31,7 @@ EngineConfig LoopbackConfig(std::string metadata = "P2PHANDSHAKE") {
   config.first_port = 0;  // any free port
   config.tcp.slice_size = 64 << 10;
   config.tcp.io_timeout = absl::Seconds(2);
+  config.data_server.io_timeout = absl::Seconds(2);
   return config;
 }
 
@@ -244,10 +246,18 @@ TEST_F(TransferEngineTest, DataServerRejectsHostileFrames) {
     auto bytes = tcp::EncodeRequest(h);
     return std::string(bytes.begin(), bytes.end());
   };
-  auto status_of = [](const std::string& reply) -> int32_t {
+  // Every connection opens with HELLO; the hostile frame follows it.
+  const std::string hello = frame({tcp::Opcode::kHello, 1, 0, 0});
+  const size_t hello_reply = tcp::kResponseHeaderSize + tcp::kHelloReplySize;
+  auto status_of = [](std::string_view reply) -> int32_t {
     if (reply.size() < tcp::kResponseHeaderSize) return 1;  // closed without a reply
     auto header = tcp::DecodeResponse(reinterpret_cast<const uint8_t*>(reply.data()));
     return header.ok() ? header->status : 2;
+  };
+  auto after_hello = [&](const std::string& bytes) -> int32_t {
+    const std::string reply = send_frame(hello + bytes);
+    if (reply.size() < hello_reply || status_of(reply) != 0) return 3;  // HELLO itself failed
+    return status_of(std::string_view(reply).substr(hello_reply));
   };
   const std::vector<std::pair<std::string, std::string>> hostile = {
       {"read past the end", frame({tcp::Opcode::kRead, 1, end - 10, 20})},
@@ -268,12 +278,29 @@ TEST_F(TransferEngineTest, DataServerRejectsHostileFrames) {
       {"bad magic", std::string(32, 'G')},
   };
   for (const auto& [what, bytes] : hostile) {
-    const std::string reply = send_frame(bytes);
-    EXPECT_NE(status_of(reply), 0) << what;
+    const int32_t status = after_hello(bytes);
+    EXPECT_NE(status, 0) << what;
+    EXPECT_NE(status, 3) << what;
   }
+  // The session rules: nothing before HELLO, HELLO for another incarnation, AUTH where none is
+  // asked for, a second HELLO.
+  EXPECT_EQ(status_of(send_frame(frame({tcp::Opcode::kRead, 1, start, 8}))),
+            static_cast<int32_t>(ErrorCode::INVALID_PARAMS));
+  EXPECT_EQ(status_of(send_frame(frame({tcp::Opcode::kDescribe, 1, 0, 0}))),
+            static_cast<int32_t>(ErrorCode::INVALID_PARAMS));
+  EXPECT_EQ(status_of(send_frame(frame({tcp::Opcode::kHello, 1, target_->incarnation() + 1, 0}))),
+            static_cast<int32_t>(ErrorCode::INVALID_VERSION));
+  EXPECT_NE(after_hello(frame({tcp::Opcode::kAuth, 1, 0, 32}) + std::string(32, 'a')), 0);
+  EXPECT_NE(after_hello(hello), 0);
+  // HELLO for the right incarnation, then a valid READ: answered.
+  EXPECT_EQ(status_of(send_frame(frame({tcp::Opcode::kHello, 1, target_->incarnation(), 0}))), 0);
+  EXPECT_EQ(after_hello(frame({tcp::Opcode::kRead, 1, start, 8})), 0);
   // Truncated header, and a WRITE whose data stops half way: the connection just closes.
-  EXPECT_EQ(send_frame(frame({tcp::Opcode::kRead, 1, start, 8}).substr(0, 20)), "");
-  EXPECT_EQ(send_frame(frame({tcp::Opcode::kWrite, 1, start, 1000}) + std::string(10, 'z')), "");
+  EXPECT_EQ(send_frame(hello + frame({tcp::Opcode::kRead, 1, start, 8}).substr(0, 20)).size(),
+            hello_reply);
+  EXPECT_EQ(send_frame(hello + frame({tcp::Opcode::kWrite, 1, start, 1000}) + std::string(10, 'z'))
+                .size(),
+            hello_reply);
   // Nothing outside the one half-written range changed, and the server still serves.
   EXPECT_EQ(remote_.data()[remote_.size() - 1], 0xab);
   EXPECT_EQ(remote_.data()[5000], 0xab);
@@ -373,12 +400,20 @@ class BrokenPeer {
     close(fd_);
   }
   int port() const { return port_; }
+  static constexpr uint64_t kIncarnation = 77;
 
  private:
   void Serve() {
     int c = accept(fd_, nullptr, nullptr);
     if (c < 0) return;
     uint8_t raw[tcp::kRequestHeaderSize];
+    // It opens the session properly, then misbehaves.
+    if (tcp::RecvAll(c, raw, sizeof(raw)).ok()) {
+      const auto hello = tcp::EncodeHelloReply(tcp::HelloReply{kIncarnation});
+      const auto header = tcp::EncodeResponse(tcp::ResponseHeader{0, 0, hello.size()});
+      tcp::SendAll(c, header.data(), header.size()).IgnoreError();
+      tcp::SendAll(c, hello.data(), hello.size()).IgnoreError();
+    }
     if (tcp::RecvAll(c, raw, sizeof(raw)).ok() && !silent_) {
       auto header = tcp::DecodeRequest(raw);
       auto response =
@@ -406,8 +441,13 @@ TEST(TransferEngineFaultTest, PeerThatHangsUpMidSliceOrNeverAnswers) {
   for (bool silent : {false, true}) {
     BrokenPeer peer(silent);
     const std::string name = "127.0.0.1:" + std::to_string(peer.port());
-    SegmentDescriptor fake{name,        "elsewhere", "",
-                           "127.0.0.1", peer.port(), {BufferInfo{0x100000, 1 << 20, "cpu:0"}},
+    SegmentDescriptor fake{name,
+                           BrokenPeer::kIncarnation,
+                           "elsewhere",
+                           "",
+                           "127.0.0.1",
+                           peer.port(),
+                           {BufferInfo{0x100000, 1 << 20, "cpu:0"}},
                            {}};
     ASSERT_TRUE(metadata.store().Put(SegmentKey(name), EncodeDescriptor(fake)).ok());
     EngineConfig config = LoopbackConfig(url);
@@ -463,6 +503,158 @@ TEST(TransferEngineRestartTest, APeerThatRestartsIsPickedUpByTheNextRequest) {
   auto described = initiator->DescribeSegment(*segment);
   ASSERT_TRUE(described.ok());
   EXPECT_EQ(described->buffers.front().addr, reinterpret_cast<uint64_t>(new_buffer.data()));
+}
+
+// The peer restarts under the same name with its memory at the very same address (as it may with
+// address-space randomisation off): a request made for the old incarnation must not land in the
+// new one's memory, while one made for the new incarnation (or for "any") does.
+TEST(TransferEngineRestartTest, RequestsForAnEndedIncarnationNeverReachItsSuccessor) {
+  auto first = MakeEngine();
+  const std::string name = first->segment_name();
+  const uint64_t old_incarnation = first->incarnation();
+  std::vector<uint8_t> memory(1 << 16, 1);
+  const uint64_t address = reinterpret_cast<uint64_t>(memory.data());
+  ASSERT_TRUE(first->RegisterMemory(memory.data(), memory.size()).ok());
+  auto initiator = MakeEngine();
+  std::vector<uint8_t> local(1 << 16, 7);
+  ASSERT_TRUE(initiator->RegisterMemory(local.data(), local.size()).ok());
+  auto segment = initiator->OpenSegment(name);
+  ASSERT_TRUE(segment.ok());
+  auto write = [&](uint64_t incarnation) {
+    return initiator
+        ->Submit({{TransferOp::kWrite, local.data(), *segment, address, 4096, incarnation}})
+        ->Wait()[0];
+  };
+  ASSERT_TRUE(write(old_incarnation).ok());
+
+  first.reset();
+  EngineConfig same_port = LoopbackConfig();
+  same_port.local_hostname = name;
+  auto second = MakeEngine(same_port);
+  ASSERT_TRUE(second);
+  ASSERT_NE(second->incarnation(), old_incarnation);
+  std::fill(memory.begin(), memory.end(), 2);
+  ASSERT_TRUE(second->RegisterMemory(memory.data(), memory.size()).ok());
+
+  local.assign(local.size(), 9);
+  EXPECT_EQ(ErrorCodeOf(write(old_incarnation)), ErrorCode::TRANSFER_FAIL);
+  EXPECT_EQ(ErrorCodeOf(write(old_incarnation)), ErrorCode::TRANSFER_FAIL);  // also once re-read
+  EXPECT_EQ(memory[0], 2);
+  EXPECT_TRUE(write(second->incarnation()).ok());
+  EXPECT_EQ(memory[0], 9);
+  EXPECT_TRUE(write(0).ok());
+}
+
+// Shared memory: a peer whose process ends has its mapping released (no longer "shm"), requests
+// for it fail instead of landing in memory nobody serves, and its successor under the same name
+// is mapped afresh.
+TEST(SharedMemoryTransportTest, AnEndedPeerIsUnmappedAndItsSuccessorMappedAfresh) {
+  auto first = MakeEngine();
+  const std::string name = first->segment_name();
+  auto shared = first->AllocateSharedMemory(1 << 20);
+  ASSERT_TRUE(shared.ok());
+  ASSERT_TRUE(first->RegisterMemory(*shared, 1 << 20).ok());
+  const uint64_t old_address = reinterpret_cast<uint64_t>(*shared);
+  const uint64_t old_incarnation = first->incarnation();
+  auto initiator = MakeEngine();
+  std::vector<uint8_t> local(4096, 5);
+  ASSERT_TRUE(initiator->RegisterMemory(local.data(), local.size()).ok());
+  auto segment = initiator->OpenSegment(name);
+  ASSERT_TRUE(segment.ok());
+  ASSERT_EQ(initiator->TransportFor(*segment), "shm");
+  auto write = [&](uint64_t address, uint64_t incarnation) {
+    return initiator
+        ->Submit({{TransferOp::kWrite, local.data(), *segment, address, 4096, incarnation}})
+        ->Wait()[0];
+  };
+  ASSERT_TRUE(write(old_address, old_incarnation).ok());
+
+  first.reset();
+  // The initiator notices the hang-up by itself and lets the mapping go.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (initiator->TransportFor(*segment) == "shm" && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_NE(initiator->TransportFor(*segment), "shm");
+  EXPECT_EQ(ErrorCodeOf(write(old_address, old_incarnation)), ErrorCode::TRANSFER_FAIL);
+
+  EngineConfig same_port = LoopbackConfig();
+  same_port.local_hostname = name;
+  auto second = MakeEngine(same_port);
+  ASSERT_TRUE(second);
+  auto fresh = second->AllocateSharedMemory(1 << 20);
+  ASSERT_TRUE(fresh.ok());
+  ASSERT_TRUE(second->RegisterMemory(*fresh, 1 << 20).ok());
+  EXPECT_EQ(ErrorCodeOf(write(old_address, old_incarnation)), ErrorCode::TRANSFER_FAIL);
+  local.assign(local.size(), 6);
+  ASSERT_TRUE(write(reinterpret_cast<uint64_t>(*fresh), second->incarnation()).ok());
+  EXPECT_EQ(initiator->TransportFor(*segment), "shm");
+  EXPECT_EQ(static_cast<uint8_t*>(*fresh)[4095], 6);
+}
+
+// With an auth token, the data port and the shared-memory socket serve only peers that prove it:
+// a peer without it (or with another) is refused at the first step, one with it works.
+TEST(TransferEngineAuthTest, OnlyPeersWithTheTokenReachDataAndSharedMemory) {
+  const AuthToken token = *AuthToken::FromString("cluster-secret");
+  EngineConfig with_token = LoopbackConfig();
+  with_token.auth = token;
+  auto target = MakeEngine(with_token);
+  auto shared = target->AllocateSharedMemory(1 << 20);
+  ASSERT_TRUE(shared.ok());
+  ASSERT_TRUE(target->RegisterMemory(*shared, 1 << 20).ok());
+  const uint64_t remote = reinterpret_cast<uint64_t>(*shared);
+
+  for (std::string_view other : {"", "another-secret"}) {
+    EngineConfig config = LoopbackConfig();
+    config.enable_shm = false;
+    if (!other.empty()) config.auth = *AuthToken::FromString(other);
+    auto stranger = MakeEngine(config);
+    // P2P: even the descriptor is refused.
+    auto segment = stranger->OpenSegment(target->segment_name());
+    ASSERT_FALSE(segment.ok());
+    EXPECT_EQ(ErrorCodeOf(segment.status()), ErrorCode::ILLEGAL_CLIENT) << segment.status();
+  }
+
+  auto friendly = MakeEngine(with_token);
+  std::vector<uint8_t> local(4096, 3);
+  ASSERT_TRUE(friendly->RegisterMemory(local.data(), local.size()).ok());
+  auto segment = friendly->OpenSegment(target->segment_name());
+  ASSERT_TRUE(segment.ok()) << segment.status();
+  EXPECT_EQ(friendly->TransportFor(*segment), "shm");  // the shm handshake passed
+  ASSERT_TRUE(friendly->Submit({{TransferOp::kWrite, local.data(), *segment, remote, 4096}})
+                  ->Wait()[0]
+                  .ok());
+  EXPECT_EQ(static_cast<uint8_t*>(*shared)[100], 3);
+
+  // The shared-memory socket itself: no token or a wrong one is refused before any descriptor.
+  auto described = friendly->DescribeSegment(*segment);
+  ASSERT_TRUE(described.ok());
+  for (std::string_view other : {"", "another-secret"}) {
+    AuthToken auth = other.empty() ? AuthToken() : *AuthToken::FromString(other);
+    auto session = shm::ShmSession::Open(described->shm_server, described->incarnation, auth,
+                                         absl::Seconds(2));
+    ASSERT_FALSE(session.ok());
+    EXPECT_EQ(ErrorCodeOf(session.status()), ErrorCode::ILLEGAL_CLIENT) << session.status();
+  }
+  auto session =
+      shm::ShmSession::Open(described->shm_server, described->incarnation, token, absl::Seconds(2));
+  ASSERT_TRUE(session.ok()) << session.status();
+  EXPECT_EQ(ErrorCodeOf(shm::ShmSession::Open(described->shm_server, described->incarnation + 1,
+                                              token, absl::Seconds(2))
+                            .status()),
+            ErrorCode::INVALID_VERSION);
+
+  // Over TCP too, a peer with the token transfers.
+  EngineConfig tcp_only = with_token;
+  tcp_only.enable_shm = false;
+  auto over_tcp = MakeEngine(tcp_only);
+  ASSERT_TRUE(over_tcp->RegisterMemory(local.data(), local.size()).ok());
+  auto tcp_segment = over_tcp->OpenSegment(target->segment_name());
+  ASSERT_TRUE(tcp_segment.ok());
+  EXPECT_EQ(over_tcp->TransportFor(*tcp_segment), "tcp");
+  EXPECT_TRUE(over_tcp->Submit({{TransferOp::kRead, local.data(), *tcp_segment, remote, 4096}})
+                  ->Wait()[0]
+                  .ok());
 }
 
 }  // namespace

@@ -283,6 +283,47 @@ TEST_F(MasterServiceTest, SilentClientsLoseTheirSegments) {
   EXPECT_FALSE(service_.Heartbeat("silent").remount);
 }
 
+// A new process at a segment's endpoint (a store restarted under the same name, before the master
+// noticed the old one was dead) takes the name over; the old incarnation's objects are dropped and
+// replicas name the new incarnation.
+TEST_F(MasterServiceTest, ANewProcessAtASegmentsEndpointTakesItOver) {
+  ASSERT_TRUE(service_.MountSegment("old", "s:1", 0x10000000, 16 * kMiB, 111).ok());
+  ASSERT_TRUE(Put("on-old", kMiB).ok());
+  std::string key = "on-old";
+  auto located = service_.GetReplicaList({&key, 1})[0];
+  ASSERT_TRUE(located.ok());
+  EXPECT_EQ(located->replicas[0].incarnation, 111u);
+  ASSERT_TRUE(service_.MountSegment("new", "s:1", 0x10000000, 16 * kMiB, 222).ok());
+  EXPECT_EQ(GetCode("on-old"), ErrorCode::OBJECT_NOT_FOUND);
+  auto segments = service_.ListSegments();
+  ASSERT_EQ(segments.size(), 1u);
+  EXPECT_EQ(segments[0].client_id, "new");
+  EXPECT_EQ(segments[0].incarnation, 222u);
+  EXPECT_EQ(segments[0].used, 0u);
+  ASSERT_TRUE(Put("on-new", kMiB).ok());
+  key = "on-new";
+  located = service_.GetReplicaList({&key, 1})[0];
+  ASSERT_TRUE(located.ok());
+  EXPECT_EQ(located->replicas[0].incarnation, 222u);
+  // The same client mounting again is a retry, not a takeover.
+  EXPECT_EQ(ErrorCodeOf(service_.MountSegment("new", "s:1", 0x10000000, 16 * kMiB, 222)),
+            ErrorCode::SEGMENT_ALREADY_EXISTS);
+  EXPECT_EQ(GetCode("on-new"), ErrorCode::OK);
+}
+
+// A client whose segment is no longer mounted under it (unmounted by someone else, or taken over)
+// is asked to remount by its next heartbeat, which names the segments it serves.
+TEST_F(MasterServiceTest, HeartbeatAsksForARemountOfALostSegment) {
+  Mount("a:1", 16 * kMiB, "owner");
+  const std::vector<std::string> mine = {"a:1"};
+  EXPECT_FALSE(service_.Heartbeat("owner", mine).remount);
+  ASSERT_TRUE(service_.UnmountSegment("owner", "a:1").ok());
+  EXPECT_TRUE(service_.Heartbeat("owner", mine).remount);
+  EXPECT_FALSE(service_.Heartbeat("owner").remount);  // names nothing: nothing to remount
+  Mount("a:1", 16 * kMiB, "owner");
+  EXPECT_FALSE(service_.Heartbeat("owner", mine).remount);
+}
+
 TEST_F(MasterServiceTest, PutStartEvictsOldestWhenFull) {
   Mount("seg:1", 100 * kMiB);
   for (int i = 0; i < 100; ++i) {

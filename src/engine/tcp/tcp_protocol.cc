@@ -52,7 +52,7 @@ absl::StatusOr<RequestHeader> DecodeRequest(const uint8_t* bytes) {
   if (Get32(bytes) != kMagic) return Invalid("bad magic: not a mooncake data request");
   RequestHeader header;
   const uint8_t opcode = bytes[4];
-  if (opcode < 1 || opcode > 4) return Invalid(fmt::format("unknown opcode {}", opcode));
+  if (opcode < 1 || opcode > kMaxOpcode) return Invalid(fmt::format("unknown opcode {}", opcode));
   if (bytes[5] != 0 || bytes[6] != 0 || bytes[7] != 0)
     return Invalid("reserved bytes are not zero");
   header.opcode = static_cast<Opcode>(opcode);
@@ -63,6 +63,17 @@ absl::StatusOr<RequestHeader> DecodeRequest(const uint8_t* bytes) {
     if (header.remote_addr != 0 || header.length == 0 || header.length > kMaxHandshakeLength) {
       return Invalid(
           fmt::format("a HANDSHAKE carries 1..{} bytes and no address", kMaxHandshakeLength));
+    }
+    return header;
+  }
+  if (header.opcode == Opcode::kHello) {
+    if (header.length != 0) return Invalid("a HELLO request carries no data");
+    return header;
+  }
+  if (header.opcode == Opcode::kAuth) {
+    if (header.remote_addr != 0 || header.length != kAuthProofSize) {
+      return Invalid(
+          fmt::format("an AUTH request carries {} bytes and no address", kAuthProofSize));
     }
     return header;
   }
@@ -80,6 +91,23 @@ absl::StatusOr<RequestHeader> DecodeRequest(const uint8_t* bytes) {
         fmt::format("range {:#x} + {} wraps past 2^64", header.remote_addr, header.length));
   }
   return header;
+}
+
+std::array<uint8_t, kHelloReplySize> EncodeHelloReply(const HelloReply& reply) {
+  std::array<uint8_t, kHelloReplySize> out{};
+  Put64(&out[0], reply.incarnation);
+  out[8] = reply.auth_required ? 1 : 0;
+  std::memcpy(&out[9], reply.nonce.data(), kNonceSize);
+  return out;
+}
+
+absl::StatusOr<HelloReply> DecodeHelloReply(const uint8_t* bytes) {
+  HelloReply reply;
+  reply.incarnation = Get64(bytes);
+  if (bytes[8] > 1) return Invalid(fmt::format("unknown authentication method {}", bytes[8]));
+  reply.auth_required = bytes[8] == 1;
+  std::memcpy(reply.nonce.data(), &bytes[9], kNonceSize);
+  return reply;
 }
 
 absl::StatusOr<ResponseHeader> DecodeResponse(const uint8_t* bytes) {

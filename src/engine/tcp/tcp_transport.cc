@@ -32,7 +32,7 @@ class TcpTransport::Peer {
       left.swap(queue_);
     }
     for (std::thread& worker : workers_) worker.join();
-    for (int fd : idle_) close(fd);
+    for (const DataConnection& c : idle_) close(c.fd);
     for (Slice& slice : left) {
       slice.batch->CompleteSlice(slice.index,
                                  MakeError(ErrorCode::TRANSFER_FAIL, "transfer engine stopped"));
@@ -73,59 +73,65 @@ class TcpTransport::Peer {
 
   // Runs a slice on an idle connection (or a new one) and completes it.
   void Execute(const Slice& slice, bool may_spin) {
-    int fd = AcquireConnection();
+    DataConnection connection = AcquireConnection(slice.incarnation);
     const absl::Duration spin =
         may_spin && slice.length <= kSpinMaxLength ? options_.spin : absl::ZeroDuration();
-    absl::Status status = Run(fd, slice, spin);
+    absl::Status status = Run(connection, slice, spin);
     if (status.ok()) {
-      ReleaseConnection(fd);
+      ReleaseConnection(connection);
     } else {
-      if (fd >= 0) close(fd);  // the stream's state is unknown after a failure
+      if (connection.fd >= 0) close(connection.fd);  // the stream's state is unknown now
       if (on_failure_) on_failure_(endpoint_);
     }
     slice.batch->CompleteSlice(slice.index, status);
   }
 
-  int AcquireConnection() {
+  // An idle connection to the server `incarnation` names (0: any), or none (fd -1). Connections
+  // to another incarnation are closed: that process is gone.
+  DataConnection AcquireConnection(uint64_t incarnation) {
     absl::MutexLock lock(&mu_);
-    if (idle_.empty()) return -1;
-    const int fd = idle_.back();
-    idle_.pop_back();
-    return fd;
+    while (!idle_.empty()) {
+      const DataConnection c = idle_.back();
+      idle_.pop_back();
+      if (incarnation == 0 || c.incarnation == incarnation) return c;
+      close(c.fd);
+    }
+    return DataConnection{};
   }
 
-  void ReleaseConnection(int fd) {
+  void ReleaseConnection(const DataConnection& connection) {
     absl::MutexLock lock(&mu_);
     if (!stopping_ && idle_.size() < options_.connections_per_peer) {
-      idle_.push_back(fd);
+      idle_.push_back(connection);
     } else {
-      close(fd);
+      close(connection.fd);
     }
   }
 
-  absl::Status Run(int& fd, const Slice& slice, absl::Duration spin) {
-    const bool reused = fd >= 0;
-    absl::Status status = RunOnce(fd, slice, spin);
-    if (!status.ok() && reused && fd >= 0 && ErrorCodeOf(status) == ErrorCode::TRANSFER_FAIL) {
-      // The peer may have restarted since the connection was made: one more try on a new one
-      // (a slice is idempotent: the same bytes to the same place).
-      close(fd);
-      fd = -1;
-      status = RunOnce(fd, slice, spin);
+  absl::Status Run(DataConnection& connection, const Slice& slice, absl::Duration spin) {
+    const bool reused = connection.fd >= 0;
+    absl::Status status = RunOnce(connection, slice, spin);
+    if (!status.ok() && reused && connection.fd >= 0 &&
+        ErrorCodeOf(status) == ErrorCode::TRANSFER_FAIL) {
+      // The server may have closed the idle connection: one more try on a new one (a slice is
+      // idempotent: the same bytes to the same place). A new connection checks the incarnation.
+      close(connection.fd);
+      connection.fd = -1;
+      status = RunOnce(connection, slice, spin);
     }
     return status;
   }
 
-  absl::Status RunOnce(int& fd, const Slice& slice, absl::Duration spin) {
-    if (fd < 0) {
-      std::string host;
-      int port = 0;
-      if (absl::Status s = SplitHostPort(endpoint_, &host, &port); !s.ok()) return s;
-      absl::StatusOr<int> connected = ConnectTo(host, port, options_.connect_timeout);
-      if (!connected.ok()) return connected.status();
-      fd = *connected;
-      SetIoTimeout(fd, options_.io_timeout);
+  absl::Status RunOnce(DataConnection& connection, const Slice& slice, absl::Duration spin) {
+    if (connection.fd < 0) {
+      absl::StatusOr<DataConnection> opened =
+          OpenDataConnection(endpoint_, slice.incarnation, options_);
+      if (!opened.ok()) {
+        return MakeError(ErrorCode::TRANSFER_FAIL, AsStd(opened.status().message()));
+      }
+      connection = *opened;
     }
+    const int fd = connection.fd;
     absl::Status status = Exchange(fd, slice, spin);
     if (status.ok()) return status;
     // A peer that refuses a request answers with its own code (INVALID_READ, ...); either way the
@@ -185,45 +191,99 @@ class TcpTransport::Peer {
   std::atomic<uint64_t> next_id_{1};
   absl::Mutex mu_;
   std::deque<Slice> queue_ ABSL_GUARDED_BY(mu_);
-  std::vector<int> idle_ ABSL_GUARDED_BY(mu_);  // connected sockets not in use
+  std::vector<DataConnection> idle_ ABSL_GUARDED_BY(mu_);  // open sessions not in use
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;  // started under mu_, joined in the destructor
 };
 
-absl::StatusOr<std::string> CallPeer(const std::string& endpoint, uint8_t opcode,
-                                     std::string_view payload, const TcpTransportOptions& options) {
+namespace {
+
+// One control request (HELLO, AUTH, DESCRIBE, HANDSHAKE) and its answer on `fd`; returns the
+// answer's payload. The peer's own code when it refuses, TRANSFER_FAIL when it does not answer.
+absl::StatusOr<std::string> CallOn(int fd, const std::string& endpoint, Opcode opcode,
+                                   uint64_t address, std::string_view payload) {
+  const auto request = EncodeRequest(RequestHeader{opcode, 0, address, payload.size()});
+  iovec iov[2] = {{const_cast<uint8_t*>(request.data()), request.size()},
+                  {const_cast<char*>(payload.data()), payload.size()}};
+  uint8_t raw[kResponseHeaderSize];
+  absl::Status status = SendAll(fd, iov, payload.empty() ? 1 : 2);
+  if (status.ok()) status = RecvAll(fd, raw, sizeof(raw));
+  if (!status.ok()) {
+    return MakeError(ErrorCode::TRANSFER_FAIL, fmt::format("{}: {}", endpoint, status.message()));
+  }
+  absl::StatusOr<ResponseHeader> header = DecodeResponse(raw);
+  if (!header.ok() || header->length > kMaxResponseMetadata) {
+    return MakeError(ErrorCode::TRANSFER_FAIL,
+                     fmt::format("{} sent a malformed response", endpoint));
+  }
+  std::string body(header->length, '\0');
+  if (absl::Status s = RecvAll(fd, body.data(), body.size()); !s.ok()) {
+    return MakeError(ErrorCode::TRANSFER_FAIL, fmt::format("{}: {}", endpoint, s.message()));
+  }
+  if (header->status != 0) {
+    const auto code = IsKnownErrorCode(header->status) ? static_cast<ErrorCode>(header->status)
+                                                       : ErrorCode::TRANSFER_FAIL;
+    return MakeError(code == ErrorCode::OK ? ErrorCode::TRANSFER_FAIL : code,
+                     fmt::format("{}: {}", endpoint, body));
+  }
+  return body;
+}
+
+}  // namespace
+
+absl::StatusOr<DataConnection> OpenDataConnection(const std::string& endpoint,
+                                                  uint64_t expected_incarnation,
+                                                  const TcpTransportOptions& options) {
   std::string host;
   int port = 0;
   if (absl::Status s = SplitHostPort(endpoint, &host, &port); !s.ok()) return s;
   absl::StatusOr<int> fd = ConnectTo(host, port, options.connect_timeout);
   if (!fd.ok()) return fd.status();
   SetIoTimeout(*fd, options.io_timeout);
-  const auto request =
-      EncodeRequest(RequestHeader{static_cast<Opcode>(opcode), 0, 0, payload.size()});
-  iovec iov[2] = {{const_cast<uint8_t*>(request.data()), request.size()},
-                  {const_cast<char*>(payload.data()), payload.size()}};
-  uint8_t raw[kResponseHeaderSize];
-  absl::Status status = SendAll(*fd, iov, payload.empty() ? 1 : 2);
-  if (status.ok()) status = RecvAll(*fd, raw, sizeof(raw));
-  std::string body;
-  absl::StatusOr<ResponseHeader> header = MakeError(ErrorCode::TRANSFER_FAIL, "no response");
-  if (status.ok()) header = DecodeResponse(raw);
-  if (status.ok() && (!header.ok() || header->length > kMaxResponseMetadata)) {
-    status =
-        MakeError(ErrorCode::TRANSFER_FAIL, fmt::format("{} sent a malformed response", endpoint));
-  }
-  if (status.ok()) {
-    body.resize(header->length);
-    status = RecvAll(*fd, body.data(), body.size());
-  }
-  close(*fd);
-  if (!status.ok()) return status;
-  if (header->status != 0) {
-    const auto code = IsKnownErrorCode(header->status) ? static_cast<ErrorCode>(header->status)
-                                                       : ErrorCode::TRANSFER_FAIL;
-    return MakeError(code, fmt::format("{}: {}", endpoint, body));
-  }
-  return body;
+  auto opened = [&]() -> absl::StatusOr<DataConnection> {
+    absl::StatusOr<std::string> hello =
+        CallOn(*fd, endpoint, Opcode::kHello, expected_incarnation, {});
+    if (!hello.ok()) return hello.status();
+    if (hello->size() != kHelloReplySize) {
+      return MakeError(ErrorCode::TRANSFER_FAIL,
+                       fmt::format("{} answered HELLO with {} bytes", endpoint, hello->size()));
+    }
+    absl::StatusOr<HelloReply> reply =
+        DecodeHelloReply(reinterpret_cast<const uint8_t*>(hello->data()));
+    if (!reply.ok()) {
+      return MakeError(ErrorCode::TRANSFER_FAIL,
+                       fmt::format("{}: {}", endpoint, reply.status().message()));
+    }
+    if (reply->auth_required) {
+      if (!options.auth.enabled()) {
+        return MakeError(ErrorCode::ILLEGAL_CLIENT,
+                         fmt::format("{} requires an auth token and this process has none "
+                                     "(--auth-token-file, auth_token_file or MOONCAKE_AUTH_TOKEN)",
+                                     endpoint));
+      }
+      const AuthProof proof = options.auth.Prove("data", reply->nonce);
+      absl::StatusOr<std::string> auth =
+          CallOn(*fd, endpoint, Opcode::kAuth, 0,
+                 std::string_view(reinterpret_cast<const char*>(proof.data()), proof.size()));
+      if (!auth.ok()) return auth.status();
+    }
+    return DataConnection{*fd, reply->incarnation};
+  };
+  absl::StatusOr<DataConnection> connection = opened();
+  if (!connection.ok()) close(*fd);
+  return connection;
+}
+
+absl::StatusOr<std::string> CallPeer(const std::string& endpoint, uint8_t opcode,
+                                     std::string_view payload, const TcpTransportOptions& options,
+                                     uint64_t expected_incarnation) {
+  absl::StatusOr<DataConnection> connection =
+      OpenDataConnection(endpoint, expected_incarnation, options);
+  if (!connection.ok()) return connection.status();
+  absl::StatusOr<std::string> answer =
+      CallOn(connection->fd, endpoint, static_cast<Opcode>(opcode), 0, payload);
+  close(connection->fd);
+  return answer;
 }
 
 TcpTransport::TcpTransport(TcpTransportOptions options,
@@ -242,15 +302,15 @@ TcpTransport::Peer& TcpTransport::PeerFor(const std::string& endpoint) {
   return *peer;
 }
 
-void TcpTransport::Submit(const std::string& endpoint, TransferOp op, uint64_t local,
-                          uint64_t remote, uint64_t length,
+void TcpTransport::Submit(const std::string& endpoint, uint64_t incarnation, TransferOp op,
+                          uint64_t local, uint64_t remote, uint64_t length,
                           const std::shared_ptr<TransferBatch>& batch, size_t index,
                           bool may_run_inline) {
   const uint64_t slice_size = std::max<uint64_t>(options_.slice_size, 4096);
   std::vector<Slice> slices;
   for (uint64_t offset = 0; offset < length; offset += slice_size) {
     const uint64_t n = std::min(slice_size, length - offset);
-    slices.push_back(Slice{op, local + offset, remote + offset, n, batch, index});
+    slices.push_back(Slice{op, local + offset, remote + offset, n, batch, index, incarnation});
   }
   batch->AddSlices(index, slices.size());
   Peer& peer = PeerFor(endpoint);

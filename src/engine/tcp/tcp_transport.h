@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/auth.h"
 #include "engine/transfer.h"
 
 namespace mooncake::engine::tcp {
@@ -34,6 +35,7 @@ struct TcpTransportOptions {
   // How long a lone small request (<= 64 KiB, run in the caller's thread) polls for its answer
   // before sleeping: saves a thread wakeup on the latency path. 0 never spins.
   absl::Duration spin = absl::Microseconds(100);
+  AuthToken auth;  // answers a server's AUTH challenge
 };
 
 struct Slice {
@@ -42,14 +44,28 @@ struct Slice {
   uint64_t remote;
   uint64_t length;
   std::shared_ptr<TransferBatch> batch;
-  size_t index;  // of the request within the batch
+  size_t index;              // of the request within the batch
+  uint64_t incarnation = 0;  // the peer's, as the request's view of it says (0: any)
 };
+
+// A connection to a data server that has passed HELLO (and AUTH when the server asks for it).
+struct DataConnection {
+  int fd = -1;
+  uint64_t incarnation = 0;  // the server's
+};
+// Connects to the data server at `endpoint` and opens the session. TRANSFER_FAIL when it cannot be
+// reached; INVALID_VERSION when it is not `expected_incarnation` (0: any); ILLEGAL_CLIENT when it
+// requires a token this side does not have, or refuses ours.
+absl::StatusOr<DataConnection> OpenDataConnection(const std::string& endpoint,
+                                                  uint64_t expected_incarnation,
+                                                  const TcpTransportOptions& options);
 
 // One request of `opcode` (DESCRIBE or HANDSHAKE, with `payload`) to the data server at `endpoint`
 // on a connection of its own; returns the response's payload. TRANSFER_FAIL when the peer cannot be
 // reached or does not answer in time; the peer's own code when it refuses.
 absl::StatusOr<std::string> CallPeer(const std::string& endpoint, uint8_t opcode,
-                                     std::string_view payload, const TcpTransportOptions& options);
+                                     std::string_view payload, const TcpTransportOptions& options,
+                                     uint64_t expected_incarnation = 0);
 
 class TcpTransport {
  public:
@@ -64,10 +80,11 @@ class TcpTransport {
   // Splits the request into slices, registers them with the batch, and queues them for `endpoint`
   // ("host:port" of the peer's data server). With `may_run_inline`, a request that is one slice
   // runs in the calling thread before Submit returns (the latency path for lone small requests).
+  // Only a server of `incarnation` (0: any) is used: one that restarted fails the request.
   // REQUIRES: the local range is registered memory.
-  void Submit(const std::string& endpoint, TransferOp op, uint64_t local, uint64_t remote,
-              uint64_t length, const std::shared_ptr<TransferBatch>& batch, size_t index,
-              bool may_run_inline = false);
+  void Submit(const std::string& endpoint, uint64_t incarnation, TransferOp op, uint64_t local,
+              uint64_t remote, uint64_t length, const std::shared_ptr<TransferBatch>& batch,
+              size_t index, bool may_run_inline = false);
 
   const TcpTransportOptions& options() const { return options_; }
 
