@@ -26,7 +26,9 @@ bool IsValidMetricName(std::string_view name) {
   std::abort();
 }
 
-void AppendEscaped(std::string& out, std::string_view value) {
+}  // namespace
+
+void AppendEscapedLabelValue(std::string& out, std::string_view value) {
   for (char c : value) {
     switch (c) {
       case '\\':
@@ -44,6 +46,8 @@ void AppendEscaped(std::string& out, std::string_view value) {
   }
 }
 
+namespace {
+
 // `{a="x",b="y"}` (with `extra` appended as a last label), or "" when there are no labels at all.
 std::string RenderLabels(const MetricLabels& labels,
                          const std::pair<std::string_view, std::string_view>* extra = nullptr) {
@@ -55,7 +59,7 @@ std::string RenderLabels(const MetricLabels& labels,
     first = false;
     out.append(key);
     out += "=\"";
-    AppendEscaped(out, value);
+    AppendEscapedLabelValue(out, value);
     out += '"';
   };
   for (const auto& [key, value] : labels) append(key, value);

@@ -119,4 +119,8 @@ class MetricsRegistry {
   std::map<std::string, Family, std::less<>> families_ ABSL_GUARDED_BY(mu_);
 };
 
+// Appends `value` escaped for a label value of the Prometheus text format (backslash, double
+// quote and newline), so that no value can end its label or its line.
+void AppendEscapedLabelValue(std::string& out, std::string_view value);
+
 }  // namespace mooncake

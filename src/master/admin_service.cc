@@ -36,16 +36,17 @@ std::string SegmentGauges(const std::vector<SegmentInfo>& segments) {
   std::string out =
       "# HELP mooncake_master_segment_capacity_bytes Size of a mounted segment\n"
       "# TYPE mooncake_master_segment_capacity_bytes gauge\n";
-  for (const SegmentInfo& s : segments) {
-    out += fmt::format("mooncake_master_segment_capacity_bytes{{segment=\"{}\"}} {}\n", s.name,
-                       s.size);
-  }
+  auto series = [&out](std::string_view metric, const SegmentInfo& s, uint64_t value) {
+    out += metric;
+    out += "{segment=\"";
+    AppendEscapedLabelValue(out, s.name);
+    out += fmt::format("\"}} {}\n", value);
+  };
+  for (const SegmentInfo& s : segments) series("mooncake_master_segment_capacity_bytes", s, s.size);
   out +=
       "# HELP mooncake_master_segment_used_bytes Bytes allocated in a mounted segment\n"
       "# TYPE mooncake_master_segment_used_bytes gauge\n";
-  for (const SegmentInfo& s : segments) {
-    out += fmt::format("mooncake_master_segment_used_bytes{{segment=\"{}\"}} {}\n", s.name, s.used);
-  }
+  for (const SegmentInfo& s : segments) series("mooncake_master_segment_used_bytes", s, s.used);
   return out;
 }
 

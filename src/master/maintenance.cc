@@ -61,9 +61,14 @@ void MasterService::RunMaintenance() {
     }
   }
 
-  // Puts started and never ended nor revoked: reclaim their space.
+  // Puts started and never ended nor revoked: reclaim their space. The same walk notes which
+  // client ids the records still hold; the others are released.
   const int64_t release_before = now - absl::ToInt64Microseconds(config_.put_start_release_timeout);
   uint64_t reclaimed = 0;
+  std::vector<bool> owners(MarkClientIndexes(), false);
+  auto hold = [&owners](uint32_t owner) {
+    if (owner < owners.size()) owners[owner] = true;
+  };
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
     for (auto it = shard.objects.begin(); it != shard.objects.end();) {
@@ -71,6 +76,8 @@ void MasterService::RunMaintenance() {
       if (it->second.state == State::kProcessing && it->second.put_start_us <= release_before) {
         EraseLocked(shard, it);
         ++reclaimed;
+      } else {
+        hold(it->second.owner);
       }
       it = next;
     }
@@ -80,10 +87,13 @@ void MasterService::RunMaintenance() {
         segments_.Free(it->second.replicas.data(), it->second.replicas.size());
         shard.upserts.erase(it);
         ++reclaimed;
+      } else {
+        hold(it->second.owner);
       }
       it = next;
     }
   }
+  ReleaseClientIndexes(owners);
   FreeRetired(now);
   if (reclaimed > 0) spdlog::info("reclaimed {} puts that were never ended", reclaimed);
 

@@ -383,10 +383,44 @@ std::vector<absl::Status> MasterService::PutRevoke(std::string_view client_id,
 
 uint32_t MasterService::ClientIndex(std::string_view client_id) {
   absl::MutexLock lock(&client_names_mu_);
-  auto [it, inserted] = client_indexes_.try_emplace(std::string(client_id),
-                                                    static_cast<uint32_t>(client_names_.size()));
-  if (inserted) client_names_.emplace_back(client_id);
-  return it->second;
+  auto it = client_indexes_.find(AsAbsl(client_id));
+  uint32_t index = 0;
+  if (it != client_indexes_.end()) {
+    index = it->second;
+  } else if (!free_client_indexes_.empty()) {
+    index = free_client_indexes_.back();
+    free_client_indexes_.pop_back();
+    client_names_[index] = std::string(client_id);
+    client_indexes_.emplace(std::string(client_id), index);
+  } else {
+    index = static_cast<uint32_t>(client_names_.size());
+    client_names_.emplace_back(client_id);
+    client_indexes_.emplace(std::string(client_id), index);
+  }
+  if (index < client_index_touched_.size()) client_index_touched_[index] = true;
+  return index;
+}
+
+size_t MasterService::MarkClientIndexes() {
+  absl::MutexLock lock(&client_names_mu_);
+  client_index_touched_.assign(client_names_.size(), false);
+  return client_names_.size();
+}
+
+void MasterService::ReleaseClientIndexes(const std::vector<bool>& in_use) {
+  absl::MutexLock lock(&client_names_mu_);
+  for (uint32_t i = 0; i < in_use.size() && i < client_names_.size(); ++i) {
+    if (in_use[i] || client_index_touched_[i] || client_names_[i].empty()) continue;
+    client_indexes_.erase(client_names_[i]);
+    std::string().swap(client_names_[i]);
+    free_client_indexes_.push_back(i);
+  }
+  client_index_touched_.clear();
+}
+
+size_t MasterService::interned_clients() const {
+  absl::MutexLock lock(&client_names_mu_);
+  return client_indexes_.size();
 }
 
 std::optional<uint32_t> MasterService::FindClientIndex(std::string_view client_id) const {

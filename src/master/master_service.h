@@ -165,6 +165,8 @@ class MasterService {
   void StopMaintenance();
 
   uint64_t epoch() const { return epoch_; }
+  // How many client ids the object records hold (for tests and /metrics).
+  size_t interned_clients() const;
   const MasterConfig& config() const { return config_; }
 
  private:
@@ -235,12 +237,19 @@ class MasterService {
   absl::StatusOr<std::vector<Replica>> TryPlace(Shard& shard, const PutItem& item,
                                                 const ReplicateConfig& config,
                                                 std::string_view client_id);
-  // A small number standing for `client_id` in object records (ids are interned, never reused).
-  // Only clients that own an object are interned, so requests cannot grow the table at will.
+  // A small number standing for `client_id` in object records. Only clients that own an object
+  // (or an upsert) are interned, and each maintenance pass releases the ids no record holds, so
+  // the table holds no more names than there are owners.
   uint32_t ClientIndex(std::string_view client_id);
   // ClientIndex of a client already interned, or nullopt.
   std::optional<uint32_t> FindClientIndex(std::string_view client_id) const;
   std::string ClientName(uint32_t index) const;
+  // Starts a pass of releasing client ids: returns how many are interned now; ids interned or
+  // looked up from here on are kept this pass.
+  size_t MarkClientIndexes();
+  // Releases the ids below in_use.size() that no record holds (in_use[i] false) and that were not
+  // used since MarkClientIndexes().
+  void ReleaseClientIndexes(const std::vector<bool>& in_use);
   // PutEnd and PutRevoke: for each key whose put `client_id` started and has not ended, runs
   // `finish` under the shard's lock. OBJECT_NOT_FOUND when no put is in progress (except, with
   // `complete_is_done`, for a complete object), ILLEGAL_CLIENT when another client started it.
@@ -276,7 +285,10 @@ class MasterService {
 
   mutable absl::Mutex client_names_mu_;
   absl::flat_hash_map<std::string, uint32_t> client_indexes_ ABSL_GUARDED_BY(client_names_mu_);
-  std::vector<std::string> client_names_ ABSL_GUARDED_BY(client_names_mu_);
+  std::vector<std::string> client_names_ ABSL_GUARDED_BY(client_names_mu_);  // "" = free
+  std::vector<uint32_t> free_client_indexes_ ABSL_GUARDED_BY(client_names_mu_);
+  // Indexes used since the last MarkClientIndexes(): not released by that pass.
+  std::vector<bool> client_index_touched_ ABSL_GUARDED_BY(client_names_mu_);
 
   std::unique_ptr<absl::Notification> stop_maintenance_;
   std::thread maintenance_;

@@ -31,6 +31,14 @@ absl::StatusOr<Mounted> SegmentManager::Mount(std::string_view name, uint64_t ba
   if (name.empty() || name.size() > 1024) {
     return MakeError(ErrorCode::INVALID_PARAMS, "segment name must be 1 to 1024 bytes");
   }
+  // A name is a data endpoint ("host:port"); it also appears in logs, metrics and admin pages.
+  for (char c : name) {
+    if (c <= ' ' || c > '~' || c == '"' || c == '\\') {
+      return MakeError(ErrorCode::INVALID_PARAMS,
+                       "segment name must be printable ASCII without spaces, quotes or "
+                       "backslashes");
+    }
+  }
   if (size < alignment_) {
     return MakeError(ErrorCode::INVALID_PARAMS,
                      fmt::format("segment '{}' has size {}; it must be at least {} bytes", name,

@@ -238,6 +238,26 @@ TEST_F(MasterBinaryTest, RandomRequestStormLeaksNoSpace) {
   EXPECT_EQ(Admin("/get_all_keys"), "");
 }
 
+// Finding: a segment name with a quote and a newline injected lines into /metrics. Such names are
+// refused, and nothing of them reaches the metrics page.
+TEST_F(MasterBinaryTest, SegmentNamesCannotInjectMetricLines) {
+  const std::string evil = "x\"} 1\ninjected_metric{a=\"b";
+  EXPECT_EQ(CodeOf("MountSegment", {{"client_id", kClient},
+                                    {"segment", {{"name", evil}, {"base", 0}, {"size", 4096}}}}),
+            -600);
+  Mount("127.0.0.1:6", 8 << 20);
+  const std::string metrics = Admin("/metrics");
+  EXPECT_EQ(metrics.find("injected_metric"), std::string::npos) << metrics;
+  for (size_t start = 0, end; (end = metrics.find('\n', start)) != std::string::npos;
+       start = end + 1) {
+    const std::string line = metrics.substr(start, end - start);
+    // Every line is a comment or "name[{labels}] value".
+    EXPECT_TRUE(line.empty() || line[0] == '#' ||
+                std::regex_match(line, std::regex(R"([a-z_]+(\{.*\})? -?[0-9.e+]+)")))
+        << line;
+  }
+}
+
 TEST_F(MasterBinaryTest, AdminEndpoints) {
   Mount("127.0.0.1:5", 8 << 20);
   ASSERT_EQ(CodeOf("PutStart", {{"client_id", kClient}, {"key", "b"}, {"size", 10}}), 0);

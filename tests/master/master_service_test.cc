@@ -261,6 +261,14 @@ TEST_F(MasterServiceTest, BadSegments) {
   EXPECT_EQ(ErrorCodeOf(service_.MountSegment(kClient, "o:1", UINT64_MAX - 10, kMiB)),
             ErrorCode::INVALID_PARAMS);
   EXPECT_EQ(ErrorCodeOf(service_.MountSegment("", "c:1", 0, kMiB)), ErrorCode::INVALID_PARAMS);
+  // Names that could break a metrics line, a log line or an admin page.
+  for (const std::string& name :
+       std::vector<std::string>{"a\"b:1", "a\nb:1", "a b:1", "a\\b:1", std::string("a\0b", 3),
+                                std::string("\xc3\xa9:1"), std::string("x\x7f:1")}) {
+    EXPECT_EQ(ErrorCodeOf(service_.MountSegment(kClient, name, 0, kMiB)), ErrorCode::INVALID_PARAMS)
+        << name;
+  }
+  EXPECT_TRUE(service_.MountSegment(kClient, "[fe80::1]:12345", 0, kMiB).ok());
 }
 
 TEST_F(MasterServiceTest, SilentClientsLoseTheirSegments) {
@@ -322,6 +330,37 @@ TEST_F(MasterServiceTest, HeartbeatAsksForARemountOfALostSegment) {
   EXPECT_FALSE(service_.Heartbeat("owner").remount);  // names nothing: nothing to remount
   Mount("a:1", 16 * kMiB, "owner");
   EXPECT_FALSE(service_.Heartbeat("owner", mine).remount);
+}
+
+// Finding: every client id that ever started a put stayed in the master. Ids are released once no
+// object record holds them; a client with a put in flight keeps its id (and only it may end it).
+TEST_F(MasterServiceTest, ClientIdsAreForgottenWhenNoRecordHoldsThem) {
+  Mount("seg:1", 64 * kMiB);
+  for (int i = 0; i < 20000; ++i) {
+    const std::string client = "client-" + std::to_string(i);
+    const std::string key = "k" + std::to_string(i % 100);
+    PutItem item{key, 64};
+    ASSERT_TRUE(service_.PutStart(client, {&item, 1}, {})[0].ok());
+    ASSERT_TRUE(service_.PutEnd(client, {&key, 1})[0].ok());
+    ASSERT_TRUE(service_.Remove({&key, 1}, /*force=*/true)[0].ok());
+  }
+  EXPECT_EQ(service_.interned_clients(), 20000u);
+  PutItem pending{"pending", 64};
+  ASSERT_TRUE(service_.PutStart("keeper", {&pending, 1}, {})[0].ok());
+  service_.RunMaintenance();
+  EXPECT_EQ(service_.interned_clients(), 1u);  // only "keeper", whose put is in flight
+  const std::string key = "pending";
+  EXPECT_EQ(ErrorCodeOf(service_.PutEnd("client-7", {&key, 1})[0]), ErrorCode::ILLEGAL_CLIENT);
+  EXPECT_TRUE(service_.PutEnd("keeper", {&key, 1})[0].ok());
+  // Released ids are reused: new owners do not grow the table past what they hold.
+  for (int i = 0; i < 100; ++i) {
+    PutItem item{"again" + std::to_string(i), 64};
+    ASSERT_TRUE(service_.PutStart("new-" + std::to_string(i), {&item, 1}, {})[0].ok());
+  }
+  EXPECT_EQ(service_.interned_clients(), 101u);
+  auto described = service_.Describe("again5");
+  ASSERT_TRUE(described.ok());
+  EXPECT_EQ((*described)["client_id"], "new-5");
 }
 
 TEST_F(MasterServiceTest, PutStartEvictsOldestWhenFull) {
