@@ -116,10 +116,27 @@ absl::Status TransferEngine::Start() {
   // Segments are named by their data endpoint, so a failing endpoint names its segment.
   tcp_ = std::make_unique<tcp::TcpTransport>(
       TcpOptions(), [this](const std::string& endpoint) { RefreshSegment(endpoint); });
-  return Publish();
+  if (absl::Status published = Publish(); !published.ok()) return published;
+  if (metadata_) publisher_ = std::thread([this] { KeepPublished(); });
+  return absl::OkStatus();
+}
+
+void TransferEngine::KeepPublished() {
+  const std::string target = metadata_path_ + "?key=" + http::EncodeQueryValue(SegmentKey(name_));
+  while (!stop_publishing_.WaitForNotificationWithTimeout(config_.republish_interval)) {
+    absl::StatusOr<http::HttpResult> held = metadata_->Get(target);
+    if (!held.ok()) continue;  // unreachable: try again later
+    if (held->status == 200 && held->body == Describe()) continue;
+    if (absl::Status s = Publish(); s.ok()) {
+      spdlog::info("segment {}: the metadata service {} its descriptor; published it again", name_,
+                   held->status == 404 ? "had lost" : "held another");
+    }
+  }
 }
 
 TransferEngine::~TransferEngine() {
+  stop_publishing_.Notify();
+  if (publisher_.joinable()) publisher_.join();
   if (metadata_ && !name_.empty()) {
     (void)metadata_->Send("DELETE",
                           metadata_path_ + "?key=" + http::EncodeQueryValue(SegmentKey(name_)));
@@ -165,6 +182,7 @@ absl::Status TransferEngine::FreeSharedMemory(void* addr) {
 
 absl::Status TransferEngine::Publish() {
   if (!metadata_) return absl::OkStatus();
+  absl::MutexLock lock(&publish_mu_);
   absl::StatusOr<http::HttpResult> put =
       metadata_->Send("PUT", metadata_path_ + "?key=" + http::EncodeQueryValue(SegmentKey(name_)),
                       Describe(), "application/json");

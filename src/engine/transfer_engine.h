@@ -22,6 +22,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/auth.h"
 #include "engine/buffer_registry.h"
 #include "engine/rdma/rdma_transport.h"
@@ -52,6 +53,9 @@ struct EngineConfig {
   bool enable_shm = true;
   int first_port = 12300;
   int last_port = 14300;
+  // How often the engine checks that the metadata service still holds its descriptor, and
+  // publishes it again when not (the service restarted, or someone overwrote it).
+  absl::Duration republish_interval = absl::Seconds(5);
   tcp::TcpTransportOptions tcp;
   // Bounds of the data server (connections, idle time, workers); its incarnation and token are
   // the engine's.
@@ -123,6 +127,9 @@ class TransferEngine {
   explicit TransferEngine(EngineConfig config);
   absl::Status Start();
   absl::Status Publish();
+  // Every config_.republish_interval until stopped: publishes the descriptor again when the
+  // metadata service lost it or holds another.
+  void KeepPublished();
   std::string Describe() const;
   tcp::TcpTransportOptions TcpOptions() const;  // config_.tcp with the auth token
   absl::StatusOr<SegmentDescriptor> Fetch(const std::string& name);
@@ -144,6 +151,9 @@ class TransferEngine {
   std::unique_ptr<rdma::RdmaTransport> rdma_;
   std::unique_ptr<http::HttpClient> metadata_;
   std::string metadata_path_;
+  absl::Mutex publish_mu_;  // one Publish() at a time, so the newest descriptor is stored last
+  absl::Notification stop_publishing_;
+  std::thread publisher_;
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, SegmentId> ids_ ABSL_GUARDED_BY(mu_);

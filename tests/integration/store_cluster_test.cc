@@ -162,6 +162,48 @@ TEST_F(StoreClusterTest, StoppingTheMetadataServiceStopsOnlyNewPeers) {
   EXPECT_NE(late.status().message().find("metadata"), std::string_view::npos) << late.status();
 }
 
+// Finding: stores published their descriptor only at start, so after the metadata service
+// restarted a new client's setup succeeded and then all its reads and puts failed. Owners now
+// publish again when the service has lost their descriptor.
+TEST_F(StoreClusterTest, ANewClientWorksAfterTheMetadataServiceRestarts) {
+  auto client = MakeClient(/*shm=*/false);
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(WaitForSegments(*client, 2));
+  ASSERT_TRUE(client->Put("before_restart", std::string(300000, 'b')).ok());
+  const std::string port = metadata_url_.substr(
+      metadata_url_.rfind(':') + 1, metadata_url_.rfind('/') - metadata_url_.rfind(':') - 1);
+  metadata_->Signal(SIGKILL);
+  ASSERT_TRUE(metadata_->Wait(absl::Seconds(10)).has_value());
+  metadata_ = std::make_unique<Subprocess>(WithToken(std::vector<std::string>{
+      MOONCAKE_BINARY, "metadata", "--host", "127.0.0.1", "--port", port}));
+  ASSERT_TRUE(metadata_->WaitForLine("listening", absl::Seconds(20)).has_value());
+  // A client that starts now knows no descriptor; the stores publish theirs again within their
+  // check interval (5 s).
+  auto late = MakeClient(/*shm=*/false);
+  ASSERT_TRUE(late);
+  absl::StatusOr<std::string> got = MakeError(ErrorCode::OBJECT_NOT_FOUND, "not tried");
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline) {
+    got = late->Get("before_restart");
+    if (got.ok()) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, std::string(300000, 'b'));
+  std::vector<std::string> keys;
+  std::vector<std::string_view> values;
+  const std::string value(100000, 'n');
+  for (int i = 0; i < 16; ++i) {
+    keys.push_back("after_restart_" + std::to_string(i));
+    values.push_back(value);
+  }
+  for (const absl::Status& s : late->BatchPut(keys, values)) EXPECT_TRUE(s.ok()) << s;
+  for (const auto& g : late->BatchGet(keys)) {
+    ASSERT_TRUE(g.ok()) << g.status();
+    EXPECT_EQ(*g, value);
+  }
+}
+
 TEST_F(StoreClusterTest, EightThreadsOfMixedBatchesForThirtySeconds) {
   auto client = MakeClient(/*shm=*/false, 64 * kMiB);
   ASSERT_TRUE(client);
