@@ -1,4 +1,6 @@
 // The `mooncake` executable: one binary, one subcommand per service.
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -26,7 +28,18 @@ const char* SubcommandForProgramName(const std::string& program) {
   return nullptr;
 }
 
+// Services hold a descriptor per connection: take as many as the hard limit allows (the soft
+// default, 1024, is far below what thousands of clients need).
+void RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 int Main(int argc, char** argv) {
+  RaiseDescriptorLimit();
   std::vector<char*> args(argv, argv + argc);
   std::string alias_storage;
   if (const char* alias = SubcommandForProgramName(argv[0])) {

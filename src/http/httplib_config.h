@@ -11,5 +11,8 @@
 #define CPPHTTPLIB_REQUEST_URI_MAX_LENGTH 8192
 // Longest single header line (400 beyond). The total of all lines is bounded in server.cc.
 #define CPPHTTPLIB_HEADER_MAX_LENGTH 8192
+// Connections waiting to be accepted: thousands of clients may connect at once (the kernel caps it
+// at net.core.somaxconn). cpp-httplib's default of 5 made connects stall for a second.
+#define CPPHTTPLIB_LISTEN_BACKLOG 4096
 
 #include "httplib.h"  // IWYU pragma: export

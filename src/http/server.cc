@@ -14,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/logging.h"
 #include "common/strings.h"
+#include "http/connection_park.h"
 #include "http/httplib_config.h"
 #include "http/json_body.h"
 #include "http/worker_pool.h"
@@ -24,6 +25,11 @@ namespace {
 constexpr std::string_view kMethods[] = {"GET", "PUT", "POST", "DELETE", "PATCH"};
 constexpr char kIncompleteMessage[] =
     "request incomplete: the client stopped sending before the read timeout";
+// A body up to this size must have arrived whole before a worker takes the request; larger ones
+// (and chunked ones) are read by the worker.
+constexpr size_t kMaxParkedBody = 64u << 10;
+// After a response, how long a worker waits for the connection's next request before parking it.
+constexpr int kLingerMs = 20;
 
 // What happened to the request this thread is reading, for the error handler (which cpp-httplib
 // calls on the same thread) and the keep-alive loop.
@@ -83,6 +89,7 @@ class PoolTaskQueue : public httplib::TaskQueue {
   PoolTaskQueue(size_t min_threads, size_t max_threads)
       : pool_(min_threads, max_threads, absl::Seconds(30)) {}
   void enqueue(std::function<void()> fn) override { pool_.Enqueue(std::move(fn)); }
+  bool TryEnqueue(std::function<void()> fn) { return pool_.Enqueue(std::move(fn)); }
   void shutdown() override { pool_.Shutdown(); }
 
  private:
@@ -133,11 +140,30 @@ HttpResponse HttpResponse::FromStatus(const absl::Status& status) {
 
 class HttpServer::Impl : public httplib::Server {
  public:
-  explicit Impl(const HttpServerOptions& options) : options_(options) {
+  explicit Impl(const HttpServerOptions& options)
+      : options_(options),
+        park_(
+            options.max_header_bytes, kMaxParkedBody, options.read_timeout,
+            options.keep_alive_timeout,
+            [this](int fd, uint64_t left) {
+              PoolTaskQueue* pool = pool_.load();
+              if (pool == nullptr || !pool->TryEnqueue([this, fd, left] { Serve(fd, left); })) {
+                CloseTracked(fd);
+              }
+            },
+            [this](int fd, uint64_t, bool partial) {
+              if (partial) {
+                httplib::detail::SocketStream strm(fd, 0, 0, 0, 0);
+                WriteCannedError(strm, 408, ErrorCode::RPC_TIMEOUT, kIncompleteMessage);
+              }
+              CloseTracked(fd);
+            }) {
     const size_t min_workers = options.min_workers;
     const size_t max_workers = std::max<size_t>(options.max_workers, 1);
-    new_task_queue = [min_workers, max_workers] {
-      return new PoolTaskQueue(min_workers, max_workers);
+    new_task_queue = [this, min_workers, max_workers] {
+      auto* pool = new PoolTaskQueue(min_workers, max_workers);
+      pool_.store(pool);
+      return pool;
     };
     set_payload_max_length(options.max_body_bytes);
     // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server bind the same port
@@ -221,49 +247,80 @@ class HttpServer::Impl : public httplib::Server {
       stopping_.store(true);
       for (socket_t sock : open_sockets_) ::shutdown(sock, SHUT_RD);
     }
+    park_.Stop();  // closes what is parked; from now on workers close instead of parking
     stop();
+    pool_.store(nullptr);
   }
 
+  bool StartPark() { return park_.Start(); }
+
  private:
-  // Serves one connection: its keep-alive loop, each request read through a BoundedStream. This
-  // replaces cpp-httplib's own loop, which polls idle connections every 10 ms and cannot be woken
-  // at shutdown; ours sleeps in one poll(2) until data arrives, the idle timeout passes, or
-  // StopServing() shuts the socket's read side.
+  // A new connection, from cpp-httplib's accept loop (on a pool thread).
   bool process_and_close_socket(socket_t sock) override {
-    bool ok = false;
-    if (Track(sock)) {
-      const size_t budget = options_.max_header_bytes + options_.max_body_bytes;
-      const int idle_ms = static_cast<int>(
-          std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.keep_alive_timeout)));
-      for (size_t left = keep_alive_max_requests_; left > 0 && !stopping_.load(); --left) {
-        pollfd pfd{sock, POLLIN, 0};
-        int ready = ::poll(&pfd, 1, idle_ms);
-        if (ready <= 0 || stopping_.load()) break;
-        httplib::detail::SocketStream strm(
-            sock, Seconds(options_.read_timeout), Micros(options_.read_timeout),
-            Seconds(options_.write_timeout), Micros(options_.write_timeout));
-        request_state = RequestState{};
-        BoundedStream bounded(strm, budget);
-        bool connection_closed = false;
-        ok = process_request(bounded, /*close_connection=*/left == 1, connection_closed, nullptr);
-        if (request_state.bytes_written == 0) {
-          // cpp-httplib gives up silently inside the request line; answer what went wrong.
-          if (request_state.budget_exhausted) {
-            WriteCannedError(strm, 413, ErrorCode::BUFFER_OVERFLOW, LimitMessage());
-          } else if (request_state.read_failed && request_state.bytes_read > 0) {
-            WriteCannedError(strm, 408, ErrorCode::RPC_TIMEOUT, kIncompleteMessage);
-          }
+    if (!Track(sock)) {
+      httplib::detail::shutdown_socket(sock);
+      httplib::detail::close_socket(sock);
+      return false;
+    }
+    Serve(sock, keep_alive_max_requests_);
+    return true;
+  }
+
+  // Serves the requests of one connection, `left` more at most, while each arrives whole; then
+  // parks it (the worker is free again) or closes it. Each request is read through a
+  // BoundedStream. This replaces cpp-httplib's keep-alive loop, which holds a thread per
+  // connection, polls idle ones every 10 ms and cannot be woken at shutdown.
+  void Serve(socket_t sock, size_t left) {
+    bool lingered = false;
+    absl::Time partial_since = absl::InfinitePast();
+    while (left > 0 && !stopping_.load()) {
+      const Pending pending = PeekRequest(sock, options_.max_header_bytes, kMaxParkedBody);
+      if (pending == Pending::kClosed) break;
+      if (pending != Pending::kComplete) {
+        if (pending == Pending::kPartial && partial_since == absl::InfinitePast()) {
+          partial_since = absl::Now();
         }
-        if (!ok || connection_closed || request_state.must_close ||
-            request_state.budget_exhausted) {
-          break;
+        if (!lingered) {
+          // The next request of a busy client is usually on its way: wait a moment for it here
+          // rather than hand the connection to the park and back.
+          lingered = true;
+          pollfd pfd{sock, POLLIN, 0};
+          ::poll(&pfd, 1, kLingerMs);
+          continue;
+        }
+        if (park_.Park(sock, left, partial_since)) return;  // the park has it now
+        break;                                              // stopping
+      }
+      httplib::detail::SocketStream strm(
+          sock, Seconds(options_.read_timeout), Micros(options_.read_timeout),
+          Seconds(options_.write_timeout), Micros(options_.write_timeout));
+      request_state = RequestState{};
+      BoundedStream bounded(strm, options_.max_header_bytes + options_.max_body_bytes);
+      bool connection_closed = false;
+      const bool ok =
+          process_request(bounded, /*close_connection=*/left == 1, connection_closed, nullptr);
+      if (request_state.bytes_written == 0) {
+        // cpp-httplib gives up silently inside the request line; answer what went wrong.
+        if (request_state.budget_exhausted) {
+          WriteCannedError(strm, 413, ErrorCode::BUFFER_OVERFLOW, LimitMessage());
+        } else if (request_state.read_failed && request_state.bytes_read > 0) {
+          WriteCannedError(strm, 408, ErrorCode::RPC_TIMEOUT, kIncompleteMessage);
         }
       }
-      Untrack(sock);
+      if (!ok || connection_closed || request_state.must_close || request_state.budget_exhausted) {
+        break;
+      }
+      --left;
+      lingered = false;
+      partial_since = absl::InfinitePast();
     }
+    CloseTracked(sock);
+  }
+
+  void CloseTracked(socket_t sock) {
+    Untrack(sock);
     httplib::detail::shutdown_socket(sock);
     httplib::detail::close_socket(sock);
-    return ok;
   }
 
   static void WriteCannedError(httplib::Stream& strm, int status, ErrorCode code,
@@ -404,6 +461,8 @@ class HttpServer::Impl : public httplib::Server {
   }
 
   const HttpServerOptions& options_;
+  std::atomic<PoolTaskQueue*> pool_{nullptr};  // cpp-httplib's task queue while it listens
+  ConnectionPark park_;
   std::map<std::string, std::map<std::string, HttpServer::Handler>, std::less<>> routes_;
   size_t keep_alive_max_requests_ = 1;
   std::atomic<bool> stopping_{false};
@@ -450,6 +509,9 @@ absl::Status HttpServer::Start() {
                                  options_.name, options_.host, options_.port));
   }
   port_ = port;
+  if (!impl_->StartPark()) {
+    return MakeError(ErrorCode::INTERNAL_ERROR, fmt::format("{}: cannot start", options_.name));
+  }
   listener_ = std::thread([this] { impl_->listen_after_bind(); });
   // The socket already listens (connections queue in the kernel); wait until the accept loop runs
   // so that an immediate Stop() reaches it.

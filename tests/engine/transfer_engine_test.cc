@@ -236,11 +236,12 @@ TEST_F(TransferEngineTest, DataServerRejectsHostileFrames) {
   const uint64_t start = Remote(0);
   const uint64_t end = start + remote_.size();
   std::memset(remote_.data(), 0xab, remote_.size());
-  auto send_frame = [&](const std::string& bytes) {
+  // What the server answers before it closes (or, for a connection it keeps, within `wait`).
+  auto send_frame = [&](const std::string& bytes, absl::Duration wait = absl::Seconds(5)) {
     test::RawSocket raw(port);
     EXPECT_TRUE(raw.connected());
     raw.Send(bytes);
-    return raw.ReadUntilClose(absl::Seconds(5));
+    return raw.ReadUntilClose(wait);
   };
   auto frame = [](tcp::RequestHeader h) {
     auto bytes = tcp::EncodeRequest(h);
@@ -254,8 +255,9 @@ TEST_F(TransferEngineTest, DataServerRejectsHostileFrames) {
     auto header = tcp::DecodeResponse(reinterpret_cast<const uint8_t*>(reply.data()));
     return header.ok() ? header->status : 2;
   };
-  auto after_hello = [&](const std::string& bytes) -> int32_t {
-    const std::string reply = send_frame(hello + bytes);
+  auto after_hello = [&](const std::string& bytes,
+                         absl::Duration wait = absl::Seconds(5)) -> int32_t {
+    const std::string reply = send_frame(hello + bytes, wait);
     if (reply.size() < hello_reply || status_of(reply) != 0) return 3;  // HELLO itself failed
     return status_of(std::string_view(reply).substr(hello_reply));
   };
@@ -293,8 +295,10 @@ TEST_F(TransferEngineTest, DataServerRejectsHostileFrames) {
   EXPECT_NE(after_hello(frame({tcp::Opcode::kAuth, 1, 0, 32}) + std::string(32, 'a')), 0);
   EXPECT_NE(after_hello(hello), 0);
   // HELLO for the right incarnation, then a valid READ: answered.
-  EXPECT_EQ(status_of(send_frame(frame({tcp::Opcode::kHello, 1, target_->incarnation(), 0}))), 0);
-  EXPECT_EQ(after_hello(frame({tcp::Opcode::kRead, 1, start, 8})), 0);
+  EXPECT_EQ(status_of(send_frame(frame({tcp::Opcode::kHello, 1, target_->incarnation(), 0}),
+                                 absl::Milliseconds(300))),
+            0);
+  EXPECT_EQ(after_hello(frame({tcp::Opcode::kRead, 1, start, 8}), absl::Milliseconds(300)), 0);
   // Truncated header, and a WRITE whose data stops half way: the connection just closes.
   EXPECT_EQ(send_frame(hello + frame({tcp::Opcode::kRead, 1, start, 8}).substr(0, 20)).size(),
             hello_reply);

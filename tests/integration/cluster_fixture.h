@@ -85,10 +85,12 @@ class StoreClusterTest : public ::testing::Test {
     master_admin_port_ = std::stoi(m[1]);
   }
 
-  // `hostname`: "127.0.0.1" (a free data port) or "127.0.0.1:port". `no_aslr`: under
-  // `setarch -R`, so that a restarted store maps its segment where the last one had it.
+  // `hostname`: "127.0.0.1" (a free data port) or "127.0.0.1:port". `wrapper`: a command the
+  // store runs under (e.g. `setarch -R`, so that a restarted store maps its segment where the
+  // last one had it; `prlimit --as=N`), which must exec it in its own process.
   void StartStore(size_t index, uint64_t segment = 256 * kMiB,
-                  const std::string& hostname = "127.0.0.1", bool no_aslr = false) {
+                  const std::string& hostname = "127.0.0.1",
+                  const std::vector<std::string>& wrapper = {}) {
     const std::string path = TempPath("store" + std::to_string(index) + ".json");
     std::ofstream(path) << nlohmann::json{
         {"local_hostname", hostname},
@@ -103,7 +105,7 @@ class StoreClusterTest : public ::testing::Test {
     std::vector<std::string> argv = {MOONCAKE_BINARY,    "store",    "--config",    path,
                                      "--http-port",      "0",        "--http-host", "127.0.0.1",
                                      "--listen-address", "127.0.0.1"};
-    if (no_aslr) argv.insert(argv.begin(), {"/usr/bin/setarch", "-R"});
+    argv.insert(argv.begin(), wrapper.begin(), wrapper.end());
     stores_[index] = std::make_unique<Subprocess>(WithToken(argv));
     std::optional<std::string> line = stores_[index]->WaitForLine("serving", absl::Seconds(20));
     ASSERT_TRUE(line.has_value()) << "mooncake store did not start";

@@ -10,6 +10,7 @@
 
 #include "http/client.h"
 #include "http/json_body.h"
+#include "support/raw_socket.h"
 #include "support/subprocess.h"
 
 namespace mooncake {
@@ -35,8 +36,10 @@ class MasterBinaryTest : public ::testing::Test {
     std::smatch m;
     ASSERT_TRUE(
         std::regex_search(*line, m, std::regex("rpc=[0-9.]+:([0-9]+) metrics=[0-9.]+:([0-9]+)")));
-    rpc_ = std::make_unique<HttpClient>("127.0.0.1", std::stoi(m[1]));
-    admin_ = std::make_unique<HttpClient>("127.0.0.1", std::stoi(m[2]));
+    rpc_port_ = std::stoi(m[1]);
+    admin_port_ = std::stoi(m[2]);
+    rpc_ = std::make_unique<HttpClient>("127.0.0.1", rpc_port_);
+    admin_ = std::make_unique<HttpClient>("127.0.0.1", admin_port_);
     if (std::regex_search(*line, m, std::regex("metadata=http://[0-9.]+:([0-9]+)/metadata"))) {
       metadata_port_ = std::stoi(m[1]);
     }
@@ -84,6 +87,7 @@ class MasterBinaryTest : public ::testing::Test {
   }
 
   std::unique_ptr<Subprocess> process_;
+  int rpc_port_ = 0, admin_port_ = 0;
   std::unique_ptr<HttpClient> rpc_;
   std::unique_ptr<HttpClient> admin_;
   int metadata_port_ = 0;
@@ -256,6 +260,38 @@ TEST_F(MasterBinaryTest, SegmentNamesCannotInjectMetricLines) {
                 std::regex_match(line, std::regex(R"([a-z_]+(\{.*\})? -?[0-9.e+]+)")))
         << line;
   }
+}
+
+// Finding: 65 slowly-sending connections to the admin port made /health time out (a worker per
+// connection, 64 of them), and connects stalled when many clients came at once (a listen backlog of
+// 5). With 500 half-sent requests open on each port, /health and RPCs are answered at once.
+TEST_F(MasterBinaryTest, SlowConnectionsDoNotStarveHealthOrRpcs) {
+  std::vector<std::unique_ptr<test::RawSocket>> slow;
+  for (int i = 0; i < 500; ++i) {
+    for (auto [port, partial] :
+         {std::pair{admin_port_, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: 1"},
+          std::pair{rpc_port_,
+                    "POST /v1/ListSegments HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                    "100\r\n\r\n{\"a\": "}}) {
+      slow.push_back(std::make_unique<test::RawSocket>(port));
+      ASSERT_TRUE(slow.back()->connected()) << i;
+      ASSERT_TRUE(slow.back()->Send(partial));
+    }
+  }
+  http::HttpClientOptions quick;
+  quick.timeout = absl::Seconds(2);
+  quick.max_attempts = 1;
+  HttpClient admin("127.0.0.1", admin_port_, quick), rpc("127.0.0.1", rpc_port_, quick);
+  for (int round = 0; round < 20; ++round) {
+    absl::StatusOr<http::HttpResult> health = admin.Get("/health");
+    ASSERT_TRUE(health.ok()) << health.status();
+    EXPECT_EQ(health->status, 200);
+    absl::StatusOr<json> listed = rpc.CallJson("POST", "/v1/ListSegments", json::object());
+    ASSERT_TRUE(listed.ok()) << listed.status();
+  }
+  // The half-sent requests are answered 408 once their time is up, and closed.
+  EXPECT_TRUE(slow.front()->WaitForClose(absl::Seconds(20)));
+  EXPECT_EQ(test::StatusOf(slow.back()->ReadUntilClose(absl::Seconds(20))), 408);
 }
 
 TEST_F(MasterBinaryTest, AdminEndpoints) {

@@ -13,6 +13,8 @@
 namespace mooncake {
 namespace {
 
+const std::vector<std::string> kNoAslr = {"/usr/bin/setarch", "-R"};
+
 TEST_F(StoreClusterTest, ClientProgramPassesEveryCheck) {
   // Stores in other processes of this host: shared memory carries the bytes.
   test::RunResult run =
@@ -291,7 +293,7 @@ TEST_F(StoreClusterTest, EightThreadsOfMixedBatchesForThirtySeconds) {
 // another object's bytes, and every put it is told succeeded must be readable by a fresh client.
 TEST_F(StoreClusterTest, AStoreRestartedUnderItsNameAtTheSameAddressNeverMixesBytes) {
   StopStores();
-  StartStore(0, 64 * kMiB, "127.0.0.1", /*no_aslr=*/true);
+  StartStore(0, 64 * kMiB, "127.0.0.1", kNoAslr);
   auto client = MakeClient(/*shm=*/true);
   ASSERT_TRUE(client);
   ASSERT_TRUE(WaitForSegments(*client, 1));
@@ -321,7 +323,7 @@ TEST_F(StoreClusterTest, AStoreRestartedUnderItsNameAtTheSameAddressNeverMixesBy
 
   kill(stores_[0]->pid(), SIGKILL);
   ASSERT_TRUE(stores_[0]->Wait(absl::Seconds(10)).has_value());
-  StartStore(0, 64 * kMiB, old_segment.name, /*no_aslr=*/true);
+  StartStore(0, 64 * kMiB, old_segment.name, kNoAslr);
   // Wait for the new process to have taken the name over at the master.
   std::optional<client::SegmentInfo> new_segment;
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
