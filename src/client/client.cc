@@ -70,6 +70,8 @@ struct Client::Located {
   uint64_t size = 0;
   absl::Time deadline;            // the lease's end: data read later is discarded
   std::vector<Replica> replicas;  // closest first
+  std::string key;
+  uint32_t lease_id = 0;  // released once the read is done
 };
 
 Client::Client(ClientConfig config) : config_(std::move(config)) {}
@@ -481,7 +483,8 @@ std::vector<absl::StatusOr<Client::Located>> Client::Locate(absl::Span<const std
       located.push_back(MakeError(ErrorCode::INVALID_REPLICA, "the master listed no replica"));
       continue;
     }
-    Located where{list->size, asked + list->lease, std::move(list->replicas)};
+    Located where{list->size, asked + list->lease, std::move(list->replicas),
+                  std::string(keys[located.size()]), list->lease_id};
     if (where.replicas.size() > 1) {
       // Closest first; each replica's distance is looked up once.
       std::vector<std::pair<int, Replica>> ranked;
@@ -598,12 +601,19 @@ std::vector<absl::StatusOr<uint64_t>> Client::Read(
     }
   }
   std::vector<absl::Status> read = ReadPieces(valid, pieces);
+  ReleaseLeases(located);
   std::vector<absl::StatusOr<uint64_t>> results;
   results.reserve(located.size());
   for (size_t i = 0; i < located.size(); ++i) {
     results.push_back(read[i].ok() ? absl::StatusOr<uint64_t>(located[i]->size) : read[i]);
   }
   return results;
+}
+
+void Client::ReleaseLeases(absl::Span<const absl::StatusOr<Located>> located) {
+  for (const absl::StatusOr<Located>& where : located) {
+    if (where.ok() && where->lease_id != 0) master_->ReleaseLease(where->key, where->lease_id);
+  }
 }
 
 bool Client::DestinationOk(const Range& range) const {
@@ -652,6 +662,7 @@ std::vector<std::vector<absl::StatusOr<uint64_t>>> Client::BatchGetRanges(
     }
   }
   std::vector<absl::Status> read = ReadPieces(located, pieces);
+  ReleaseLeases(located);
   for (size_t i = 0; i < keys.size(); ++i) {
     if (read[i].ok()) continue;
     for (absl::StatusOr<uint64_t>& result : results[i]) {

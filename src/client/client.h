@@ -194,6 +194,10 @@ class Client {
   std::vector<absl::Status> ReadPieces(absl::Span<const absl::StatusOr<Located>> located,
                                        absl::Span<const std::vector<Piece>> pieces)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  // Tells the master (with its next call) that the reads of `located` are done, so their leases no
+  // longer keep the objects from eviction.
+  void ReleaseLeases(absl::Span<const absl::StatusOr<Located>> located)
+      ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   // Whether a ranged read may write to range.dst.
   bool DestinationOk(const Range& range) const;
   // Reads each located object into its slices: its size, or an error.

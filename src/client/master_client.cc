@@ -106,8 +106,40 @@ absl::StatusOr<json> MasterClient::Call(std::string_view method, const json& req
   return reply;
 }
 
+void MasterClient::ReleaseLease(const std::string& key, uint32_t lease_id) {
+  absl::MutexLock lock(&release_mu_);
+  releases_.emplace_back(key, lease_id);
+}
+
+void MasterClient::AttachReleases(json& request) {
+  // Small enough to leave a batch call inside the body limit.
+  constexpr size_t kMaxReleases = 4096;
+  constexpr size_t kMaxReleaseKeyBytes = 256u << 10;
+  std::vector<std::pair<std::string, uint32_t>> taken;
+  {
+    absl::MutexLock lock(&release_mu_);
+    if (releases_.empty()) return;
+    size_t count = 0, bytes = 0;
+    while (count < releases_.size() && count < kMaxReleases &&
+           bytes + releases_[count].first.size() <= kMaxReleaseKeyBytes) {
+      bytes += releases_[count].first.size();
+      ++count;
+    }
+    taken.assign(std::make_move_iterator(releases_.begin()),
+                 std::make_move_iterator(releases_.begin() + count));
+    releases_.erase(releases_.begin(), releases_.begin() + count);
+  }
+  json keys = json::array(), ids = json::array();
+  for (auto& [key, id] : taken) {
+    keys.push_back(std::move(key));
+    ids.push_back(id);
+  }
+  request["release_leases"] = {{"keys", std::move(keys)}, {"lease_ids", std::move(ids)}};
+}
+
 absl::StatusOr<std::vector<json>> MasterClient::CallBatch(std::string_view method, json request,
                                                           size_t keys, bool idempotent) {
+  AttachReleases(request);
   absl::StatusOr<json> reply = Call(method, request, idempotent);
   if (!reply.ok()) return reply.status();
   auto it = reply->find("results");
@@ -140,6 +172,7 @@ absl::Status MasterClient::UnmountSegment(const std::string& name) {
 absl::StatusOr<HeartbeatReply> MasterClient::Heartbeat(const std::vector<std::string>& segments) {
   json request = {{"client_id", client_id_}};
   if (!segments.empty()) request["segments"] = segments;
+  AttachReleases(request);
   absl::StatusOr<json> reply = Call("Heartbeat", request, true);
   if (!reply.ok()) return reply.status();
   HeartbeatReply out;
@@ -259,6 +292,12 @@ std::vector<absl::StatusOr<ReplicaList>> MasterClient::GetReplicaList(
         }
         list.lease = absl::Milliseconds(lease_ms);
         list.replicas = *std::move(replicas);
+        uint64_t lease_id = 0;
+        if (r.contains("lease_id") &&
+            (!ReadUint(r, "lease_id", &lease_id) || lease_id > UINT32_MAX)) {
+          return Malformed("BatchGetReplicaList", r.dump());
+        }
+        list.lease_id = static_cast<uint32_t>(lease_id);
         return list;
       });
 }

@@ -10,9 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "http/client.h"
@@ -48,8 +50,9 @@ struct Replica {
 
 struct ReplicaList {
   uint64_t size = 0;
-  absl::Duration lease;  // from when the request was sent
+  absl::Duration lease;  // from when the request was sent, at most
   std::vector<Replica> replicas;
+  uint32_t lease_id = 0;  // for ReleaseLease once the read is done
 };
 
 struct SegmentInfo {
@@ -75,6 +78,10 @@ class MasterClient {
   static absl::StatusOr<std::unique_ptr<MasterClient>> Create(const std::string& address,
                                                               std::string client_id,
                                                               http::HttpClientOptions options);
+
+  // Ends this client's lease on `key` (a read of it is done); sent with the next batch call or
+  // heartbeat, so it costs no call of its own. Thread-safe.
+  void ReleaseLease(const std::string& key, uint32_t lease_id);
 
   // `incarnation`: the transfer engine's, handed out with every replica in the segment.
   absl::Status MountSegment(const std::string& name, uint64_t base, uint64_t size,
@@ -123,9 +130,14 @@ class MasterClient {
                                                         nlohmann::json request, size_t keys,
                                                         bool idempotent);
 
+  // Adds to `request` ("release_leases") leases waiting to be released, as many as fit.
+  void AttachReleases(nlohmann::json& request);
+
   std::unique_ptr<http::HttpClient> http_;
   const std::string address_;
   const std::string client_id_;
+  absl::Mutex release_mu_;
+  std::vector<std::pair<std::string, uint32_t>> releases_ ABSL_GUARDED_BY(release_mu_);
 };
 
 }  // namespace mooncake::client

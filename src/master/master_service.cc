@@ -449,6 +449,7 @@ std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
       continue;
     }
     uint64_t size = 0;
+    uint32_t lease_id = 0;
     {
       Shard& shard = ShardOf(key);
       absl::MutexLock lock(&shard.mu);
@@ -464,14 +465,21 @@ std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
       }
       Object& object = it->second;
       const int64_t now = clock_->NowMicros();
+      if (!Leased(object, now)) {
+        // A new lease: releases of the previous one no longer count.
+        object.lease_id = object.lease_id == UINT32_MAX ? 1 : object.lease_id + 1;
+        object.readers = 0;
+      }
+      if (object.readers < UINT16_MAX) ++object.readers;
       object.lease_deadline_us = std::max(object.lease_deadline_us, now + lease_us);
       leases_granted_->Increment();
       object.last_access_us = now;
       size = object.size;
+      lease_id = object.lease_id;
       replicas.assign(object.replicas.begin(), object.replicas.end());
     }
     ReplicaList list{size, segments_.Locate(replicas.data(), replicas.size()),
-                     config_.default_kv_lease_ttl};
+                     config_.default_kv_lease_ttl, lease_id};
     if (list.replicas.empty()) {
       results.push_back(
           MakeError(ErrorCode::OBJECT_NOT_FOUND, fmt::format("key '{}' has no replica left", key)));
@@ -484,10 +492,20 @@ std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
   return results;
 }
 
+void MasterService::ReleaseLeases(absl::Span<const LeaseRelease> releases) {
+  for (const LeaseRelease& release : releases) {
+    Shard& shard = ShardOf(release.key);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.objects.find(release.key);
+    if (it == shard.objects.end()) continue;
+    Object& object = it->second;
+    if (object.lease_id == release.lease_id && object.readers > 0) --object.readers;
+  }
+}
+
 std::vector<absl::StatusOr<bool>> MasterService::ExistKey(absl::Span<const std::string> keys) {
   std::vector<absl::StatusOr<bool>> results;
   results.reserve(keys.size());
-  const int64_t lease_us = absl::ToInt64Microseconds(config_.default_kv_lease_ttl);
   size_t errors = 0;
   for (const std::string& key : keys) {
     if (absl::Status valid = ValidateKey(key); !valid.ok()) {
@@ -502,11 +520,7 @@ std::vector<absl::StatusOr<bool>> MasterService::ExistKey(absl::Span<const std::
       results.push_back(false);
       continue;
     }
-    const int64_t now = clock_->NowMicros();
-    it->second.lease_deadline_us = std::max(it->second.lease_deadline_us, now + lease_us);
-    leases_granted_->Increment();
-    it->second.last_access_us = now;
-    results.push_back(true);
+    results.push_back(true);  // a probe, not a use: neither a lease nor an access for eviction
   }
   CountOp("exist_key", keys.size(), errors);
   return results;
@@ -650,7 +664,8 @@ absl::StatusOr<nlohmann::json> MasterService::Describe(std::string_view key) con
       {"size", copy.size},
       {"state", copy.state == State::kComplete ? "complete" : "processing"},
       {"replicas", replicas},
-      {"lease_ms_left", std::max<int64_t>(0, copy.lease_deadline_us - now) / 1000},
+      {"lease_ms_left", Leased(copy, now) ? (copy.lease_deadline_us - now) / 1000 : 0},
+      {"readers", Leased(copy, now) ? copy.readers : 0},
       {"soft_pinned", copy.soft_pin_deadline_us > now},
       {"hard_pinned", copy.hard_pin},
       {"client_id", ClientName(copy.owner)},

@@ -68,7 +68,14 @@ struct PutItem {
 struct ReplicaList {
   uint64_t size = 0;
   std::vector<ReplicaLocation> replicas;
-  absl::Duration lease;  // how long from the request the lease lasts
+  absl::Duration lease;   // how long from the request the lease lasts, at most
+  uint32_t lease_id = 0;  // names the lease in ReleaseLeases
+};
+
+// A reader's lease, to end: the key and the lease_id its GetReplicaList answer carried.
+struct LeaseRelease {
+  std::string key;
+  uint32_t lease_id = 0;
 };
 
 struct HeartbeatResult {
@@ -125,10 +132,16 @@ class MasterService {
   std::vector<absl::Status> PutRevoke(std::string_view client_id,
                                       absl::Span<const std::string> keys);
 
-  // Reads: complete replicas with a fresh lease; OBJECT_NOT_FOUND, or REPLICA_IS_NOT_READY while
-  // the object is processing.
+  // Reads: complete replicas with a lease; OBJECT_NOT_FOUND, or REPLICA_IS_NOT_READY while the
+  // object is processing. A lease protects a read in flight: it lasts until every reader holding
+  // it has released it (ReleaseLeases), or default_kv_lease_ttl after the last grant at most (a
+  // reader that died releases nothing).
   std::vector<absl::StatusOr<ReplicaList>> GetReplicaList(absl::Span<const std::string> keys);
-  // Whether a complete object exists; an existing one gets a lease too.
+  // Ends one reader's lease on each key. Releases of a lease that has ended already (its id is
+  // not the object's current one) and of unknown keys are ignored.
+  void ReleaseLeases(absl::Span<const LeaseRelease> releases);
+  // Whether a complete object exists. A probe, not a use: it grants no lease and does not count
+  // as an access for eviction (SGLang probes every page before each put and prefetch).
   std::vector<absl::StatusOr<bool>> ExistKey(absl::Span<const std::string> keys);
   std::vector<absl::StatusOr<uint64_t>> GetSize(absl::Span<const std::string> keys);
 
@@ -180,6 +193,8 @@ class MasterService {
     // Complete: when the soft pin ends (0: not pinned). Processing: the pin's length, started by
     // PutEnd when soft_pin_requested.
     int64_t soft_pin_deadline_us = 0;
+    uint32_t lease_id = 0;  // the current lease (a new one starts when none is live)
+    uint16_t readers = 0;   // holders of the current lease that have not released it
     State state = State::kProcessing;
     bool hard_pin = false;
     bool soft_pin_requested = false;
@@ -213,7 +228,7 @@ class MasterService {
   Shard& ShardOf(std::string_view key) const;
   absl::Status ValidateKey(std::string_view key) const;
   bool Leased(const Object& object, int64_t now_us) const {
-    return object.lease_deadline_us > now_us;
+    return object.readers > 0 && object.lease_deadline_us > now_us;
   }
   // Under the shard's lock: starts replacing the complete object `existing` (an upsert).
   absl::StatusOr<std::vector<Replica>> TryPlaceUpsert(Shard& shard, const PutItem& item,

@@ -131,6 +131,7 @@ json LocationsJson(const std::vector<ReplicaLocation>& locations, uint64_t size)
 json ReplicaListJson(const ReplicaList& list) {
   return json{{"size", list.size},
               {"lease_ms", absl::ToInt64Milliseconds(list.lease)},
+              {"lease_id", list.lease_id},
               {"replicas", LocationsJson(list.replicas, list.size)}};
 }
 
@@ -160,6 +161,31 @@ absl::StatusOr<Request> ParseRequest(const json& body, bool with_client, bool ba
   return request;
 }
 
+// Leases a client's reads no longer need, which any call may carry:
+// "release_leases": {"keys": [...], "lease_ids": [...]} (the ids GetReplicaList answered).
+absl::Status ReleaseLeasesIn(MasterService& service, const json& body, size_t limit) {
+  auto it = body.find("release_leases");
+  if (it == body.end()) return absl::OkStatus();
+  if (!it->is_object()) return FieldError("release_leases", "an object");
+  absl::StatusOr<std::vector<std::string>> keys = StringList(*it, "keys", limit);
+  if (!keys.ok()) return keys.status();
+  auto ids = it->find("lease_ids");
+  if (ids == it->end() || !ids->is_array() || ids->size() != keys->size()) {
+    return FieldError("release_leases.lease_ids", "an array as long as release_leases.keys");
+  }
+  std::vector<LeaseRelease> releases;
+  releases.reserve(keys->size());
+  for (size_t i = 0; i < keys->size(); ++i) {
+    const json& id = (*ids)[i];
+    if (!id.is_number_unsigned() || id.get<uint64_t>() > UINT32_MAX) {
+      return FieldError("release_leases.lease_ids", "32-bit unsigned integers");
+    }
+    releases.push_back(LeaseRelease{std::move((*keys)[i]), id.get<uint32_t>()});
+  }
+  service.ReleaseLeases(releases);
+  return absl::OkStatus();
+}
+
 // Registers the single-key and batch routes of one per-key call. `run` handles a batch and returns
 // one JSON result per key (with "code": 0 on success) or an error per key as a Status.
 // A request-level error (a malformed request) fails the call as a whole.
@@ -170,19 +196,22 @@ using BatchRunner =
 void RegisterPerKey(http::HttpServer& server, MasterService& service, const std::string& method,
                     bool with_client, BatchRunner run) {
   const size_t limit = service.config().max_batch_keys;
-  server.RouteJson(
-      "POST", "/v1/" + method, [run, with_client, limit](const json& body) -> absl::StatusOr<json> {
-        absl::StatusOr<Request> request = ParseRequest(body, with_client, /*batch=*/false, limit);
-        if (!request.ok()) return request.status();
-        absl::StatusOr<Results> results = run(body, *request);
-        if (!results.ok()) return results.status();
-        return std::move((*results)[0]);
-      });
+  server.RouteJson("POST", "/v1/" + method,
+                   [&service, run, with_client, limit](const json& body) -> absl::StatusOr<json> {
+                     absl::StatusOr<Request> request =
+                         ParseRequest(body, with_client, /*batch=*/false, limit);
+                     if (!request.ok()) return request.status();
+                     if (absl::Status s = ReleaseLeasesIn(service, body, limit); !s.ok()) return s;
+                     absl::StatusOr<Results> results = run(body, *request);
+                     if (!results.ok()) return results.status();
+                     return std::move((*results)[0]);
+                   });
   server.RouteJson("POST", "/v1/Batch" + method,
-                   [run, with_client, limit](const json& body) -> absl::StatusOr<json> {
+                   [&service, run, with_client, limit](const json& body) -> absl::StatusOr<json> {
                      absl::StatusOr<Request> request =
                          ParseRequest(body, with_client, /*batch=*/true, limit);
                      if (!request.ok()) return request.status();
+                     if (absl::Status s = ReleaseLeasesIn(service, body, limit); !s.ok()) return s;
                      absl::StatusOr<Results> ran = run(body, *request);
                      if (!ran.ok()) return ran.status();
                      json results = json::array();
@@ -273,6 +302,9 @@ void RegisterRpcRoutes(http::HttpServer& server, MasterService& service) {
       absl::StatusOr<std::vector<std::string>> listed = StringList(body, "segments", 64);
       if (!listed.ok()) return listed.status();
       segments = *std::move(listed);
+    }
+    if (absl::Status s = ReleaseLeasesIn(service, body, service.config().max_batch_keys); !s.ok()) {
+      return s;
     }
     HeartbeatResult result = service.Heartbeat(*client, segments);
     return json{{"remount", result.remount}, {"epoch", result.epoch}};

@@ -226,19 +226,27 @@ TEST_F(ClientTest, LeasedObjectsResistRemovalUntilForced) {
   StartMaster(0);
   auto store = Make(16 * kMiB, 0);
   auto client = Make(0, 1 * kMiB);
+  // `client` reads; its lease is released with its next call to the master. Until then another
+  // client cannot remove the object, except by force.
   ASSERT_TRUE(client->Put("leased", "v").ok());
   ASSERT_TRUE(client->Get("leased").ok());
-  EXPECT_EQ(ErrorCodeOf(client->Remove("leased")), ErrorCode::OBJECT_HAS_LEASE);
-  EXPECT_TRUE(client->Remove("leased", /*force=*/true).ok());
-  EXPECT_FALSE(*client->Exists("leased"));
+  EXPECT_EQ(ErrorCodeOf(store->Remove("leased")), ErrorCode::OBJECT_HAS_LEASE);
+  (void)client->Exists("anything");  // carries the release
+  EXPECT_TRUE(store->Remove("leased").ok());
 
+  ASSERT_TRUE(client->Put("forced", "v").ok());
+  ASSERT_TRUE(client->Get("forced").ok());
+  EXPECT_EQ(ErrorCodeOf(store->Remove("forced")), ErrorCode::OBJECT_HAS_LEASE);
+  EXPECT_TRUE(store->Remove("forced", /*force=*/true).ok());
+  EXPECT_FALSE(*store->Exists("forced"));
+
+  // A reader that never calls again: removal succeeds once the lease has run out.
   ASSERT_TRUE(client->Put("later", "v").ok());
   ASSERT_TRUE(client->Get("later").ok());
-  // Removal succeeds once the lease has run out.
   const absl::Time deadline = absl::Now() + absl::Seconds(5);
   absl::Status removed;
   do {
-    removed = client->Remove("later");
+    removed = store->Remove("later");
   } while (!removed.ok() && absl::Now() < deadline &&
            (absl::SleepFor(absl::Milliseconds(20)), true));
   EXPECT_TRUE(removed.ok()) << removed;

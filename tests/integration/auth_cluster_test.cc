@@ -177,13 +177,8 @@ TEST_F(AuthClusterTest, ClientsWithTheTokenWorkOverTcpAndSharedMemory) {
 
 TEST_F(AuthClusterTest, ClientsWithoutTheTokenOrWithAnotherAreRefusedClearly) {
   for (std::string_view token : {"", "not-the-token"}) {
-    ClientConfig config;
-    config.local_hostname = "127.0.0.1";
-    config.listen_address = "127.0.0.1";
-    config.metadata_server = metadata_url_;
-    config.master_server_address = master_address_;
-    config.global_segment_size = 0;
-    if (!token.empty()) config.auth = *AuthToken::FromString(token);
+    ClientConfig config = ClientConfigFor(/*shm=*/true);
+    config.auth = token.empty() ? AuthToken() : *AuthToken::FromString(token);
     absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(config);
     ASSERT_FALSE(client.ok()) << token;
     EXPECT_EQ(ErrorCodeOf(client.status()), ErrorCode::ILLEGAL_CLIENT) << client.status();

@@ -115,7 +115,8 @@ class StoreClusterTest : public ::testing::Test {
     store_http_[index] = std::stoi(m[1]);
   }
 
-  std::unique_ptr<Client> MakeClient(bool shm, uint64_t local_buffer = 16 * kMiB) {
+  // How the test's clients connect (the cluster's token included).
+  ClientConfig ClientConfigFor(bool shm, uint64_t local_buffer = 16 * kMiB) {
     ClientConfig config;
     config.local_hostname = "127.0.0.1";
     config.listen_address = "127.0.0.1";
@@ -130,7 +131,12 @@ class StoreClusterTest : public ::testing::Test {
       EXPECT_TRUE(token.ok()) << token.status();
       if (token.ok()) config.auth = *token;
     }
-    absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(config);
+    return config;
+  }
+
+  std::unique_ptr<Client> MakeClient(bool shm, uint64_t local_buffer = 16 * kMiB) {
+    absl::StatusOr<std::unique_ptr<Client>> client =
+        Client::Create(ClientConfigFor(shm, local_buffer));
     EXPECT_TRUE(client.ok()) << client.status();
     return client.ok() ? *std::move(client) : nullptr;
   }

@@ -208,8 +208,7 @@ TEST_F(MasterServiceTest, LeasesBlockRemovalUntilTheyEnd) {
   EXPECT_EQ(RemoveCode("k"), ErrorCode::OBJECT_HAS_LEASE);
   EXPECT_EQ(service_.RemoveAll(), 0u);
   clock_.Advance(absl::Seconds(9));
-  EXPECT_TRUE(Exists("k"));  // ExistKey renews the lease too
-  clock_.Advance(absl::Seconds(9));
+  EXPECT_TRUE(Exists("k"));  // a probe: grants no lease and renews none
   EXPECT_EQ(RemoveCode("k"), ErrorCode::OBJECT_HAS_LEASE);
   clock_.Advance(absl::Seconds(1));
   EXPECT_EQ(RemoveCode("k"), ErrorCode::OK);
@@ -361,6 +360,62 @@ TEST_F(MasterServiceTest, ClientIdsAreForgottenWhenNoRecordHoldsThem) {
   auto described = service_.Describe("again5");
   ASSERT_TRUE(described.ok());
   EXPECT_EQ((*described)["client_id"], "new-5");
+}
+
+// Finding: every object a read or batch_is_exist touched stayed leased (unevictable) for 10 s. A
+// lease now protects a read in flight: it ends when its readers release it.
+TEST_F(MasterServiceTest, LeasesEndWhenTheirReadersReleaseThem) {
+  Mount("seg:1", 8 * kMiB);
+  ASSERT_TRUE(Put("k", 100).ok());
+  std::string key = "k";
+  absl::StatusOr<ReplicaList> first = service_.GetReplicaList({&key, 1})[0];
+  absl::StatusOr<ReplicaList> second = service_.GetReplicaList({&key, 1})[0];
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_NE(first->lease_id, 0u);
+  EXPECT_EQ(first->lease_id, second->lease_id);  // one lease, two readers
+  service_.ReleaseLeases({{LeaseRelease{"k", first->lease_id}}});
+  EXPECT_EQ(RemoveCode("k"), ErrorCode::OBJECT_HAS_LEASE);  // the second reader still reads
+  service_.ReleaseLeases({{LeaseRelease{"k", second->lease_id}}});
+  EXPECT_EQ(service_.Stats().leased, 0u);
+  // A release of a lease that has ended (expired, then a new one granted) does not end the new.
+  absl::StatusOr<ReplicaList> third = service_.GetReplicaList({&key, 1})[0];
+  ASSERT_TRUE(third.ok());
+  EXPECT_NE(third->lease_id, first->lease_id);
+  service_.ReleaseLeases({{LeaseRelease{"k", first->lease_id}}, {LeaseRelease{"nope", 1}}});
+  EXPECT_EQ(RemoveCode("k"), ErrorCode::OBJECT_HAS_LEASE);
+  // A reader that never releases holds it for default_kv_lease_ttl at most.
+  clock_.Advance(absl::Seconds(10));
+  EXPECT_EQ(RemoveCode("k"), ErrorCode::OK);
+}
+
+// Released leases leave objects to LRU eviction, and probes do not count as uses: with most
+// objects probed and a few read, eviction takes the cold ones, not the newest.
+TEST_F(MasterServiceTest, ProbedAndReadObjectsDoNotPinTheCache) {
+  Mount("seg:1", 100 * kMiB);
+  std::vector<std::string> old;
+  for (int i = 0; i < 90; ++i) {
+    old.push_back("old" + std::to_string(i));
+    ASSERT_TRUE(Put(old.back(), kMiB).ok());
+    clock_.Advance(absl::Milliseconds(10));
+  }
+  // 50 new objects into a full segment: room for them and the hot few, if the rest goes.
+  for (int round = 0; round < 5; ++round) {
+    for (int n = 0; n < 10; ++n) {
+      const std::string key = "new" + std::to_string(round * 10 + n);
+      ASSERT_TRUE(Put(key, kMiB).ok()) << key;
+      clock_.Advance(absl::Milliseconds(10));
+    }
+    // Readers: probe everything, read (and release) a hot few.
+    (void)service_.ExistKey(old);
+    for (int hot = 0; hot < 5; ++hot) {
+      absl::StatusOr<ReplicaList> got = service_.GetReplicaList({&old[hot], 1})[0];
+      if (got.ok()) service_.ReleaseLeases({{LeaseRelease{old[hot], got->lease_id}}});
+    }
+  }
+  size_t newest = 0;
+  for (int i = 0; i < 50; ++i) newest += Exists("new" + std::to_string(i));
+  EXPECT_EQ(newest, 50u);
+  for (int hot = 0; hot < 5; ++hot) EXPECT_TRUE(Exists(old[hot])) << old[hot];
 }
 
 TEST_F(MasterServiceTest, PutStartEvictsOldestWhenFull) {

@@ -36,14 +36,22 @@ def read(ptr, n):
     return ctypes.string_at(ptr, n)
 
 
-def test_put_get_exists_size_remove(store):
+def test_put_get_exists_size_remove(store, cluster):
     assert store.put("api_a", b"hello") == 0
     assert store.get("api_a") == b"hello"
     assert store.is_exist("api_a") == 1
     assert store.get_size("api_a") == 5
-    assert store.remove("api_a") == OBJECT_HAS_LEASE  # leased by the get
+    assert store.remove("api_a") == 0  # this client's read is done: it holds no lease
+    # Another client's read holds its lease until that client tells the master (next call).
+    assert store.put("api_a", b"hello") == 0
+    reader = MooncakeDistributedStore()
+    assert reader.setup("127.0.0.1", cluster.metadata_url, 0, 16 * MiB, "tcp", "",
+                        cluster.master) == 0
+    assert reader.get("api_a") == b"hello"
+    assert store.remove("api_a") == OBJECT_HAS_LEASE
     assert store.batch_remove(["api_a"], force=True) == [0]
     assert store.is_exist("api_a") == 0
+    assert reader.close() == 0
 
 
 def test_absent_keys(store):

@@ -20,6 +20,7 @@ class RawSocket {
   RawSocket& operator=(const RawSocket&) = delete;
 
   bool connected() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
   bool Send(std::string_view data);
 
   // Reads until the peer closes or `timeout` passes; returns what arrived.
