@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -81,6 +82,39 @@ class BoundedStream : public httplib::Stream {
  private:
   httplib::Stream& inner_;
   size_t remaining_;
+};
+
+// A connection made of memory: reads come from a string, writes go to another (ServeBytes).
+class MemoryStream : public httplib::Stream {
+ public:
+  explicit MemoryStream(std::string_view in) : in_(in) {}
+  bool is_readable() const override { return true; }
+  bool is_writable() const override { return true; }
+  ssize_t read(char* ptr, size_t size) override {
+    const size_t n = std::min(size, in_.size());
+    std::memcpy(ptr, in_.data(), n);
+    in_.remove_prefix(n);
+    return n == 0 ? -1 : static_cast<ssize_t>(n);  // the end reads like a closed connection
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    out_.append(ptr, size);
+    return static_cast<ssize_t>(size);
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    ip = "127.0.0.1";
+    port = 0;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    ip = "127.0.0.1";
+    port = 0;
+  }
+  socket_t socket() const override { return INVALID_SOCKET; }
+  bool exhausted() const { return in_.empty(); }
+  std::string& out() { return out_; }
+
+ private:
+  std::string_view in_;
+  std::string out_;
 };
 
 // Adapts WorkerPool to cpp-httplib's task queue interface.
@@ -253,6 +287,25 @@ class HttpServer::Impl : public httplib::Server {
   }
 
   bool StartPark() { return park_.Start(); }
+
+  // Serves the requests of one in-memory connection (HttpServer::ServeBytes).
+  std::string ServeBytes(std::string_view bytes) {
+    MemoryStream strm(bytes);
+    for (size_t left = keep_alive_max_requests_; left > 0 && !strm.exhausted(); --left) {
+      request_state = RequestState{};
+      BoundedStream bounded(strm, options_.max_header_bytes + options_.max_body_bytes);
+      bool connection_closed = false;
+      const bool ok =
+          process_request(bounded, /*close_connection=*/left == 1, connection_closed, nullptr);
+      if (request_state.bytes_written == 0 && request_state.budget_exhausted) {
+        WriteCannedError(strm, 413, ErrorCode::BUFFER_OVERFLOW, LimitMessage());
+      }
+      if (!ok || connection_closed || request_state.must_close || request_state.budget_exhausted) {
+        break;
+      }
+    }
+    return std::move(strm.out());
+  }
 
  private:
   // A new connection, from cpp-httplib's accept loop (on a pool thread).
@@ -518,6 +571,8 @@ absl::Status HttpServer::Start() {
   while (!impl_->is_running()) std::this_thread::sleep_for(std::chrono::microseconds(50));
   return absl::OkStatus();
 }
+
+std::string HttpServer::ServeBytes(std::string_view bytes) { return impl_->ServeBytes(bytes); }
 
 void HttpServer::Stop() {
   if (!listener_.joinable()) return;

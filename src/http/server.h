@@ -105,6 +105,11 @@ class HttpServer {
   int port() const { return port_; }
   const HttpServerOptions& options() const { return options_; }
 
+  // Serves the requests in `bytes` as if they had arrived on one connection, and returns every
+  // byte the server wrote back: the same parsing, limits, authentication and routes, without a
+  // socket (for tests and fuzzing). Works whether or not the server was started.
+  std::string ServeBytes(std::string_view bytes);
+
  private:
   class Impl;
   HttpServerOptions options_;

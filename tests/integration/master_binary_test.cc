@@ -81,8 +81,8 @@ class MasterBinaryTest : public ::testing::Test {
   }
   uint64_t UsedBytes() {
     uint64_t used = 0;
-    for (const json& s : Call("ListSegments", json::object())["segments"])
-      used += s["used"].get<uint64_t>();
+    const json listed = Call("ListSegments", json::object());  // alive for the whole loop
+    for (const json& s : listed["segments"]) used += s["used"].get<uint64_t>();
     return used;
   }
 

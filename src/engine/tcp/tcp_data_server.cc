@@ -290,6 +290,13 @@ void TcpDataServer::CloseIdleLocked(absl::Time now) {
   for (uint64_t id : idle) Close(id);
 }
 
+void TcpDataServer::ServeSocket(int fd) {
+  Connection connection;
+  connection.fd = fd;
+  while (ServeOne(connection)) {
+  }
+}
+
 bool TcpDataServer::Serve(Connection& connection) {
   for (;;) {
     if (!ServeOne(connection)) return false;

@@ -58,6 +58,11 @@ class TcpDataServer {
   void Stop();
   int port() const { return port_; }
 
+  // Serves the requests arriving on connected socket `fd` in the calling thread, exactly as for an
+  // accepted connection, until one fails or the peer stops sending; closes nothing (for tests and
+  // fuzzing, e.g. over a socketpair). Needs no Start().
+  void ServeSocket(int fd);
+
   // For tests and metrics.
   size_t connections() const;
   size_t workers() const;
