@@ -327,19 +327,19 @@ class HttpServer::Impl : public httplib::Server {
     bool lingered = false;
     absl::Time partial_since = absl::InfinitePast();
     while (left > 0 && !stopping_.load()) {
+      if (!lingered) {
+        // The next request of a busy client is usually on its way: wait a moment for it here
+        // (poll returns at once when bytes are waiting) rather than hand the connection to the
+        // park and back. One poll and one peek per request on the busy path.
+        lingered = true;
+        pollfd pfd{sock, POLLIN, 0};
+        ::poll(&pfd, 1, kLingerMs);
+      }
       const Pending pending = PeekRequest(sock, options_.max_header_bytes, kMaxParkedBody);
       if (pending == Pending::kClosed) break;
       if (pending != Pending::kComplete) {
         if (pending == Pending::kPartial && partial_since == absl::InfinitePast()) {
           partial_since = absl::Now();
-        }
-        if (!lingered) {
-          // The next request of a busy client is usually on its way: wait a moment for it here
-          // rather than hand the connection to the park and back.
-          lingered = true;
-          pollfd pfd{sock, POLLIN, 0};
-          ::poll(&pfd, 1, kLingerMs);
-          continue;
         }
         if (park_.Park(sock, left, partial_since)) return;  // the park has it now
         break;                                              // stopping
