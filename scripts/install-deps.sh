@@ -33,24 +33,57 @@ for p in "${packages[@]}"; do
   fi
 done
 
-# deb-src entries so that `apt-get source` can fetch Debian's cpp-httplib source package.
+# deb-src entries so that `apt-get source` can fetch Debian's cpp-httplib source package. They are
+# derived from the machine's own apt sources (the "deb" entries of this release, whichever mirror
+# they name), never written from a host name of ours.
 src_list=/etc/apt/sources.list.d/mooncake-deb-src.sources
 need_update=0
-if ! grep -rqsE '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
-  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-  "${sudo_cmd[@]}" tee "$src_list" >/dev/null <<SRC
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: $codename $codename-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb-src
-URIs: http://deb.debian.org/debian-security
-Suites: $codename-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+if ! grep -rqsE '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -rqsE '^deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  # deb822 files: every enabled "deb" stanza with a suite of this release, as "deb-src".
+  deb822=$(find /etc/apt/sources.list.d -maxdepth 1 -name '*.sources' ! -name "$(basename "$src_list")" -print0 |
+    xargs -0 -r awk -v codename="$codename" '
+      BEGIN { RS = ""; FS = "\n" }
+      {
+        types = ""; suites = ""; enabled = "yes"; body = ""; key = ""
+        for (i = 1; i <= NF; i++) {
+          line = $i
+          if (line ~ /^#/) continue
+          if (line ~ /^[ \t]/) { if (key != "Types" && key != "Suites" && key != "Enabled") body = body "\n" line; continue }
+          key = line; sub(/:.*/, "", key)
+          value = line; sub(/^[^:]*:[ \t]*/, "", value)
+          if (key == "Types") types = value
+          else if (key == "Suites") suites = value
+          else if (key == "Enabled") enabled = value
+          else body = body "\n" line
+        }
+        if (enabled == "no" || (" " types " ") !~ / deb /) next
+        n = split(suites, s, /[ \t]+/); keep = ""
+        for (j = 1; j <= n; j++) if (s[j] == codename || index(s[j], codename "-") == 1) keep = keep " " s[j]
+        if (keep == "") next
+        printf "%sTypes: deb-src\nSuites:%s%s\n", (out++ ? "\n" : ""), keep, body
+      }')
+  # One-line files: "deb [options] URI SUITE COMPONENTS" of this release, as "deb-src".
+  one_line=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+    awk -v codename="$codename" '
+      $1 != "deb" { next }
+      {
+        f = 2
+        if ($2 ~ /^\[/) { while (f <= NF && $f !~ /\]$/) f++; f++ }
+        suite = $(f + 1)
+        if (suite == codename || index(suite, codename "-") == 1) { $1 = "deb-src"; print }
+      }')
+  if [ -z "$codename" ] || { [ -z "$deb822" ] && [ -z "$one_line" ]; }; then
+    echo "install-deps: no Debian \"deb\" source of this release${codename:+ ($codename)} in /etc/apt;" \
+      "add one (or a deb-src entry) so that apt-get source can fetch cpp-httplib" >&2
+    exit 1
+  fi
+  if [ -n "$deb822" ]; then
+    printf '%s\n' "$deb822" | "${sudo_cmd[@]}" tee "$src_list" >/dev/null
+  fi
+  if [ -n "$one_line" ]; then
+    printf '%s\n' "$one_line" | "${sudo_cmd[@]}" tee "${src_list%.sources}.list" >/dev/null
+  fi
   need_update=1
 fi
 
