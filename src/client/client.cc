@@ -106,6 +106,7 @@ absl::Status Client::Start() {
     absl::MutexLock lock(&mount_mu_);
     epoch_ = hello->epoch;
   }
+  heartbeat_interval_ = HeartbeatIntervalFor(*hello);
 
   engine::EngineConfig engine_config;
   engine_config.local_hostname = config_.local_hostname;
@@ -160,9 +161,17 @@ absl::Status Client::Mount() {
   return absl::OkStatus();
 }
 
+absl::Duration Client::HeartbeatIntervalFor(const HeartbeatReply& reply) const {
+  // A master whose liveness TTL is under four intervals gets four heartbeats per TTL, so that one
+  // late or lost heartbeat never makes it declare a live client dead.
+  if (!reply.client_live_ttl.has_value()) return config_.heartbeat_interval;
+  return std::max(absl::Milliseconds(10),
+                  std::min(config_.heartbeat_interval, *reply.client_live_ttl / 4));
+}
+
 void Client::HeartbeatLoop() {
   bool failing = false;
-  while (!stop_heartbeat_.WaitForNotificationWithTimeout(config_.heartbeat_interval)) {
+  while (!stop_heartbeat_.WaitForNotificationWithTimeout(heartbeat_interval_)) {
     absl::StatusOr<HeartbeatReply> reply = master_->Heartbeat(
         segment_ != nullptr ? std::vector<std::string>{segment_name_} : std::vector<std::string>{});
     if (!reply.ok()) {
@@ -172,6 +181,7 @@ void Client::HeartbeatLoop() {
     }
     if (failing) spdlog::info("master answers heartbeats again");
     failing = false;
+    heartbeat_interval_ = HeartbeatIntervalFor(*reply);  // a new master may say otherwise
     bool new_master = false;
     {
       absl::MutexLock lock(&mount_mu_);

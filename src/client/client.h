@@ -167,6 +167,7 @@ class Client {
   explicit Client(ClientConfig config);
   absl::Status Start();
   void HeartbeatLoop();
+  absl::Duration HeartbeatIntervalFor(const HeartbeatReply& reply) const;
   absl::Status Mount();
 
   std::vector<absl::Status> PutLocked(absl::Span<const std::string> keys,
@@ -225,6 +226,8 @@ class Client {
   std::thread heartbeat_;
   absl::Mutex mount_mu_;
   uint64_t epoch_ ABSL_GUARDED_BY(mount_mu_) = 0;
+  // Set before the heartbeat thread starts, then used by it alone.
+  absl::Duration heartbeat_interval_;
 };
 
 }  // namespace mooncake::client

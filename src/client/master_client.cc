@@ -181,6 +181,13 @@ absl::StatusOr<HeartbeatReply> MasterClient::Heartbeat(const std::vector<std::st
     return Malformed("Heartbeat", reply->dump());
   }
   out.remount = remount->get<bool>();
+  if (reply->contains("client_live_ttl_ms")) {
+    uint64_t ttl_ms = 0;
+    if (!ReadUint(*reply, "client_live_ttl_ms", &ttl_ms) || ttl_ms == 0 || ttl_ms > (1ull << 40)) {
+      return Malformed("Heartbeat", reply->dump());
+    }
+    out.client_live_ttl = absl::Milliseconds(static_cast<int64_t>(ttl_ms));
+  }
   return out;
 }
 

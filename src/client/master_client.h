@@ -66,6 +66,9 @@ struct SegmentInfo {
 struct HeartbeatReply {
   bool remount = false;
   uint64_t epoch = 0;
+  // How long the master waits for a heartbeat before it declares the client dead (absent from a
+  // master that does not say).
+  std::optional<absl::Duration> client_live_ttl;
 };
 
 class MasterClient {

@@ -52,6 +52,7 @@ void MasterService::RunMaintenance() {
   // Clients silent for longer than the liveness TTL: their segments go, and what was only there.
   for (const std::string& client :
        clients_.TakeSilentSince(now - absl::ToInt64Microseconds(config_.client_live_ttl))) {
+    clients_expired_->Increment(1);
     for (const std::string& name : segments_.SegmentsOf(client)) {
       absl::StatusOr<SegmentInfo> gone = segments_.Unmount(name, client);
       if (!gone.ok()) continue;

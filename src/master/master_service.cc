@@ -38,7 +38,12 @@ MasterService::MasterService(MasterConfig config, Clock* clock, MetricsRegistry*
       segments_(config_.allocation_strategy, config_.allocation_alignment, config_.seed),
       leases_granted_(&metrics_->GetCounter("mooncake_master_leases_granted_total",
                                             "Read leases granted or extended (GetReplicaList, "
-                                            "ExistKey)")) {}
+                                            "ExistKey)")),
+      heartbeats_(&metrics_->GetCounter("mooncake_master_heartbeats_total",
+                                        "Heartbeats received from clients and stores")),
+      clients_expired_(&metrics_->GetCounter(
+          "mooncake_master_clients_expired_total",
+          "Clients declared dead after no heartbeat for client_live_ttl_sec")) {}
 
 MasterService::~MasterService() { StopMaintenance(); }
 
@@ -128,6 +133,7 @@ HeartbeatResult MasterService::Heartbeat(std::string_view client_id,
   HeartbeatResult result;
   result.epoch = epoch_;
   if (!ValidateClientId(client_id).ok()) return result;
+  heartbeats_->Increment(1);
   result.remount = clients_.Touch(client_id, clock_->NowMicros());
   for (const std::string& segment : segments) {
     if (!segments_.IsMountedBy(segment, client_id)) result.remount = true;

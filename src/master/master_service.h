@@ -294,6 +294,8 @@ class MasterService {
   std::atomic<uint64_t> hard_pinned_{0};
   std::atomic<uint64_t> key_bytes_{0};
   Counter* leases_granted_;
+  Counter* heartbeats_;
+  Counter* clients_expired_;
   std::atomic<uint64_t> evicted_objects_{0};
   std::atomic<uint64_t> evicted_bytes_{0};
   absl::Mutex evict_mu_;  // one eviction at a time

@@ -307,7 +307,11 @@ void RegisterRpcRoutes(http::HttpServer& server, MasterService& service) {
       return s;
     }
     HeartbeatResult result = service.Heartbeat(*client, segments);
-    return json{{"remount", result.remount}, {"epoch", result.epoch}};
+    // The liveness TTL lets every client heartbeat often enough for this master's setting.
+    return json{
+        {"remount", result.remount},
+        {"epoch", result.epoch},
+        {"client_live_ttl_ms", absl::ToInt64Milliseconds(service.config().client_live_ttl)}};
   });
   server.RouteJson("POST", "/v1/ListSegments", [&service](const json&) -> absl::StatusOr<json> {
     json segments = json::array();

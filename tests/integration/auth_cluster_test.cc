@@ -132,8 +132,14 @@ TEST_F(AuthClusterTest, TheDataPortAnswersNothingBeforeAuth) {
     raw.Send(bytes);
     return raw.ReadUntilClose(wait);
   };
-  // HELLO says AUTH is required (and the server then waits for it).
-  const std::string greeting = exchange(hello, absl::Milliseconds(500));
+  // HELLO says AUTH is required (and the server then waits for it, keeping the connection open).
+  std::string greeting;
+  {
+    test::RawSocket raw(port);
+    ASSERT_TRUE(raw.connected());
+    raw.Send(hello);
+    greeting = raw.ReadAtLeast(hello_reply, absl::Seconds(10));
+  }
   ASSERT_GE(greeting.size(), hello_reply);
   auto reply = engine::tcp::DecodeHelloReply(
       reinterpret_cast<const uint8_t*>(greeting.data() + engine::tcp::kResponseHeaderSize));

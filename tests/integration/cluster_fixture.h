@@ -72,10 +72,11 @@ class StoreClusterTest : public ::testing::Test {
     for (const std::string& path : configs_) unlink(path.c_str());
   }
 
-  void StartMaster(const std::string& port) {
-    master_ = std::make_unique<Subprocess>(WithToken(
-        std::vector<std::string>{MOONCAKE_BINARY, "master", "--rpc_address", "127.0.0.1", "--port",
-                                 port, "--metrics-port", "0", "--client_live_ttl_sec", "2"}));
+  // A master whose liveness TTL is short, so that tests of killed stores end soon.
+  void StartMaster(const std::string& port, const std::string& client_live_ttl_sec = "2") {
+    master_ = std::make_unique<Subprocess>(WithToken(std::vector<std::string>{
+        MOONCAKE_BINARY, "master", "--rpc_address", "127.0.0.1", "--port", port, "--metrics-port",
+        "0", "--client_live_ttl_sec", client_live_ttl_sec}));
     std::optional<std::string> line = master_->WaitForLine("listening", absl::Seconds(20));
     ASSERT_TRUE(line.has_value()) << "mooncake master did not start";
     std::smatch m;

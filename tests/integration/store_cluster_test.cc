@@ -130,6 +130,53 @@ TEST_F(StoreClusterTest, StoresAndClientsRemountAfterAMasterRestart) {
   EXPECT_EQ(*client->Get("after"), std::string(100000, 'a'));
 }
 
+// A master's counter (0 if absent).
+uint64_t MasterCounter(int admin_port, const std::string& name) {
+  http::HttpClient http("127.0.0.1", admin_port);
+  absl::StatusOr<http::HttpResult> metrics = http.Get("/metrics");
+  if (!metrics.ok()) return 0;
+  std::smatch m;
+  if (!std::regex_search(metrics->body, m, std::regex("\\n" + name + " ([0-9]+)"))) return 0;
+  return std::stoull(m[1]);
+}
+
+TEST_F(StoreClusterTest, StoresHeartbeatOftenEnoughForTheMastersTtl) {
+  // The stores heartbeat every 2 s by default; this master declares a client dead after 1 s of
+  // silence (2 s in the sanitizer builds, whose processes run several times slower). The
+  // master's answers say so, and the stores heartbeat four times per TTL.
+  StopStores();
+  master_->Signal(SIGTERM);
+  ASSERT_EQ(master_->Wait(absl::Seconds(20)), 0);
+#ifdef MOONCAKE_SANITIZED
+  StartMaster("0", "2");
+#else
+  StartMaster("0", "1");
+#endif
+  StartStore(0);
+  StartStore(1);
+  ClientConfig config = ClientConfigFor(/*shm=*/false);
+  config.heartbeat_interval = absl::Seconds(2);  // the default, as the stores'
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(config);
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE(WaitForSegments(**client, 2));
+  // (A process that spends longer than the TTL between its first call and its mount may be
+  // declared dead before it mounts: counted from here on.)
+  const uint64_t expired =
+      MasterCounter(master_admin_port_, "mooncake_master_clients_expired_total");
+  const uint64_t heartbeats = MasterCounter(master_admin_port_, "mooncake_master_heartbeats_total");
+  // 24 heartbeats from two stores and a client: 2 s at four per TTL, 8 s at the default.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (MasterCounter(master_admin_port_, "mooncake_master_heartbeats_total") < heartbeats + 24 &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_GE(MasterCounter(master_admin_port_, "mooncake_master_heartbeats_total"), heartbeats + 24);
+  EXPECT_EQ(MasterCounter(master_admin_port_, "mooncake_master_clients_expired_total"), expired);
+  absl::StatusOr<std::vector<client::SegmentInfo>> segments = (*client)->ListSegments();
+  ASSERT_TRUE(segments.ok()) << segments.status();
+  EXPECT_EQ(segments->size(), 2u);
+}
+
 TEST_F(StoreClusterTest, StoppingTheMetadataServiceStopsOnlyNewPeers) {
   auto client = MakeClient(/*shm=*/false);
   ASSERT_TRUE(client);
@@ -192,6 +239,20 @@ TEST_F(StoreClusterTest, ANewClientWorksAfterTheMetadataServiceRestarts) {
   }
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, std::string(300000, 'b'));
+  // The other store may publish later (each checks on its own clock): puts go to both once it has.
+  absl::StatusOr<std::vector<client::SegmentInfo>> segments = late->ListSegments();
+  ASSERT_TRUE(segments.ok()) << segments.status();
+  http::HttpClient metadata("127.0.0.1", std::stoi(port));
+  for (const client::SegmentInfo& segment : *segments) {
+    const std::string path =
+        "/metadata?key=" + http::EncodeQueryValue("mooncake/segment/" + segment.name);
+    absl::StatusOr<http::HttpResult> descriptor = metadata.Get(path);
+    while (!(descriptor.ok() && descriptor->status == 200) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(100));
+      descriptor = metadata.Get(path);
+    }
+    ASSERT_TRUE(descriptor.ok() && descriptor->status == 200) << segment.name << " not published";
+  }
   std::vector<std::string> keys;
   std::vector<std::string_view> values;
   const std::string value(100000, 'n');

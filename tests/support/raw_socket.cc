@@ -62,6 +62,15 @@ std::string RawSocket::ReadUntilClose(absl::Duration timeout) {
   return out;
 }
 
+std::string RawSocket::ReadAtLeast(size_t bytes, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string out = std::move(pending_);
+  pending_.clear();
+  while (out.size() < bytes && ReadSome(fd_, out, deadline) > 0) {
+  }
+  return out;
+}
+
 std::string RawSocket::ReadResponse(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   std::string& buf = pending_;

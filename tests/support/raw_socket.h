@@ -26,6 +26,10 @@ class RawSocket {
   // Reads until the peer closes or `timeout` passes; returns what arrived.
   std::string ReadUntilClose(absl::Duration timeout);
 
+  // Reads until at least `bytes` arrived, the peer closes or `timeout` passes; returns what
+  // arrived.
+  std::string ReadAtLeast(size_t bytes, absl::Duration timeout);
+
   // Reads one HTTP response whose head ends with a blank line and whose body has Content-Length.
   std::string ReadResponse(absl::Duration timeout);
 
