@@ -1,6 +1,6 @@
 # Every dependency comes from Debian's packages (scripts/install-deps.sh installs them). The `mooncake`
 # binary links all of them statically, so it depends on nothing but the C library at run time:
-#   - abseil, RE2, OpenSSL's libcrypto (HMAC for authentication), rdma-core (libibverbs with its static providers, librdmacm) and libnl: Debian's .a files,
+#   - abseil (or its Debian source package, see below), RE2, OpenSSL's libcrypto (HMAC for authentication), rdma-core (libibverbs with its static providers, librdmacm) and libnl: Debian's .a files,
 #     resolved through pkg-config --static;
 #   - cpp-httplib: Debian ships it only as a shared library, so we compile the single header from
 #     Debian's source package of the same version (unpacked by install-deps.sh into .deps/);
@@ -71,9 +71,27 @@ function(mooncake_static_pkg target)
     ${shared} "$<$<NOT:${wants_shared}>:$<LINK_GROUP:RESCAN,${archive_list}>>" Threads::Threads)
 endfunction()
 
-mooncake_static_pkg(mooncake_absl
-  absl_status absl_statusor absl_synchronization absl_flat_hash_map absl_str_format
-  absl_strings absl_time absl_random_random)
+# abseil: Debian's archives, or (MOONCAKE_ABSL_FROM_SOURCE, for the ThreadSanitizer build) Debian's
+# source package of the same version compiled as part of this build with its flags: TSan sees the
+# happens-before that absl::Mutex gives only when abseil itself is instrumented.
+option(MOONCAKE_ABSL_FROM_SOURCE "Compile abseil from its Debian source package in .deps/abseil" OFF)
+set(MOONCAKE_ABSL_COMPONENTS status statusor synchronization flat_hash_map str_format strings time
+    random_random)
+if(MOONCAKE_ABSL_FROM_SOURCE)
+  if(NOT EXISTS "${MOONCAKE_DEPS_DIR}/abseil/CMakeLists.txt")
+    message(FATAL_ERROR "abseil source not found in ${MOONCAKE_DEPS_DIR}/abseil: run scripts/install-deps.sh")
+  endif()
+  set(ABSL_PROPAGATE_CXX_STD ON)
+  set(ABSL_BUILD_TESTING OFF)
+  set(ABSL_ENABLE_INSTALL OFF)
+  add_subdirectory("${MOONCAKE_DEPS_DIR}/abseil" "${CMAKE_BINARY_DIR}/abseil" EXCLUDE_FROM_ALL SYSTEM)
+  add_library(mooncake_absl INTERFACE)
+  list(TRANSFORM MOONCAKE_ABSL_COMPONENTS PREPEND "absl::" OUTPUT_VARIABLE absl_targets)
+  target_link_libraries(mooncake_absl INTERFACE ${absl_targets})
+else()
+  list(TRANSFORM MOONCAKE_ABSL_COMPONENTS PREPEND "absl_" OUTPUT_VARIABLE absl_modules)
+  mooncake_static_pkg(mooncake_absl ${absl_modules})
+endif()
 mooncake_static_pkg(mooncake_rdma libibverbs librdmacm)
 mooncake_static_pkg(mooncake_re2 re2)
 mooncake_static_pkg(mooncake_crypto libcrypto)

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything mooncake needs to build, test and package, from Debian's archive only.
-# Idempotent: packages already present are not reinstalled, and the cpp-httplib source is fetched once.
+# Idempotent: packages already present are not reinstalled, and source packages are fetched once.
 #
 #   scripts/install-deps.sh            # build + test dependencies
 #
 # Debian ships cpp-httplib only as a shared library (its header is split from the implementation), but
 # our binary must be self-contained. So we also fetch Debian's *source* package of the exact installed
 # version (`apt-get source`, from a deb-src entry this script adds) and compile its single-header form
-# into the binary. The source lands in .deps/ (ignored by git).
+# into the binary. The ThreadSanitizer build also compiles abseil from its Debian source package.
+# The sources land in .deps/ (ignored by git).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -96,25 +97,48 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# cpp-httplib: the source package of the installed version, unpacked with Debian's patches applied.
+# Debian's source package of an installed binary package's exact version, unpacked with Debian's
+# patches applied into a temporary directory; prints the unpacked tree's path.
+fetch_source() {  # source package, version
+  local tmp=$1 pkg=$2 version=$3
+  if ! (cd "$tmp" && apt-get source -q "$pkg=$version" >/dev/null 2>"$tmp/err"); then
+    "${sudo_cmd[@]}" apt-get update -q >/dev/null
+    (cd "$tmp" && apt-get source -q "$pkg=$version" >/dev/null 2>"$tmp/err") || {
+      cat "$tmp/err" >&2
+      echo "install-deps: could not fetch the $pkg source package" >&2
+      exit 1
+    }
+  fi
+  find "$tmp" -maxdepth 1 -type d -name "$pkg-*" | head -n 1
+}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# cpp-httplib: its single header, compiled into the binary.
 httplib_version=$(dpkg-query -W -f '${Version}' libcpp-httplib-dev)
 stamp="$deps_dir/cpp-httplib/.debian-version"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$httplib_version" ]; then
   echo "install-deps: fetching Debian source of cpp-httplib $httplib_version"
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  if ! (cd "$tmp" && apt-get source -q "cpp-httplib=$httplib_version" >/dev/null 2>"$tmp/err"); then
-    "${sudo_cmd[@]}" apt-get update -q >/dev/null
-    (cd "$tmp" && apt-get source -q "cpp-httplib=$httplib_version" >/dev/null 2>"$tmp/err") || {
-      cat "$tmp/err" >&2
-      echo "install-deps: could not fetch the cpp-httplib source package" >&2
-      exit 1
-    }
-  fi
-  src=$(find "$tmp" -maxdepth 1 -type d -name 'cpp-httplib-*' | head -n 1)
+  mkdir -p "$tmp/httplib"
+  src=$(fetch_source "$tmp/httplib" cpp-httplib "$httplib_version")
   rm -rf "$deps_dir/cpp-httplib"
   mkdir -p "$deps_dir/cpp-httplib"
   cp "$src/httplib.h" "$src/LICENSE" "$deps_dir/cpp-httplib/"
   echo "$httplib_version" > "$stamp"
+fi
+
+# abseil: the source of the installed libabsl-dev, for the ThreadSanitizer build only (TSan sees
+# the ordering that absl::Mutex gives only when abseil itself is instrumented, so that build
+# compiles abseil from this tree; every other build links Debian's archives).
+absl_version=$(dpkg-query -W -f '${Version}' libabsl-dev)
+stamp="$deps_dir/abseil/.debian-version"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$absl_version" ]; then
+  echo "install-deps: fetching Debian source of abseil $absl_version"
+  mkdir -p "$tmp/abseil"
+  src=$(fetch_source "$tmp/abseil" abseil "$absl_version")
+  rm -rf "$deps_dir/abseil"
+  mkdir -p "$deps_dir"
+  cp -r "$src" "$deps_dir/abseil"
+  echo "$absl_version" > "$stamp"
 fi
 echo "install-deps: ok"
