@@ -33,6 +33,10 @@ struct MasterFlags {
   std::string http_metadata_server_host = "0.0.0.0";
   bool enable_ha = false;
   std::string etcd_endpoints;
+  std::string ha_backend_type;        // the original's spelling: "etcd"
+  std::string ha_backend_connstring;  // the original's spelling of the endpoints
+  std::string ha_lease_ttl_sec = "2";
+  std::string ha_advertise_host;
   size_t rpc_thread_num = 0;
   std::string cluster_id = "mooncake_cluster";
   std::string log_level = "info";
@@ -95,8 +99,39 @@ absl::StatusOr<master::MasterServerOptions> BuildOptions(const MasterFlags& f) {
     return fail(fmt::format("--allocation_strategy must be random or free_ratio_first, got '{}'",
                             f.allocation_strategy));
   }
+  if (!f.ha_backend_type.empty() && f.ha_backend_type != "etcd") {
+    return fail(
+        fmt::format("--ha_backend_type: only etcd is supported, got '{}'", f.ha_backend_type));
+  }
+  const std::string endpoints =
+      !f.etcd_endpoints.empty() ? f.etcd_endpoints : f.ha_backend_connstring;
+  if (!f.etcd_endpoints.empty() && !f.ha_backend_connstring.empty() &&
+      f.etcd_endpoints != f.ha_backend_connstring) {
+    return fail("--etcd_endpoints and --ha_backend_connstring name different etcd clusters");
+  }
+  options.ha.enabled = f.enable_ha;
   if (f.enable_ha) {
-    return fail("--enable_ha: high availability is not built yet in this version");
+    if (endpoints.empty()) {
+      return fail("--enable_ha needs --etcd_endpoints=host:port[,host:port...]");
+    }
+    if (absl::StatusOr<std::unique_ptr<http::EtcdClient>> etcd =
+            http::EtcdClient::Create(endpoints);
+        !etcd.ok()) {
+      return fail(fmt::format("--etcd_endpoints: {}", etcd.status().message()));
+    }
+    absl::StatusOr<absl::Duration> ttl = ParseDuration(f.ha_lease_ttl_sec, absl::Seconds(1));
+    if (!ttl.ok() || *ttl < absl::Seconds(1) || *ttl > absl::Hours(1)) {
+      return fail(fmt::format("--ha_lease_ttl_sec must be 1 to 3600 seconds, got '{}'",
+                              f.ha_lease_ttl_sec));
+    }
+    options.ha.etcd_endpoints = endpoints;
+    options.ha.cluster_id = f.cluster_id;
+    options.ha.lease_ttl = *ttl;
+    options.ha.advertise_host = f.ha_advertise_host;
+  }
+  if (f.cluster_id.empty() || f.cluster_id.size() > 128 ||
+      f.cluster_id.find_first_of("/ \t\n") != std::string::npos) {
+    return fail("--cluster_id must be 1 to 128 characters without '/' or spaces");
   }
   options.rpc_address = f.rpc_address;
   options.rpc_port = f.port;
@@ -195,8 +230,15 @@ Command AddMasterCommand(CLI::App& parent) {
        "Port of the embedded metadata service");
   text("http_metadata_server_host", f->http_metadata_server_host,
        "Address of the embedded metadata service");
-  flag("enable_ha", f->enable_ha, "High availability through etcd (not built yet)");
-  text("etcd_endpoints", f->etcd_endpoints, "etcd endpoints for HA");
+  flag("enable_ha", f->enable_ha, "Masters elected in etcd; this one serves while it leads");
+  text("etcd_endpoints", f->etcd_endpoints, "etcd endpoints for HA, host:port[,host:port...]");
+  text("ha_backend_type", f->ha_backend_type, "The original's spelling: etcd");
+  text("ha_backend_connstring", f->ha_backend_connstring,
+       "The original's spelling of --etcd_endpoints (';' or ',' separated)");
+  text("ha_lease_ttl_sec", f->ha_lease_ttl_sec,
+       "The leader's etcd lease (s): failover takes about this long after a leader dies");
+  text("ha_advertise_host", f->ha_advertise_host,
+       "Host clients reach this master at (default: --rpc_address, or the host name)");
   app->add_option(BothSpellings("rpc_thread_num"), f->rpc_thread_num,
                   "Most RPC connections served at once (0: automatic)")
       ->capture_default_str()

@@ -421,6 +421,11 @@ class HttpServer::Impl : public httplib::Server {
     } else if (path_it == routes_.end()) {
       response = HttpResponse::Error(ErrorCode::INVALID_PARAMS,
                                      fmt::format("no such path: {}", req.path), 404);
+    } else if (absl::Status admitted =
+                   !open && options_.admit ? options_.admit(req.path) : absl::OkStatus();
+               !admitted.ok()) {
+      route = path_it->first;
+      response = HttpResponse::FromStatus(admitted);
     } else {
       route = path_it->first;
       auto method_it = path_it->second.find(req.method);
@@ -440,6 +445,9 @@ class HttpServer::Impl : public httplib::Server {
           response = method_it->second(request);
         }
       }
+    }
+    if (options_.response_headers) {
+      for (auto& [name, value] : options_.response_headers()) res.set_header(name, value);
     }
     Fill(res, std::move(response));
     Record(route, req, res, start);

@@ -20,6 +20,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -47,6 +49,11 @@ struct HttpServerOptions {
   // Enabled: every request but `GET /health` must carry `Authorization: Bearer <token>`; others
   // are answered 401 with the uniform error body (ILLEGAL_CLIENT).
   AuthToken auth;
+  // Asked before an authorized request (other than `GET /health`) reaches its route: an error is
+  // the answer instead (e.g. a master that does not lead answers UNAVAILABLE_IN_CURRENT_STATUS).
+  std::function<absl::Status(std::string_view path)> admit;
+  // Headers added to every answer, computed per answer (e.g. the master's epoch).
+  std::function<std::vector<std::pair<std::string, std::string>>()> response_headers;
 };
 
 // A request as handlers see it. Views into the server's own request object, valid during the call.

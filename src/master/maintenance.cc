@@ -46,6 +46,21 @@ void MasterService::DropSegmentReplicas(SegmentId segment) {
   }
 }
 
+void MasterService::BeginTerm(uint64_t epoch) {
+  if (epoch_.exchange(epoch, std::memory_order_acq_rel) == epoch) return;
+  size_t dropped = 0;
+  for (const SegmentInfo& segment : segments_.List()) {
+    absl::StatusOr<SegmentInfo> gone = segments_.Unmount(segment.name, "");
+    if (!gone.ok()) continue;
+    DropSegmentReplicas(gone->id);
+    ++dropped;
+  }
+  if (dropped > 0) {
+    spdlog::info("epoch {}: forgot {} segments of an earlier term; their owners mount them again",
+                 epoch, dropped);
+  }
+}
+
 void MasterService::RunMaintenance() {
   const int64_t now = clock_->NowMicros();
 

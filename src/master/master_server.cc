@@ -1,5 +1,8 @@
 #include "master/master_server.h"
 
+#include <unistd.h>
+
+#include "common/logging.h"
 #include "master/rpc_service.h"
 
 namespace mooncake::master {
@@ -13,6 +16,12 @@ MasterServer::MasterServer(MasterServerOptions options, Clock* clock)
   rpc.port = options_.rpc_port;
   if (options_.rpc_threads > 0) rpc.max_workers = options_.rpc_threads;
   rpc.auth = options_.auth;
+  // Every answer names the term it was given in, so that clients can refuse an old leader's.
+  rpc.response_headers = [this] {
+    return std::vector<std::pair<std::string, std::string>>{
+        {"X-Mooncake-Epoch", std::to_string(service_->epoch())}};
+  };
+  if (options_.ha.enabled) rpc.admit = [this](std::string_view) { return Admit(); };
   rpc_ = std::make_unique<http::HttpServer>(rpc);
   RegisterRpcRoutes(*rpc_, *service_);
 
@@ -38,19 +47,55 @@ MasterServer::MasterServer(MasterServerOptions options, Clock* clock)
 
 MasterServer::~MasterServer() { Stop(); }
 
+absl::Status MasterServer::Admit() const {
+  if (election_ != nullptr && election_->epoch() != 0) return absl::OkStatus();
+  std::optional<LeaderInfo> leader = election_ ? election_->leader() : std::nullopt;
+  return MakeError(ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS,
+                   leader.has_value() && leader->epoch != service_->epoch()
+                       ? fmt::format("this master does not lead; the leader is {} (epoch {})",
+                                     leader->address, leader->epoch)
+                       : std::string("this master does not lead now"));
+}
+
 absl::Status MasterServer::Start() {
   absl::Status status = rpc_->Start();
   if (status.ok() && admin_) status = admin_->Start();
   if (status.ok() && metadata_) status = metadata_->Start();
+  if (status.ok() && options_.ha.enabled) {
+    absl::StatusOr<std::unique_ptr<http::EtcdClient>> etcd =
+        http::EtcdClient::Create(options_.ha.etcd_endpoints);
+    if (etcd.ok()) {
+      etcd_ = *std::move(etcd);
+    } else {
+      status = etcd.status();
+    }
+  }
   if (!status.ok()) {
     Stop();
     return status;
   }
   service_->StartMaintenance();
+  if (options_.ha.enabled) {
+    std::string host = options_.ha.advertise_host;
+    if (host.empty()) host = options_.rpc_address;
+    if (host.empty() || host == "0.0.0.0" || host == "::") {
+      char name[256] = {};
+      host = gethostname(name, sizeof(name) - 1) == 0 ? name : "localhost";
+    }
+    ElectionOptions election;
+    election.key = LeaderKey(options_.ha.cluster_id);
+    election.value = fmt::format("{}:{}", host, rpc_->port());
+    election.lease_ttl = options_.ha.lease_ttl;
+    // A new term starts from an empty index before the first request of it is admitted.
+    election.on_elected = [this](uint64_t epoch) { service_->BeginTerm(epoch); };
+    election_ = std::make_unique<LeaderElection>(etcd_.get(), election);
+    election_->Start();
+  }
   return absl::OkStatus();
 }
 
 void MasterServer::Stop() {
+  if (election_) election_->Stop();  // resigns: another master takes over at once
   if (metadata_) metadata_->Stop();
   if (admin_) admin_->Stop();
   rpc_->Stop();

@@ -6,11 +6,24 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "http/etcd_client.h"
 #include "http/metadata_service.h"
 #include "http/server.h"
+#include "master/ha/leader_election.h"
 #include "master/master_service.h"
 
 namespace mooncake::master {
+
+// High availability: masters elected in etcd (docs/ha.md).
+struct HaOptions {
+  bool enabled = false;
+  std::string etcd_endpoints;  // "h1:2379,h2:2379" (',' or ';')
+  std::string cluster_id = "mooncake_cluster";
+  absl::Duration lease_ttl = absl::Seconds(2);
+  // The host clients reach this master's RPC port at, published in etcd while it leads. Empty:
+  // the RPC address, or this machine's host name when that is a wildcard.
+  std::string advertise_host;
+};
 
 struct MasterServerOptions {
   MasterConfig config;
@@ -24,6 +37,7 @@ struct MasterServerOptions {
   std::string http_metadata_server_host = "0.0.0.0";
   int http_metadata_server_port = 8080;
   AuthToken auth;  // every server's: callers must send it (only /health is open)
+  HaOptions ha;
 };
 
 class MasterServer {
@@ -39,9 +53,16 @@ class MasterServer {
   int metrics_port() const { return admin_ ? admin_->port() : 0; }
   int metadata_port() const { return metadata_ ? metadata_->port() : 0; }
   MasterService& service() { return *service_; }
+  // With HA: the election (nullptr without).
+  const LeaderElection* election() const { return election_.get(); }
 
  private:
+  // With HA, whether a request may be served now: only while this master leads.
+  absl::Status Admit() const;
+
   MasterServerOptions options_;
+  std::unique_ptr<http::EtcdClient> etcd_;
+  std::unique_ptr<LeaderElection> election_;
   std::unique_ptr<MasterService> service_;
   std::unique_ptr<http::HttpServer> rpc_;
   std::unique_ptr<http::HttpServer> admin_;

@@ -131,7 +131,7 @@ absl::Status MasterService::UnmountSegment(std::string_view client_id, std::stri
 HeartbeatResult MasterService::Heartbeat(std::string_view client_id,
                                          absl::Span<const std::string> segments) {
   HeartbeatResult result;
-  result.epoch = epoch_;
+  result.epoch = epoch();
   if (!ValidateClientId(client_id).ok()) return result;
   heartbeats_->Increment(1);
   result.remount = clients_.Touch(client_id, clock_->NowMicros());

@@ -177,7 +177,12 @@ class MasterService {
   void StartMaintenance();
   void StopMaintenance();
 
-  uint64_t epoch() const { return epoch_; }
+  uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
+  // Starts serving as the leader of a new term (high availability): with an epoch other than the
+  // current one, forgets every segment and object (another leader may have served in between;
+  // the segments' owners mount them again when they see the new epoch), then answers with
+  // `epoch`. The same epoch again (a leader whose lease was renewed after a gap) changes nothing.
+  void BeginTerm(uint64_t epoch);
   // How many client ids the object records hold (for tests and /metrics).
   size_t interned_clients() const;
   const MasterConfig& config() const { return config_; }
@@ -284,7 +289,7 @@ class MasterService {
   const MasterConfig config_;
   Clock* const clock_;
   MetricsRegistry* const metrics_;
-  const uint64_t epoch_;
+  std::atomic<uint64_t> epoch_;
   SegmentManager segments_;
   ClientRegistry clients_;
   mutable std::array<Shard, kShards> shards_;

@@ -128,6 +128,7 @@ void LeaderElection::Lead(int64_t lease, uint64_t epoch, TimePoint valid_until) 
   auto nanos = [](TimePoint t) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
   };
+  options_.on_elected(epoch);  // before anyone sees this process lead
   valid_until_ns_.store(nanos(valid_until), std::memory_order_release);
   epoch_.store(epoch, std::memory_order_release);
   {
@@ -136,7 +137,6 @@ void LeaderElection::Lead(int64_t lease, uint64_t epoch, TimePoint valid_until) 
   }
   spdlog::info("leading with epoch {} (etcd key {}, lease TTL {})", epoch, options_.key,
                absl::FormatDuration(options_.lease_ttl));
-  options_.on_elected(epoch);
   std::string why = "stopping";
   while (Sleep(options_.lease_ttl / 3)) {
     // Renew until the lease is renewed or our validity runs out, whichever first.

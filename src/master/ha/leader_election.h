@@ -43,7 +43,8 @@ struct ElectionOptions {
   std::function<std::chrono::steady_clock::time_point()> now = [] {
     return std::chrono::steady_clock::now();
   };
-  // Called (from the election's thread) when this process starts or stops leading.
+  // Called (from the election's thread) when this process is about to lead (before epoch()
+  // says so) and after it stopped leading.
   std::function<void(uint64_t epoch)> on_elected = [](uint64_t) {};
   std::function<void(uint64_t epoch)> on_deposed = [](uint64_t) {};
 };
