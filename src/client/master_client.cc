@@ -1,9 +1,12 @@
 #include "client/master_client.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 #include "common/error_code.h"
 #include "common/strings.h"
 #include "fmt/format.h"
+#include "http/etcd_leader.h"
 #include "http/json_body.h"
 
 namespace mooncake::client {
@@ -80,11 +83,31 @@ json ConfigJson(const ReplicateConfig& config, bool upsert) {
 
 absl::StatusOr<std::unique_ptr<MasterClient>> MasterClient::Create(
     const std::string& address, std::string client_id, http::HttpClientOptions options) {
-  if (absl::StartsWith(address, "etcd://")) {
-    return MakeError(ErrorCode::NOT_SUPPORTED,
-                     fmt::format("master address '{}': finding the leader of a highly available "
-                                 "master in etcd is not supported yet; give host:port",
-                                 address));
+  absl::string_view etcd = AsAbsl(address);
+  if (absl::ConsumePrefix(&etcd, "etcd://")) {
+    // etcd://h1:2379,h2:2379[/cluster_id]
+    std::string cluster = "mooncake_cluster";
+    if (size_t slash = etcd.find('/'); slash != absl::string_view::npos) {
+      cluster = std::string(etcd.substr(slash + 1));
+      etcd = etcd.substr(0, slash);
+      if (cluster.empty() || cluster.size() > 128 ||
+          cluster.find_first_of("/ \t\n") != std::string::npos) {
+        return MakeError(ErrorCode::INVALID_PARAMS,
+                         fmt::format("master address '{}': bad cluster id '{}'", address, cluster));
+      }
+    }
+    absl::StatusOr<std::unique_ptr<http::EtcdClient>> etcd_client =
+        http::EtcdClient::Create(std::string(etcd));
+    if (!etcd_client.ok()) {
+      return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("master address '{}': {}", address,
+                                                              etcd_client.status().message()));
+    }
+    std::unique_ptr<MasterClient> client(
+        new MasterClient(nullptr, address, std::move(client_id), std::move(options)));
+    client->etcd_ = *std::move(etcd_client);
+    client->leader_key_ = http::LeaderKey(cluster);
+    if (absl::Status found = client->Resolve(0); !found.ok()) return found;
+    return client;
   }
   auto client = http::HttpClient::ForUrl(address, options);
   if (!client.ok()) {
@@ -93,17 +116,97 @@ absl::StatusOr<std::unique_ptr<MasterClient>> MasterClient::Create(
                                  client.status().message()));
   }
   return std::unique_ptr<MasterClient>(
-      new MasterClient(std::move(client->first), address, std::move(client_id)));
+      new MasterClient(std::move(client->first), address, std::move(client_id), options));
+}
+
+absl::StatusOr<std::shared_ptr<http::HttpClient>> MasterClient::Current() {
+  {
+    absl::MutexLock lock(&http_mu_);
+    if (http_ != nullptr) return http_;
+  }
+  if (absl::Status found = Resolve(0); !found.ok()) return found;
+  absl::MutexLock lock(&http_mu_);
+  return http_;
+}
+
+absl::Status MasterClient::Resolve(uint64_t failed_epoch) {
+  const absl::Time deadline = absl::Now() + options_.timeout;
+  absl::Status last = MakeError(ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS,
+                                fmt::format("no master leads in etcd ({})", leader_key_));
+  for (;;) {
+    absl::StatusOr<std::optional<http::LeaderInfo>> leader = http::ReadLeader(*etcd_, leader_key_);
+    const bool over = absl::Now() >= deadline;
+    if (!leader.ok()) {
+      last = leader.status();
+    } else if (leader->has_value() &&
+               ((*leader)->epoch > failed_epoch || (over && (*leader)->epoch == failed_epoch)) &&
+               (*leader)->epoch >= newest_epoch_.load(std::memory_order_acquire)) {
+      auto http = http::HttpClient::ForUrl((*leader)->address, options_);
+      if (!http.ok()) return http.status();
+      absl::MutexLock lock(&http_mu_);
+      if (leader_epoch_ < (*leader)->epoch || http_ == nullptr) {
+        http_ = std::move(http->first);
+        leader_epoch_ = (*leader)->epoch;
+      }
+      return absl::OkStatus();
+    }
+    if (over) {
+      return MakeError(ErrorCodeOf(last),
+                       fmt::format("master address {}: {}", address_, last.message()));
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
 }
 
 absl::StatusOr<json> MasterClient::Call(std::string_view method, const json& request,
                                         bool idempotent) {
-  http::CallOptions call;
-  call.idempotent = idempotent;
-  absl::StatusOr<json> reply =
-      http_->CallJson("POST", fmt::format("/v1/{}", method), request, call);
-  if (reply.ok() && !reply->is_object()) return Malformed(method, "not a JSON object");
-  return reply;
+  const std::string target = fmt::format("/v1/{}", method);
+  for (int attempt = 0;; ++attempt) {
+    absl::StatusOr<std::shared_ptr<http::HttpClient>> http = Current();
+    if (!http.ok()) return http.status();
+    http::CallOptions call;
+    call.idempotent = idempotent;
+    std::string epoch_text;
+    if (etcd_ != nullptr) {
+      call.capture_header = "X-Mooncake-Epoch";
+      call.captured = &epoch_text;
+    }
+    absl::StatusOr<json> reply = (*http)->CallJson("POST", target, request, call);
+    if (etcd_ == nullptr) {
+      if (reply.ok() && !reply->is_object()) return Malformed(method, "not a JSON object");
+      return reply;
+    }
+    uint64_t epoch = 0;
+    (void)absl::SimpleAtoi(epoch_text, &epoch);
+    uint64_t leader_epoch = 0;
+    {
+      absl::MutexLock lock(&http_mu_);
+      leader_epoch = leader_epoch_;
+    }
+    const ErrorCode code = reply.ok() ? ErrorCode::OK : ErrorCodeOf(reply.status());
+    const bool refused = code == ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS;
+    const bool unreachable = code == ErrorCode::RPC_FAIL || code == ErrorCode::RPC_TIMEOUT;
+    if (!refused && !unreachable) {
+      // An answer: taken only from the newest term seen (an older leader's is refused, since a
+      // newer one may have changed what it answers about).
+      uint64_t newest = newest_epoch_.load(std::memory_order_acquire);
+      while (epoch > newest && !newest_epoch_.compare_exchange_weak(newest, epoch)) {
+      }
+      if (epoch != 0 && epoch >= newest) {
+        if (reply.ok() && !reply->is_object()) return Malformed(method, "not a JSON object");
+        return reply;
+      }
+      reply = MakeError(
+          ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS,
+          fmt::format("the master answered under epoch {}, older than {}", epoch, newest));
+    }
+    // Not (or no longer) the leader: find the new one. A refused call was not served and is
+    // sent again; one whose answer was lost may have been served, and is sent again only if
+    // repeating it is harmless.
+    absl::Status found = Resolve(leader_epoch);
+    if (!found.ok()) return found;
+    if (attempt >= 3 || !(refused || idempotent)) return reply;
+  }
 }
 
 void MasterClient::ReleaseLease(const std::string& key, uint32_t lease_id) {

@@ -4,6 +4,7 @@
 // Thread safety: thread-safe; concurrent calls use separate pooled connections.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "http/client.h"
+#include "http/etcd_client.h"
 
 namespace mooncake::client {
 
@@ -76,8 +78,10 @@ class MasterClient {
   // Key bytes per batch call: the 16 MiB body limit holds even if every byte needs a JSON escape.
   static constexpr size_t kMaxKeyBytesPerCall = 2u << 20;
 
-  // `address` is "host:port" or "http://host:port". INVALID_PARAMS if it is neither; etcd://
-  // addresses (a highly available master) are NOT_SUPPORTED yet.
+  // `address` is "host:port" or "http://host:port", or "etcd://h1:2379,h2:2379[/cluster_id]" for
+  // masters elected in etcd (docs/ha.md): then the client finds the leader in etcd, follows it to
+  // a new one when it stops leading, and refuses answers from an epoch older than one it has
+  // seen. INVALID_PARAMS for anything else.
   static absl::StatusOr<std::unique_ptr<MasterClient>> Create(const std::string& address,
                                                               std::string client_id,
                                                               http::HttpClientOptions options);
@@ -114,8 +118,18 @@ class MasterClient {
   const std::string& address() const { return address_; }
 
  private:
-  MasterClient(std::unique_ptr<http::HttpClient> http, std::string address, std::string client_id)
-      : http_(std::move(http)), address_(std::move(address)), client_id_(std::move(client_id)) {}
+  MasterClient(std::unique_ptr<http::HttpClient> http, std::string address, std::string client_id,
+               http::HttpClientOptions options)
+      : http_(std::move(http)),
+        address_(std::move(address)),
+        client_id_(std::move(client_id)),
+        options_(std::move(options)) {}
+
+  // The connection to the master to call now; with etcd, resolved first if there is none.
+  absl::StatusOr<std::shared_ptr<http::HttpClient>> Current();
+  // With etcd: waits (up to the call timeout) until etcd names a leader newer than `failed_epoch`
+  // and connects to it. A leader of the same epoch is taken again only once the wait is over.
+  absl::Status Resolve(uint64_t failed_epoch);
 
   absl::StatusOr<nlohmann::json> Call(std::string_view method, const nlohmann::json& request,
                                       bool idempotent);
@@ -136,9 +150,16 @@ class MasterClient {
   // Adds to `request` ("release_leases") leases waiting to be released, as many as fit.
   void AttachReleases(nlohmann::json& request);
 
-  std::unique_ptr<http::HttpClient> http_;
+  absl::Mutex http_mu_;
+  std::shared_ptr<http::HttpClient> http_ ABSL_GUARDED_BY(http_mu_);
+  uint64_t leader_epoch_ ABSL_GUARDED_BY(http_mu_) = 0;  // with etcd: of http_'s master
   const std::string address_;
   const std::string client_id_;
+  const http::HttpClientOptions options_;
+  // With etcd: where the leader key is, and the newest epoch any answer carried.
+  std::unique_ptr<http::EtcdClient> etcd_;
+  std::string leader_key_;
+  std::atomic<uint64_t> newest_epoch_{0};
   absl::Mutex release_mu_;
   std::vector<std::pair<std::string, uint32_t>> releases_ ABSL_GUARDED_BY(release_mu_);
 };

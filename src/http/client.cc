@@ -140,6 +140,9 @@ absl::StatusOr<HttpResult> HttpClient::Send(std::string_view method, std::string
     if (sent) {
       result.status = res.status;
       result.content_type = res.get_header_value("Content-Type");
+      if (call.capture_header != nullptr && call.captured != nullptr) {
+        *call.captured = res.get_header_value(call.capture_header);
+      }
       Release(std::move(connection));
       if (result.status == 503 && idempotent && attempt < options_.max_attempts) {
         last_error = StatusFromErrorResponse(result.status, result.body);

@@ -52,6 +52,9 @@ struct CallOptions {
   absl::Duration timeout = absl::ZeroDuration();  // zero: HttpClientOptions::timeout
   // Whether the call may be repeated safely. Unset: GET, PUT and DELETE are, POST is not.
   std::optional<bool> idempotent;
+  // If both are set: the answer's header of that name is stored there ("" if absent).
+  const char* capture_header = nullptr;
+  std::string* captured = nullptr;
 };
 
 struct HttpResult {

@@ -50,9 +50,14 @@ class StoreClusterTest : public ::testing::Test {
     std::smatch m;
     ASSERT_TRUE(std::regex_search(*line, m, std::regex("(http://[0-9.:]+/metadata)")));
     metadata_url_ = m[1];
-    StartMaster("0");
+    StartMasters();
+    if (HasFatalFailure()) return;
     for (int i = 0; i < 2; ++i) StartStore(i);
   }
+
+  // Starts the master(s) and sets master_address_: one master here; a fixture for highly
+  // available masters starts several.
+  virtual void StartMasters() { StartMaster("0"); }
 
   void TearDown() override {
     for (auto& store : stores_) {

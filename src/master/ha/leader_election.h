@@ -29,6 +29,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "http/etcd_client.h"
+#include "http/etcd_leader.h"
 
 namespace mooncake::master {
 
@@ -49,17 +50,9 @@ struct ElectionOptions {
   std::function<void(uint64_t epoch)> on_deposed = [](uint64_t) {};
 };
 
-struct LeaderInfo {
-  std::string address;
-  uint64_t epoch = 0;
-};
-
-// The leader key's name for a cluster.
-std::string LeaderKey(std::string_view cluster_id);
-
-// Reads the leader key: the leader's address and epoch, nullopt if none leads. A value that is not
-// "host:port" is an ETCD_OPERATION_ERROR naming the key, never a crash.
-absl::StatusOr<std::optional<LeaderInfo>> ReadLeader(http::EtcdClient& etcd, std::string_view key);
+using http::LeaderInfo;
+using http::LeaderKey;
+using http::ReadLeader;
 
 class LeaderElection {
  public:
