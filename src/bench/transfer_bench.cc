@@ -109,9 +109,16 @@ int RunInitiator(const TransferBenchOptions& o) {
   }
   const engine::BufferInfo target_buffer = remote->buffers.front();
   const uint64_t per_thread = o.block_size * static_cast<uint64_t>(o.batch_size);
-  if (per_thread > target_buffer.length) {
-    std::fprintf(stderr, "bench transfer: a batch (%s) does not fit the target's buffer (%s)\n",
-                 FormatByteSize(per_thread).c_str(), FormatByteSize(target_buffer.length).c_str());
+  // Each thread cycles through a part of the target's buffer of its own, so that no two
+  // transfers in flight touch the same bytes.
+  const uint64_t slots_per_thread =
+      target_buffer.length / o.block_size / static_cast<uint64_t>(o.threads);
+  if (slots_per_thread < static_cast<uint64_t>(o.batch_size)) {
+    std::fprintf(stderr,
+                 "bench transfer: a batch per thread (%s x %d threads) does not fit the target's "
+                 "buffer (%s)\n",
+                 FormatByteSize(per_thread).c_str(), o.threads,
+                 FormatByteSize(target_buffer.length).c_str());
     return 2;
   }
   Buffer local(per_thread * static_cast<uint64_t>(o.threads));
@@ -120,7 +127,6 @@ int RunInitiator(const TransferBenchOptions& o) {
     return 1;
   }
   const auto op = o.op == "read" ? engine::TransferOp::kRead : engine::TransferOp::kWrite;
-  const uint64_t slots = target_buffer.length / o.block_size;
 
   std::atomic<uint64_t> bytes{0}, failed{0};
   std::atomic<bool> stop{false};
@@ -129,12 +135,15 @@ int RunInitiator(const TransferBenchOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   for (int t = 0; t < o.threads; ++t) {
     threads.emplace_back([&, t] {
-      uint64_t slot = static_cast<uint64_t>(t) * o.batch_size;
+      const uint64_t first_slot = static_cast<uint64_t>(t) * slots_per_thread;
+      uint64_t slot = 0;
       std::vector<engine::TransferRequest> batch(o.batch_size);
       while (!stop.load(std::memory_order_relaxed)) {
         for (int i = 0; i < o.batch_size; ++i) {
           batch[i] = {op, local.data + (static_cast<uint64_t>(t) * o.batch_size + i) * o.block_size,
-                      *segment, target_buffer.addr + (slot++ % slots) * o.block_size, o.block_size};
+                      *segment,
+                      target_buffer.addr + (first_slot + slot++ % slots_per_thread) * o.block_size,
+                      o.block_size};
         }
         auto submitted = (*engine)->Submit(batch);
         for (const absl::Status& s : submitted->Wait()) {
