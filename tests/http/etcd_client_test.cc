@@ -20,9 +20,8 @@ class EtcdClientTest : public ::testing::Test {
   void SetUp() override {
     etcd_ = std::make_unique<EtcdCluster>(1);
     ASSERT_TRUE(etcd_->ok()) << "etcd did not start";
-    absl::StatusOr<std::unique_ptr<EtcdClient>> client = EtcdClient::Create(etcd_->endpoints());
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = *std::move(client);
+    client_ = etcd_->NewClient();
+    ASSERT_TRUE(client_);
   }
 
   std::unique_ptr<EtcdCluster> etcd_;

@@ -29,10 +29,8 @@ class HaMasterTest : public ::testing::Test {
   void SetUp() override {
     etcd_ = std::make_unique<test::EtcdCluster>(1);
     ASSERT_TRUE(etcd_->ok()) << "etcd did not start";
-    absl::StatusOr<std::unique_ptr<http::EtcdClient>> client =
-        http::EtcdClient::Create(etcd_->endpoints());
-    ASSERT_TRUE(client.ok()) << client.status();
-    etcd_client_ = *std::move(client);
+    etcd_client_ = etcd_->NewClient();
+    ASSERT_TRUE(etcd_client_);
   }
 
   void TearDown() override {

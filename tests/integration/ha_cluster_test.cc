@@ -18,10 +18,8 @@ class HaClusterTest : public StoreClusterTest {
   void StartMasters() override {
     etcd_ = std::make_unique<test::EtcdCluster>(1);
     ASSERT_TRUE(etcd_->ok()) << "etcd did not start";
-    absl::StatusOr<std::unique_ptr<http::EtcdClient>> client =
-        http::EtcdClient::Create(etcd_->endpoints());
-    ASSERT_TRUE(client.ok()) << client.status();
-    etcd_client_ = *std::move(client);
+    etcd_client_ = etcd_->NewClient();
+    ASSERT_TRUE(etcd_client_);
     for (int i = 0; i < 2; ++i) {
       auto master = std::make_unique<Subprocess>(WithToken(std::vector<std::string>{
           MOONCAKE_BINARY, "master", "--rpc_address", "127.0.0.1", "--port", "0", "--metrics-port",

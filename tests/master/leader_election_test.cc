@@ -19,10 +19,8 @@ class LeaderElectionTest : public ::testing::Test {
   void SetUp() override {
     etcd_ = std::make_unique<EtcdCluster>(1);
     ASSERT_TRUE(etcd_->ok()) << "etcd did not start";
-    absl::StatusOr<std::unique_ptr<http::EtcdClient>> client =
-        http::EtcdClient::Create(etcd_->endpoints());
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = *std::move(client);
+    client_ = etcd_->NewClient();
+    ASSERT_TRUE(client_);
   }
 
   ElectionOptions Options(const std::string& address) {

@@ -79,6 +79,15 @@ std::string EtcdCluster::endpoint(int member) const {
   return absl::StrCat("127.0.0.1:", members_[member].client_port);
 }
 
+std::unique_ptr<http::EtcdClient> EtcdCluster::NewClient() const {
+  absl::StatusOr<std::unique_ptr<http::EtcdClient>> client = http::EtcdClient::Create(endpoints());
+  if (!client.ok()) {
+    ADD_FAILURE() << client.status();
+    return nullptr;
+  }
+  return *std::move(client);
+}
+
 bool EtcdCluster::StartMember(Member& m, bool existing) {
   const std::string client = absl::StrCat("http://127.0.0.1:", m.client_port);
   const std::string peer = absl::StrCat("http://127.0.0.1:", m.peer_port);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "http/etcd_client.h"
 #include "support/subprocess.h"
 
 namespace mooncake::test {
@@ -23,6 +24,8 @@ class EtcdCluster {
   // "127.0.0.1:p1,127.0.0.1:p2,..." (the client ports).
   std::string endpoints() const;
   std::string endpoint(int member) const;
+  // A client of all members (a test failure and nullptr if it cannot be made).
+  std::unique_ptr<http::EtcdClient> NewClient() const;
 
   void Kill(int member);  // SIGKILL
   void Stop(int member);  // SIGSTOP

@@ -14,6 +14,11 @@ std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
       absl::ToChronoNanoseconds(d));
 }
 
+// A steady-clock time as the nanoseconds kept in valid_until_ns_.
+int64_t Nanos(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
 }  // namespace
 
 LeaderElection::LeaderElection(http::EtcdClient* etcd, ElectionOptions options)
@@ -38,10 +43,7 @@ void LeaderElection::Stop() {
 uint64_t LeaderElection::epoch() const {
   const uint64_t epoch = epoch_.load(std::memory_order_acquire);
   if (epoch == 0) return 0;
-  const int64_t now =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(options_.now().time_since_epoch())
-          .count();
-  return now < valid_until_ns_.load(std::memory_order_acquire) ? epoch : 0;
+  return Nanos(options_.now()) < valid_until_ns_.load(std::memory_order_acquire) ? epoch : 0;
 }
 
 std::optional<LeaderInfo> LeaderElection::leader() const {
@@ -95,11 +97,8 @@ void LeaderElection::Run() {
 }
 
 void LeaderElection::Lead(int64_t lease, uint64_t epoch, TimePoint valid_until) {
-  auto nanos = [](TimePoint t) {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-  };
   options_.on_elected(epoch);  // before anyone sees this process lead
-  valid_until_ns_.store(nanos(valid_until), std::memory_order_release);
+  valid_until_ns_.store(Nanos(valid_until), std::memory_order_release);
   epoch_.store(epoch, std::memory_order_release);
   {
     absl::MutexLock lock(&mu_);
@@ -113,10 +112,10 @@ void LeaderElection::Lead(int64_t lease, uint64_t epoch, TimePoint valid_until) 
     bool renewed = false;
     while (!renewed && !stop_.HasBeenNotified()) {
       const TimePoint sent = options_.now();
-      if (nanos(sent) >= valid_until_ns_.load(std::memory_order_acquire)) break;
+      if (Nanos(sent) >= valid_until_ns_.load(std::memory_order_acquire)) break;
       absl::StatusOr<absl::Duration> ttl = etcd_->LeaseKeepAlive(lease);
       if (ttl.ok()) {
-        valid_until_ns_.store(nanos(sent + ToChrono(*ttl - margin_)), std::memory_order_release);
+        valid_until_ns_.store(Nanos(sent + ToChrono(*ttl - margin_)), std::memory_order_release);
         renewed = true;
       } else if (ErrorCodeOf(ttl.status()) == ErrorCode::LEASE_EXPIRED) {
         break;
@@ -145,19 +144,22 @@ void LeaderElection::Lead(int64_t lease, uint64_t epoch, TimePoint valid_until) 
   (void)etcd_->LeaseRevoke(lease);
 }
 
-bool LeaderElection::Follow(const http::EtcdKeyValue& holder) {
+void LeaderElection::Follow(const http::EtcdKeyValue& holder) {
   int64_t next = holder.mod_revision + 1;
   const absl::Time deadline = absl::Now() + options_.lease_ttl;
   while (!stop_.HasBeenNotified() && absl::Now() < deadline) {
     absl::StatusOr<std::vector<http::EtcdEvent>> events =
         etcd_->Watch(options_.key, next, std::min(absl::Milliseconds(500), options_.lease_ttl));
-    if (!events.ok()) return !Sleep(absl::Milliseconds(100));
+    if (!events.ok()) {
+      Sleep(absl::Milliseconds(100));
+      return;
+    }
     for (const http::EtcdEvent& e : *events) {
-      if (e.deleted) return true;
+      if (e.deleted) return;
       next = e.kv.mod_revision + 1;
     }
   }
-  return false;  // campaign again anyway: that re-reads the key
+  // The TTL passed: campaign again anyway, which re-reads the key.
 }
 
 }  // namespace mooncake::master

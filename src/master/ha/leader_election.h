@@ -77,8 +77,8 @@ class LeaderElection {
   void Run();
   // One term as leader: renews the lease until it is lost or Stop() is called.
   void Lead(int64_t lease, uint64_t epoch, TimePoint valid_until);
-  // Waits (up to one TTL) for the leader key to go; true if it went.
-  bool Follow(const http::EtcdKeyValue& holder);
+  // Waits until the leader key goes, up to one TTL (or briefly, when etcd cannot be reached).
+  void Follow(const http::EtcdKeyValue& holder);
   bool Sleep(absl::Duration d);  // false once stopping
 
   http::EtcdClient* const etcd_;
