@@ -146,19 +146,114 @@ absl::Status Client::Start() {
     if (absl::Status s = Mount(); !s.ok()) return s;
   }
   heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  if (segment_ != nullptr) index_sync_ = std::thread([this] { IndexSyncLoop(); });
   return absl::OkStatus();
 }
 
 absl::Status Client::Mount() {
-  absl::Status mounted = master_->MountSegment(segment_name_, reinterpret_cast<uint64_t>(segment_),
-                                               config_.global_segment_size, engine_->incarnation());
-  // Already mounted by us: an earlier attempt went through and its answer was lost.
-  if (ErrorCodeOf(mounted) == ErrorCode::SEGMENT_ALREADY_EXISTS) return absl::OkStatus();
+  absl::MutexLock lock(&index_mu_);
+  if (stop_heartbeat_.HasBeenNotified()) return Closed();  // Close() unmounts
+  std::vector<IndexEntry> entries;
+  entries.reserve(index_.size());
+  for (const auto& [offset, object] : index_) {
+    entries.push_back(IndexEntry{object.key, offset, object.size, object.put_id});
+  }
+  const auto mount = [&](const std::vector<IndexEntry>& index) {
+    return master_->MountIndexedSegment(segment_name_, reinterpret_cast<uint64_t>(segment_),
+                                        config_.global_segment_size, engine_->incarnation(), index);
+  };
+  absl::StatusOr<uint64_t> mounted = mount(entries);
+  if (ErrorCodeOf(mounted.status()) == ErrorCode::INVALID_PARAMS && !entries.empty()) {
+    // A master that cannot take the index (e.g. a smaller key limit): the segment comes back
+    // empty rather than not at all.
+    spdlog::warn("the master refused the index of segment {} ({} objects): {}; mounting it empty",
+                 segment_name_, entries.size(), mounted.status().message());
+    index_.clear();
+    entries.clear();
+    mounted = mount(entries);
+  }
+  // Already mounted by us: an earlier attempt went through and its answer was lost; the next
+  // sync learns the mount's id.
+  if (ErrorCodeOf(mounted.status()) == ErrorCode::SEGMENT_ALREADY_EXISTS) {
+    mount_id_ = 0;
+    acked_ = 0;
+    return absl::OkStatus();
+  }
   if (!mounted.ok()) {
-    return MakeError(ErrorCodeOf(mounted), fmt::format("cannot mount segment {} at the master: {}",
-                                                       segment_name_, mounted.message()));
+    return MakeError(ErrorCodeOf(mounted.status()),
+                     fmt::format("cannot mount segment {} at the master: {}", segment_name_,
+                                 mounted.status().message()));
+  }
+  mount_id_ = *mounted;
+  acked_ = 0;
+  if (!entries.empty()) {
+    spdlog::info("segment {} mounted with the index of its {} objects", segment_name_,
+                 entries.size());
   }
   return absl::OkStatus();
+}
+
+void Client::IndexSyncLoop() {
+  // How long the master may hold a fetch open when there is no change: short enough that a
+  // stop or a failover is noticed soon, long enough to cost nothing while idle.
+  constexpr absl::Duration kWait = absl::Seconds(1);
+  constexpr absl::Duration kFirstBackoff = absl::Milliseconds(50);
+  absl::Duration backoff = kFirstBackoff;
+  bool failing = false;
+  while (!stop_heartbeat_.HasBeenNotified()) {
+    uint64_t mount_id = 0;
+    uint64_t acked = 0;
+    {
+      absl::MutexLock lock(&index_mu_);
+      mount_id = mount_id_;
+      acked = acked_;
+    }
+    absl::StatusOr<IndexSyncReply> reply =
+        master_->SyncSegmentIndex(segment_name_, mount_id, acked, kWait);
+    if (stop_heartbeat_.HasBeenNotified()) return;
+    if (!reply.ok()) {
+      absl::Status why = reply.status();
+      if (ErrorCodeOf(why) == ErrorCode::SEGMENT_NOT_FOUND) {
+        // A master that does not know the segment: restarted, a new leader, or it declared this
+        // client dead. Mount again, with the index, so the objects stay readable.
+        why = Mount();
+        if (why.ok()) {
+          spdlog::info("segment {} mounted again at the master (it had lost it)", segment_name_);
+          failing = false;
+          backoff = kFirstBackoff;
+          continue;
+        }
+      }
+      if (!failing) {
+        spdlog::warn("segment {}: keeping its index with the master failed (will retry): {}",
+                     segment_name_, why.message());
+      }
+      failing = true;
+      stop_heartbeat_.WaitForNotificationWithTimeout(backoff);
+      backoff = std::min(backoff * 2, absl::Seconds(2));
+      continue;
+    }
+    if (failing) spdlog::info("segment {}: index in step with the master again", segment_name_);
+    failing = false;
+    backoff = kFirstBackoff;
+    absl::MutexLock lock(&index_mu_);
+    if (mount_id_ != mount_id) continue;  // mounted again meanwhile: this answer is stale
+    if (reply->mount_id != mount_id_) {
+      // The first sync after a mount whose id was not known: the changes start at its start.
+      mount_id_ = reply->mount_id;
+      acked_ = 0;
+    }
+    for (const IndexChange& change : reply->changes) {
+      if (change.seq <= acked_) continue;  // applied already (an answer that was lost)
+      if (change.add) {
+        index_[change.entry.offset] =
+            Indexed{change.entry.key, change.entry.size, change.entry.put_id};
+      } else {
+        index_.erase(change.entry.offset);
+      }
+      acked_ = change.seq;
+    }
+  }
 }
 
 absl::Duration Client::HeartbeatIntervalFor(const HeartbeatReply& reply) const {
@@ -182,21 +277,12 @@ void Client::HeartbeatLoop() {
     if (failing) spdlog::info("master answers heartbeats again");
     failing = false;
     heartbeat_interval_ = HeartbeatIntervalFor(*reply);  // a new master may say otherwise
-    bool new_master = false;
-    {
-      absl::MutexLock lock(&mount_mu_);
-      new_master = reply->epoch != epoch_;
+    absl::MutexLock lock(&mount_mu_);
+    if (reply->epoch != epoch_) {
+      // The segment (if any) is mounted again by IndexSyncLoop, which the new master answers
+      // with SEGMENT_NOT_FOUND.
+      spdlog::info("the master is a new one (epoch {})", reply->epoch);
       epoch_ = reply->epoch;
-    }
-    if ((reply->remount || new_master) && segment_ != nullptr) {
-      if (absl::Status s = Mount(); !s.ok()) {
-        spdlog::warn("remounting segment {} failed (will retry): {}", segment_name_, s.message());
-        absl::MutexLock lock(&mount_mu_);
-        epoch_ = 0;  // try again on the next heartbeat
-      } else {
-        spdlog::info("segment {} mounted again at the master (epoch {}){}", segment_name_,
-                     reply->epoch, new_master ? "" : ": the master had lost it");
-      }
     }
   }
 }
@@ -209,11 +295,14 @@ absl::Status Client::Close() {
   if (heartbeat_.joinable()) heartbeat_.join();
   absl::Status status;
   if (segment_ != nullptr && master_ != nullptr) {
+    // Also ends the index fetch the master is holding open. Under index_mu_: no mount after.
+    absl::MutexLock index_lock(&index_mu_);
     status = master_->UnmountSegment(segment_name_);
     // Not mounted (any more): the master forgot it (restart, or declared us dead); that is fine.
     if (ErrorCodeOf(status) == ErrorCode::SEGMENT_NOT_FOUND) status = absl::OkStatus();
     if (!status.ok()) spdlog::warn("unmounting segment {}: {}", segment_name_, status.message());
   }
+  if (index_sync_.joinable()) index_sync_.join();
   engine_.reset();     // stops serving peers before the memory goes
   segment_ = nullptr;  // the engine owned the segment's shared memory: unmapped with it
   staging_.reset();

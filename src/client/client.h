@@ -21,7 +21,10 @@
 //
 // A client with `global_segment_size` > 0 contributes that much memory to the pool: it mounts it
 // at the master, serves peers' transfers into it, heartbeats, and mounts it again when the master
-// restarts. Close() unmounts it.
+// restarts. It keeps an index of the complete objects its segment holds, which the master keeps
+// up to date (a thread fetches the changes); a new master (restarted, or a new leader) rebuilds
+// those objects from the index this client reports when it mounts again, so they stay readable.
+// Close() unmounts it.
 //
 // Errors are absl::Status values carrying the codes of SPEC.md §6 (ErrorCodeOf()).
 // Thread safety: every method is thread-safe; Close() waits for calls in flight.
@@ -35,6 +38,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -168,7 +172,11 @@ class Client {
   absl::Status Start();
   void HeartbeatLoop();
   absl::Duration HeartbeatIntervalFor(const HeartbeatReply& reply) const;
+  // Mounts the segment with its index, and starts the index afresh if the master refuses it.
   absl::Status Mount();
+  // Fetches the changes to the index from the master, and mounts again when the master has lost
+  // the segment, until Close().
+  void IndexSyncLoop();
 
   std::vector<absl::Status> PutLocked(absl::Span<const std::string> keys,
                                       absl::Span<const std::vector<Slice>> parts,
@@ -224,8 +232,19 @@ class Client {
 
   absl::Notification stop_heartbeat_;
   std::thread heartbeat_;
+  std::thread index_sync_;
   absl::Mutex mount_mu_;
   uint64_t epoch_ ABSL_GUARDED_BY(mount_mu_) = 0;
+  // The index of the objects in the segment, by offset, and where the master's changes to it are.
+  struct Indexed {
+    std::string key;
+    uint64_t size = 0;
+    uint64_t put_id = 0;
+  };
+  absl::Mutex index_mu_;  // held across a mount, so no change is applied during one
+  absl::flat_hash_map<uint64_t, Indexed> index_ ABSL_GUARDED_BY(index_mu_);
+  uint64_t mount_id_ ABSL_GUARDED_BY(index_mu_) = 0;  // 0: not known
+  uint64_t acked_ ABSL_GUARDED_BY(index_mu_) = 0;     // last change applied
   // Set before the heartbeat thread starts, then used by it alone.
   absl::Duration heartbeat_interval_;
 };

@@ -268,6 +268,67 @@ absl::Status MasterClient::MountSegment(const std::string& name, uint64_t base, 
       .status();
 }
 
+absl::StatusOr<uint64_t> MasterClient::MountIndexedSegment(const std::string& name, uint64_t base,
+                                                           uint64_t size, uint64_t incarnation,
+                                                           const std::vector<IndexEntry>& index) {
+  json entries = json::array();
+  for (const IndexEntry& entry : index) {
+    entries.push_back(json::array({entry.key, entry.offset, entry.size, entry.put_id}));
+  }
+  absl::StatusOr<json> reply = Call(
+      "MountSegment",
+      {{"client_id", client_id_},
+       {"segment", {{"name", name}, {"base", base}, {"size", size}, {"incarnation", incarnation}}},
+       {"index", std::move(entries)}},
+      /*idempotent=*/false);
+  if (!reply.ok()) return reply.status();
+  uint64_t mount_id = 0;
+  if (!ReadUint(*reply, "mount_id", &mount_id) || mount_id == 0) {
+    return Malformed("MountSegment", reply->dump());
+  }
+  return mount_id;
+}
+
+absl::StatusOr<IndexSyncReply> MasterClient::SyncSegmentIndex(const std::string& name,
+                                                              uint64_t mount_id, uint64_t acked,
+                                                              absl::Duration wait) {
+  absl::StatusOr<json> reply = Call("SyncSegmentIndex",
+                                    {{"client_id", client_id_},
+                                     {"segment", name},
+                                     {"mount_id", mount_id},
+                                     {"acked", acked},
+                                     {"wait_ms", absl::ToInt64Milliseconds(wait)}},
+                                    /*idempotent=*/true);
+  if (!reply.ok()) return reply.status();
+  IndexSyncReply out;
+  auto changes = reply->find("changes");
+  if (!ReadUint(*reply, "mount_id", &out.mount_id) || changes == reply->end() ||
+      !changes->is_array()) {
+    return Malformed("SyncSegmentIndex", reply->dump());
+  }
+  out.changes.reserve(changes->size());
+  for (const json& c : *changes) {
+    IndexChange change;
+    const bool add = c.is_array() && c.size() == 6 && c[1] == "add" && c[2].is_string() &&
+                     c[3].is_number_unsigned() && c[4].is_number_unsigned() &&
+                     c[5].is_number_unsigned();
+    const bool drop = c.is_array() && c.size() == 3 && c[1] == "drop" && c[2].is_number_unsigned();
+    if ((!add && !drop) || !c[0].is_number_unsigned()) {
+      return Malformed("SyncSegmentIndex", c.dump());
+    }
+    change.seq = c[0].get<uint64_t>();
+    change.add = add;
+    if (add) {
+      change.entry = IndexEntry{c[2].get<std::string>(), c[3].get<uint64_t>(), c[4].get<uint64_t>(),
+                                c[5].get<uint64_t>()};
+    } else {
+      change.entry.offset = c[2].get<uint64_t>();
+    }
+    out.changes.push_back(std::move(change));
+  }
+  return out;
+}
+
 absl::Status MasterClient::UnmountSegment(const std::string& name) {
   return Call("UnmountSegment", {{"client_id", client_id_}, {"name", name}}, false).status();
 }

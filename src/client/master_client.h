@@ -73,6 +73,26 @@ struct HeartbeatReply {
   std::optional<absl::Duration> client_live_ttl;
 };
 
+// One complete object in this client's segment, as the master reported it (loss-free recovery).
+struct IndexEntry {
+  std::string key;
+  uint64_t offset = 0;  // from the segment's base
+  uint64_t size = 0;
+  uint64_t put_id = 0;
+};
+
+// A change to the index: add `entry`, or drop the entry at entry.offset.
+struct IndexChange {
+  uint64_t seq = 0;
+  bool add = false;
+  IndexEntry entry;
+};
+
+struct IndexSyncReply {
+  uint64_t mount_id = 0;
+  std::vector<IndexChange> changes;
+};
+
 class MasterClient {
  public:
   // Key bytes per batch call: the 16 MiB body limit holds even if every byte needs a JSON escape.
@@ -93,6 +113,15 @@ class MasterClient {
   // `incarnation`: the transfer engine's, handed out with every replica in the segment.
   absl::Status MountSegment(const std::string& name, uint64_t base, uint64_t size,
                             uint64_t incarnation);
+  // A mount that reports the segment's index (the objects it holds) and keeps it up to date with
+  // SyncSegmentIndex. Returns the mount's id.
+  absl::StatusOr<uint64_t> MountIndexedSegment(const std::string& name, uint64_t base,
+                                               uint64_t size, uint64_t incarnation,
+                                               const std::vector<IndexEntry>& index);
+  // Acknowledges the changes up to `acked` of mount `mount_id` and fetches the next ones, waiting
+  // up to `wait` at the master for one.
+  absl::StatusOr<IndexSyncReply> SyncSegmentIndex(const std::string& name, uint64_t mount_id,
+                                                  uint64_t acked, absl::Duration wait);
   absl::Status UnmountSegment(const std::string& name);
   // `segments`: the segments this client serves; the master asks for a remount when one of them
   // is not mounted under this client.

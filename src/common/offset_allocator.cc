@@ -160,6 +160,54 @@ bool OffsetAllocator::Free(uint32_t handle) {
   return true;
 }
 
+std::optional<std::vector<OffsetAllocator::Allocation>> OffsetAllocator::ReserveAll(
+    const std::vector<Range>& ranges) {
+  if (live_ != 0) return std::nullopt;
+  uint64_t cursor = 0;  // units: where the previous range ended
+  for (const Range& range : ranges) {
+    if (range.size == 0 || range.offset % alignment_ != 0) return std::nullopt;
+    const uint64_t offset = range.offset / alignment_;
+    if (offset < cursor || offset > capacity_units_) return std::nullopt;
+    const uint64_t units = range.size / alignment_ + (range.size % alignment_ != 0 ? 1 : 0);
+    if (units > capacity_units_ - offset) return std::nullopt;
+    cursor = offset + units;
+  }
+  // Lay the blocks out again from scratch, in address order: used ones and the gaps between them.
+  nodes_.clear();
+  spare_nodes_.clear();
+  bin_heads_.fill(kNone);
+  leaf_masks_.fill(0);
+  top_mask_ = 0;
+  free_units_ = 0;
+  uint32_t previous = kNone;
+  const auto append = [&](uint64_t offset, uint64_t units, bool used) {
+    const uint32_t index = NewNode(offset, units);
+    nodes_[index].prev_neighbor = previous;
+    if (previous != kNone) nodes_[previous].next_neighbor = index;
+    previous = index;
+    if (used) {
+      nodes_[index].used = true;
+      ++live_;
+    } else {
+      InsertFree(index);
+    }
+    return index;
+  };
+  std::vector<Allocation> out;
+  out.reserve(ranges.size());
+  cursor = 0;
+  for (const Range& range : ranges) {
+    const uint64_t offset = range.offset / alignment_;
+    const uint64_t units = range.size / alignment_ + (range.size % alignment_ != 0 ? 1 : 0);
+    if (offset > cursor) append(cursor, offset - cursor, false);
+    const uint32_t handle = append(offset, units, true);
+    out.push_back(Allocation{offset * alignment_, units * alignment_, handle});
+    cursor = offset + units;
+  }
+  if (cursor < capacity_units_) append(cursor, capacity_units_ - cursor, false);
+  return out;
+}
+
 uint64_t OffsetAllocator::largest_free_block() const {
   if (top_mask_ == 0) return 0;
   const int top = 63 - std::countl_zero(top_mask_);

@@ -38,6 +38,17 @@ class OffsetAllocator {
   // Returns a block to the free space. False (and no change) for a handle that is not live.
   bool Free(uint32_t handle);
 
+  // A byte range to reserve with ReserveAll.
+  struct Range {
+    uint64_t offset;
+    uint64_t size;
+  };
+  // Reserves exactly these ranges in an allocator that has handed out nothing yet (rebuilding the
+  // allocations of a segment whose owner reported what it holds): one allocation per range, in
+  // order, each `size` rounded up to the alignment. Nullopt, and no change, if the allocator is in
+  // use or a range is empty, unaligned, past the end, or not after the previous one.
+  std::optional<std::vector<Allocation>> ReserveAll(const std::vector<Range>& ranges);
+
   uint64_t capacity() const { return capacity_units_ * alignment_; }
   uint64_t free_bytes() const { return free_units_ * alignment_; }
   uint64_t used_bytes() const { return capacity() - free_bytes(); }

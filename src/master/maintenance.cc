@@ -31,7 +31,8 @@ void MasterService::DropSegmentReplicas(SegmentId segment) {
       const bool hit = std::any_of(replicas.begin(), replicas.end(),
                                    [segment](const Replica& r) { return r.segment == segment; });
       if (hit || !shard.objects.contains(it->first)) {
-        segments_.Free(replicas.data(), replicas.size());  // a no-op on the unmounted segment
+        // A no-op on the unmounted segment.
+        segments_.Free(replicas.data(), replicas.size(), /*indexed=*/false);
         shard.upserts.erase(it);
       }
       it = next;
@@ -100,7 +101,7 @@ void MasterService::RunMaintenance() {
     for (auto it = shard.upserts.begin(); it != shard.upserts.end();) {
       auto next = std::next(it);
       if (it->second.put_start_us <= release_before) {
-        segments_.Free(it->second.replicas.data(), it->second.replicas.size());
+        segments_.Free(it->second.replicas.data(), it->second.replicas.size(), /*indexed=*/false);
         shard.upserts.erase(it);
         ++reclaimed;
       } else {

@@ -22,6 +22,9 @@ struct MasterConfig {
   absl::Duration put_start_discard_timeout = absl::Seconds(30);
   absl::Duration put_start_release_timeout = absl::Seconds(600);
   AllocationStrategy allocation_strategy = AllocationStrategy::kRandom;
+  // How long a put's end (or a remove) waits for the segments' owners to acknowledge the change
+  // to their index (loss-free recovery); an owner behind by more is not waited for.
+  absl::Duration index_ack_timeout = absl::Seconds(1);
   // How often the maintenance thread checks liveness, stale puts and the watermark.
   absl::Duration maintenance_interval = absl::Milliseconds(200);
 

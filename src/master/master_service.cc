@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/functional/function_ref.h"
 #include "absl/hash/hash.h"
 #include "common/error_code.h"
@@ -35,6 +36,9 @@ MasterService::MasterService(MasterConfig config, Clock* clock, MetricsRegistry*
       clock_(clock),
       metrics_(metrics),
       epoch_(RandomEpoch()),
+      // Put ids start from the wall clock, so that a restarted master's puts come after those
+      // of its predecessor that owners still report (and restored ids push it further).
+      next_put_id_(static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()))),
       segments_(config_.allocation_strategy, config_.allocation_alignment, config_.seed),
       leases_granted_(&metrics_->GetCounter("mooncake_master_leases_granted_total",
                                             "Read leases granted or extended (GetReplicaList, "
@@ -43,7 +47,14 @@ MasterService::MasterService(MasterConfig config, Clock* clock, MetricsRegistry*
                                         "Heartbeats received from clients and stores")),
       clients_expired_(&metrics_->GetCounter(
           "mooncake_master_clients_expired_total",
-          "Clients declared dead after no heartbeat for client_live_ttl_sec")) {}
+          "Clients declared dead after no heartbeat for client_live_ttl_sec")),
+      restored_objects_(&metrics_->GetCounter(
+          "mooncake_master_restored_replicas_total",
+          "Replicas made readable again from the index a segment's owner reported at its mount")),
+      index_ack_timeouts_(&metrics_->GetCounter(
+          "mooncake_master_index_ack_timeouts_total",
+          "Puts and removes answered before every owner acknowledged the change to its index "
+          "(index_ack_timeout)")) {}
 
 MasterService::~MasterService() { StopMaintenance(); }
 
@@ -75,10 +86,11 @@ void MasterService::CountOp(std::string_view op, size_t keys, size_t errors) {
 
 void MasterService::EraseLocked(Shard& shard,
                                 absl::flat_hash_map<std::string, Object>::iterator it) {
-  segments_.Free(it->second.replicas.data(), it->second.replicas.size());
+  segments_.Free(it->second.replicas.data(), it->second.replicas.size(),
+                 /*indexed=*/it->second.state == State::kComplete);
   if (!shard.upserts.empty()) {
     if (auto up = shard.upserts.find(it->first); up != shard.upserts.end()) {
-      segments_.Free(up->second.replicas.data(), up->second.replicas.size());
+      segments_.Free(up->second.replicas.data(), up->second.replicas.size(), /*indexed=*/false);
       shard.upserts.erase(up);
     }
   }
@@ -118,6 +130,107 @@ absl::Status MasterService::MountSegment(std::string_view client_id, std::string
   }
   clients_.Touch(client_id, clock_->NowMicros());
   return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> MasterService::MountIndexedSegment(std::string_view client_id,
+                                                            std::string_view name, uint64_t base,
+                                                            uint64_t size, uint64_t incarnation,
+                                                            const std::vector<IndexEntry>& index) {
+  if (absl::Status valid = ValidateClientId(client_id); !valid.ok()) return valid;
+  for (const IndexEntry& entry : index) {
+    if (absl::Status valid = ValidateKey(entry.key); !valid.ok()) {
+      return MakeError(ErrorCode::INVALID_PARAMS,
+                       fmt::format("segment '{}': index entry at offset {}: {}", name, entry.offset,
+                                   valid.message()));
+    }
+  }
+  absl::StatusOr<Mounted> mounted =
+      segments_.Mount(name, base, size, client_id, incarnation, &index);
+  if (!mounted.ok()) return mounted.status();
+  if (mounted->replaced) {
+    spdlog::warn(
+        "segment {} mounted by client {} replaces the one client {} mounted: a new "
+        "process serves that endpoint; the objects in the old one are dropped",
+        name, client_id, mounted->replaced->client_id);
+    DropSegmentReplicas(mounted->replaced->id);
+  }
+  clients_.Touch(client_id, clock_->NowMicros());
+  size_t restored = 0;
+  size_t dropped = 0;
+  for (size_t i = 0; i < index.size(); ++i) {
+    const IndexEntry& entry = index[i];
+    const Replica& replica = mounted->restored[i];
+    // Later puts must be newer than every restored one.
+    uint64_t next = next_put_id_.load(std::memory_order_relaxed);
+    while (next <= entry.put_id &&
+           !next_put_id_.compare_exchange_weak(next, entry.put_id + 1, std::memory_order_relaxed)) {
+    }
+    Shard& shard = ShardOf(entry.key);
+    absl::MutexLock lock(&shard.mu);
+    const int64_t now = clock_->NowMicros();
+    auto it = shard.objects.find(entry.key);
+    if (it == shard.objects.end()) {
+      Object object;
+      object.size = entry.size;
+      object.put_start_us = now;
+      object.last_access_us = now;
+      object.state = State::kComplete;
+      object.put_id = entry.put_id;
+      object.replicas.push_back(replica);
+      Count(entry.key, object, +1);
+      shard.objects.emplace(entry.key, std::move(object));
+      ++restored;
+      continue;
+    }
+    Object& object = it->second;
+    const bool complete = object.state == State::kComplete;
+    const bool here =
+        std::any_of(object.replicas.begin(), object.replicas.end(),
+                    [&replica](const Replica& r) { return r.segment == replica.segment; });
+    if (complete && object.put_id == entry.put_id && object.size == entry.size && !here) {
+      object.replicas.push_back(replica);  // another replica of the same put
+      ++restored;
+      continue;
+    }
+    if (complete && object.put_id < entry.put_id && !Leased(object, now) &&
+        !shard.upserts.contains(entry.key)) {
+      // The owner holds a newer value than the one restored from elsewhere.
+      segments_.Free(object.replicas.data(), object.replicas.size());
+      Count(entry.key, object, -1);
+      object.size = entry.size;
+      object.put_id = entry.put_id;
+      object.hard_pin = false;
+      object.soft_pin_deadline_us = 0;
+      object.replicas.assign(1, replica);
+      Count(entry.key, object, +1);
+      ++restored;
+      continue;
+    }
+    // An older value, or one this master is writing anew: the owner drops it.
+    segments_.Free(&replica, 1);
+    ++dropped;
+  }
+  restored_objects_->Increment(restored);
+  if (!index.empty()) {
+    spdlog::info(
+        "segment {} of client {} mounted with an index of {} objects: {} readable again, "
+        "{} superseded",
+        name, client_id, index.size(), restored, dropped);
+  }
+  return mounted->mount_id;
+}
+
+absl::StatusOr<IndexSync> MasterService::SyncIndex(std::string_view client_id,
+                                                   std::string_view name, uint64_t mount_id,
+                                                   uint64_t acked, absl::Duration wait) {
+  return segments_.Sync(name, client_id, mount_id, acked, wait, config_.max_batch_keys);
+}
+
+void MasterService::AwaitOwners(const IndexBarrier& barrier) {
+  if (barrier.empty()) return;
+  if (!segments_.AwaitAcknowledged(barrier, config_.index_ack_timeout)) {
+    index_ack_timeouts_->Increment(1);
+  }
 }
 
 absl::Status MasterService::UnmountSegment(std::string_view client_id, std::string_view name) {
@@ -171,6 +284,8 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
       evicted = true;
       Evict(static_cast<uint64_t>(config_.eviction_ratio *
                                   static_cast<double>(segments_.total_bytes())));
+      // Evicted space on indexed segments is reusable once their owners know it is gone.
+      AwaitOwners(segments_.Barrier());
       placed = TryPlace(shard, item, config, client_id);
     }
     if (!placed.ok()) {
@@ -241,7 +356,7 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceUpsert(Shard& shard,
       return MakeError(ErrorCode::REPLICA_IS_NOT_READY,
                        fmt::format("an upsert of '{}' is in progress", item.key));
     }
-    segments_.Free(up->second.replicas.data(), up->second.replicas.size());
+    segments_.Free(up->second.replicas.data(), up->second.replicas.size(), /*indexed=*/false);
     shard.upserts.erase(up);
   }
   absl::StatusOr<std::vector<Replica>> placed =
@@ -262,15 +377,19 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceUpsert(Shard& shard,
 
 void MasterService::FinishUpsertLocked(Shard& shard, const std::string& key, Object& object,
                                        Upsert& upsert, int64_t now) {
-  // Readers that were handed the old replicas may read them until their lease ends.
+  // Readers that were handed the old replicas may read them until their lease ends; their
+  // owners drop the old value from their index now.
   if (Leased(object, now)) {
+    segments_.Unindex(object.replicas.data(), object.replicas.size());
     shard.retired.push_back(Retired{object.lease_deadline_us, std::move(object.replicas)});
   } else {
     segments_.Free(object.replicas.data(), object.replicas.size());
   }
   Count(key, object, -1);
   object.size = upsert.size;
+  object.put_id = NextPutId();
   object.replicas = std::move(upsert.replicas);
+  segments_.Index(key, object.size, object.put_id, object.replicas.data(), object.replicas.size());
   object.hard_pin = upsert.hard_pin;
   object.last_access_us = now;
   switch (upsert.soft_pin_action) {
@@ -354,23 +473,34 @@ std::vector<absl::Status> MasterService::FinishPuts(
 
 std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
                                                 absl::Span<const std::string> keys) {
-  return FinishPuts(
+  std::vector<SegmentId> touched;  // segments whose owners learn of the new objects
+  std::vector<absl::Status> results = FinishPuts(
       "put_end", client_id, keys, /*complete_is_done=*/true,
-      [this](Shard&, absl::flat_hash_map<std::string, Object>::iterator it) {
+      [this, &touched](Shard&, absl::flat_hash_map<std::string, Object>::iterator it) {
         Object& object = it->second;
         const int64_t now = clock_->NowMicros();
         object.state = State::kComplete;
         processing_.fetch_sub(1, std::memory_order_relaxed);
         object.last_access_us = now;
+        object.put_id = NextPutId();
         if (object.soft_pin_requested) {
           object.soft_pin_deadline_us = now + object.soft_pin_deadline_us;
         }
+        segments_.Index(it->first, object.size, object.put_id, object.replicas.data(),
+                        object.replicas.size());
+        for (const Replica& r : object.replicas) touched.push_back(r.segment);
       },
-      [this](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it,
-             absl::flat_hash_map<std::string, Upsert>::iterator up) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-        FinishUpsertLocked(shard, it->first, it->second, up->second, clock_->NowMicros());
-        shard.upserts.erase(up);
-      });
+      [this, &touched](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it,
+                       absl::flat_hash_map<std::string, Upsert>::iterator up)
+          ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            for (const Replica& r : it->second.replicas) touched.push_back(r.segment);
+            FinishUpsertLocked(shard, it->first, it->second, up->second, clock_->NowMicros());
+            shard.upserts.erase(up);
+            for (const Replica& r : it->second.replicas) touched.push_back(r.segment);
+          });
+  // Answered once the owners know: a failover right after loses none of these objects.
+  if (!touched.empty()) AwaitOwners(segments_.Barrier(touched));
+  return results;
 }
 
 std::vector<absl::Status> MasterService::PutRevoke(std::string_view client_id,
@@ -382,7 +512,7 @@ std::vector<absl::Status> MasterService::PutRevoke(std::string_view client_id,
       [this](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator,
              absl::flat_hash_map<std::string, Upsert>::iterator up) ABSL_NO_THREAD_SAFETY_ANALYSIS {
         // The object keeps its old value.
-        segments_.Free(up->second.replicas.data(), up->second.replicas.size());
+        segments_.Free(up->second.replicas.data(), up->second.replicas.size(), /*indexed=*/false);
         shard.upserts.erase(up);
       });
 }
@@ -588,6 +718,7 @@ std::vector<absl::Status> MasterService::Remove(absl::Span<const std::string> ke
     results.push_back(std::move(status));
   }
   CountOp("remove", keys.size(), errors);
+  AwaitOwners(segments_.Barrier());  // a removed object never comes back after a failover
   return results;
 }
 
@@ -620,6 +751,9 @@ uint64_t MasterService::RemoveAll() {
 
 uint64_t MasterService::RemoveUnleasedWhere(absl::FunctionRef<bool(const std::string&)> match) {
   uint64_t removed = 0;
+  absl::Cleanup await_owners = [this, &removed] {
+    if (removed > 0) AwaitOwners(segments_.Barrier());
+  };
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
     const int64_t now = clock_->NowMicros();

@@ -112,6 +112,17 @@ class MasterService {
   // the old one are dropped.
   absl::Status MountSegment(std::string_view client_id, std::string_view name, uint64_t base,
                             uint64_t size, uint64_t incarnation = 0);
+  // A mount whose owner keeps an index of the complete objects in its segment (see
+  // segment_manager.h): the objects of `index` become readable again (those this master already
+  // holds with a newer put are dropped from the owner's index), and the owner is kept up to date
+  // through SyncIndex. Returns the mount's id. INVALID_PARAMS for an entry with an invalid key or
+  // a range that does not fit.
+  absl::StatusOr<uint64_t> MountIndexedSegment(std::string_view client_id, std::string_view name,
+                                               uint64_t base, uint64_t size, uint64_t incarnation,
+                                               const std::vector<IndexEntry>& index);
+  // The owner fetches the changes to its index (SegmentManager::Sync).
+  absl::StatusOr<IndexSync> SyncIndex(std::string_view client_id, std::string_view name,
+                                      uint64_t mount_id, uint64_t acked, absl::Duration wait);
   // Unmounts and drops every replica in the segment; objects left without a replica are removed.
   absl::Status UnmountSegment(std::string_view client_id, std::string_view name);
   std::vector<SegmentInfo> ListSegments() const { return segments_.List(); }
@@ -203,7 +214,8 @@ class MasterService {
     State state = State::kProcessing;
     bool hard_pin = false;
     bool soft_pin_requested = false;
-    uint32_t owner = 0;  // ClientIndex() of the client that started the put
+    uint32_t owner = 0;   // ClientIndex() of the client that started the put
+    uint64_t put_id = 0;  // complete: names the put that wrote the value (owners' indexes)
     absl::InlinedVector<Replica, 1> replicas;
   };
 
@@ -285,11 +297,16 @@ class MasterService {
   // Drops replicas on `segment` from every object; removes objects left with none.
   void DropSegmentReplicas(SegmentId segment);
   void CountOp(std::string_view op, size_t keys, size_t errors);
+  // A new put id: larger than every one this master handed out or restored.
+  uint64_t NextPutId() { return next_put_id_.fetch_add(1, std::memory_order_relaxed); }
+  // Waits (index_ack_timeout at most) until owners acknowledged the changes up to `barrier`.
+  void AwaitOwners(const IndexBarrier& barrier);
 
   const MasterConfig config_;
   Clock* const clock_;
   MetricsRegistry* const metrics_;
   std::atomic<uint64_t> epoch_;
+  std::atomic<uint64_t> next_put_id_;
   SegmentManager segments_;
   ClientRegistry clients_;
   mutable std::array<Shard, kShards> shards_;
@@ -301,6 +318,8 @@ class MasterService {
   Counter* leases_granted_;
   Counter* heartbeats_;
   Counter* clients_expired_;
+  Counter* restored_objects_;
+  Counter* index_ack_timeouts_;
   std::atomic<uint64_t> evicted_objects_{0};
   std::atomic<uint64_t> evicted_bytes_{0};
   absl::Mutex evict_mu_;  // one eviction at a time

@@ -112,6 +112,37 @@ absl::StatusOr<ReplicateConfig> ParseReplicateConfig(const json& body) {
   return config;
 }
 
+// An owner's index, as MountSegment carries it: [[key, offset, size, put_id], ...].
+absl::StatusOr<std::vector<IndexEntry>> ParseIndex(const json& index) {
+  if (!index.is_array()) return FieldError("index", "an array of [key, offset, size, put_id]");
+  std::vector<IndexEntry> out;
+  out.reserve(index.size());
+  for (const json& item : index) {
+    if (!item.is_array() || item.size() != 4 || !item[0].is_string() ||
+        !item[1].is_number_unsigned() || !item[2].is_number_unsigned() ||
+        !item[3].is_number_unsigned()) {
+      return FieldError(fmt::format("index[{}]", out.size()),
+                        "[key, offset, size, put_id]: a string and three non-negative integers");
+    }
+    out.push_back(IndexEntry{item[0].get<std::string>(), item[1].get<uint64_t>(),
+                             item[2].get<uint64_t>(), item[3].get<uint64_t>()});
+  }
+  return out;
+}
+
+json ChangesJson(const std::vector<IndexChange>& changes) {
+  json out = json::array();
+  for (const IndexChange& change : changes) {
+    if (change.add) {
+      out.push_back(json::array({change.seq, "add", change.entry.key, change.entry.offset,
+                                 change.entry.size, change.entry.put_id}));
+    } else {
+      out.push_back(json::array({change.seq, "drop", change.entry.offset}));
+    }
+  }
+  return out;
+}
+
 json ErrorEntry(const absl::Status& status) {
   return json{{"code", static_cast<int>(ErrorCodeOf(status))},
               {"message", std::string(status.message())}};
@@ -277,9 +308,37 @@ void RegisterRpcRoutes(http::HttpServer& server, MasterService& service) {
              {name.status(), base.status(), size.status(), incarnation.status()}) {
           if (!s.ok()) return s;
         }
+        if (auto index = body.find("index"); index != body.end()) {
+          // The owner keeps an index of its objects (loss-free recovery).
+          absl::StatusOr<std::vector<IndexEntry>> entries = ParseIndex(*index);
+          if (!entries.ok()) return entries.status();
+          absl::StatusOr<uint64_t> mount_id =
+              service.MountIndexedSegment(*client, *name, *base, *size, *incarnation, *entries);
+          if (!mount_id.ok()) return mount_id.status();
+          return json{{"mount_id", *mount_id}};
+        }
         absl::Status mounted = service.MountSegment(*client, *name, *base, *size, *incarnation);
         if (!mounted.ok()) return mounted;
         return json::object();
+      });
+  server.RouteJson(
+      "POST", "/v1/SyncSegmentIndex", [&service](const json& body) -> absl::StatusOr<json> {
+        if (absl::Status object = RequireObject(body); !object.ok()) return object;
+        absl::StatusOr<std::string> client = StringField(body, "client_id");
+        absl::StatusOr<std::string> name = StringField(body, "segment");
+        absl::StatusOr<uint64_t> mount_id = UintField(body, "mount_id");
+        absl::StatusOr<uint64_t> acked = UintField(body, "acked");
+        absl::StatusOr<uint64_t> wait_ms =
+            body.contains("wait_ms") ? UintField(body, "wait_ms") : absl::StatusOr<uint64_t>(0);
+        for (const absl::Status& s : {client.status(), name.status(), mount_id.status(),
+                                      acked.status(), wait_ms.status()}) {
+          if (!s.ok()) return s;
+        }
+        if (*wait_ms > 10000) return FieldError("wait_ms", "at most 10000");
+        absl::StatusOr<IndexSync> sync = service.SyncIndex(
+            *client, *name, *mount_id, *acked, absl::Milliseconds(static_cast<int64_t>(*wait_ms)));
+        if (!sync.ok()) return sync.status();
+        return json{{"mount_id", sync->mount_id}, {"changes", ChangesJson(sync->changes)}};
       });
   server.RouteJson("POST", "/v1/UnmountSegment",
                    [&service](const json& body) -> absl::StatusOr<json> {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <random>
 
+#include "absl/time/clock.h"
 #include "common/error_code.h"
 #include "common/strings.h"
 
@@ -16,6 +17,37 @@ double FreeRatio(const SegmentInfo& info, const OffsetAllocator& allocator) {
   return info.size == 0 ? 0 : static_cast<double>(allocator.free_bytes()) / info.size;
 }
 
+int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
+
+// Checks an owner's report against a segment of `size` bytes; `order` gets the entries' indexes
+// sorted by offset.
+absl::Status CheckIndex(std::string_view name, uint64_t size, uint64_t alignment,
+                        const std::vector<IndexEntry>& index, std::vector<size_t>& order) {
+  order.resize(index.size());
+  for (size_t i = 0; i < index.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&index](size_t a, size_t b) { return index[a].offset < index[b].offset; });
+  uint64_t end = 0;  // of the previous entry, rounded up to the alignment
+  for (size_t i : order) {
+    const IndexEntry& entry = index[i];
+    if (entry.size == 0 || entry.offset % alignment != 0 || entry.offset > size ||
+        entry.size > size - entry.offset) {
+      return MakeError(ErrorCode::INVALID_PARAMS,
+                       fmt::format("segment '{}': index entry '{}' (offset {}, size {}) is empty, "
+                                   "not aligned to {} bytes, or outside the segment's {} bytes",
+                                   name, entry.key, entry.offset, entry.size, alignment, size));
+    }
+    if (entry.offset < end) {
+      return MakeError(ErrorCode::INVALID_PARAMS,
+                       fmt::format("segment '{}': index entry '{}' at offset {} overlaps the one "
+                                   "before it",
+                                   name, entry.key, entry.offset));
+    }
+    end = entry.offset + (entry.size + alignment - 1) / alignment * alignment;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 SegmentManager::SegmentManager(AllocationStrategy strategy, uint64_t alignment, uint64_t seed)
@@ -27,7 +59,8 @@ SegmentManager::SegmentManager(AllocationStrategy strategy, uint64_t alignment, 
 }
 
 absl::StatusOr<Mounted> SegmentManager::Mount(std::string_view name, uint64_t base, uint64_t size,
-                                              std::string_view client_id, uint64_t incarnation) {
+                                              std::string_view client_id, uint64_t incarnation,
+                                              const std::vector<IndexEntry>* index) {
   if (name.empty() || name.size() > 1024) {
     return MakeError(ErrorCode::INVALID_PARAMS, "segment name must be 1 to 1024 bytes");
   }
@@ -48,7 +81,29 @@ absl::StatusOr<Mounted> SegmentManager::Mount(std::string_view name, uint64_t ba
     return MakeError(ErrorCode::INVALID_PARAMS,
                      fmt::format("segment '{}': base {} + size {} overflows", name, base, size));
   }
+  std::vector<size_t> order;
+  if (index != nullptr) {
+    if (absl::Status valid = CheckIndex(name, size, alignment_, *index, order); !valid.ok()) {
+      return valid;
+    }
+  }
+  auto allocator = std::make_unique<OffsetAllocator>(size, alignment_);
   Mounted mounted;
+  if (index != nullptr && !index->empty()) {
+    std::vector<OffsetAllocator::Range> ranges;
+    ranges.reserve(order.size());
+    for (size_t i : order) ranges.push_back({(*index)[i].offset, (*index)[i].size});
+    std::optional<std::vector<OffsetAllocator::Allocation>> reserved =
+        allocator->ReserveAll(ranges);
+    if (!reserved) {  // CheckIndex let through something the allocator cannot hold
+      return MakeError(ErrorCode::INVALID_PARAMS,
+                       fmt::format("segment '{}': its index does not fit the segment", name));
+    }
+    mounted.restored.resize(index->size());
+    for (size_t k = 0; k < order.size(); ++k) {
+      mounted.restored[order[k]] = Replica{0, (*reserved)[k].handle, (*reserved)[k].offset};
+    }
+  }
   absl::MutexLock lock(&mu_);
   if (auto it = by_name_.find(AsAbsl(name)); it != by_name_.end()) {
     Segment& old = segments_.at(it->second);
@@ -63,7 +118,11 @@ absl::StatusOr<Mounted> SegmentManager::Mount(std::string_view name, uint64_t ba
   const SegmentId id = next_id_++;
   Segment segment{
       SegmentInfo{id, std::string(name), base, size, std::string(client_id), 0, incarnation},
-      std::make_unique<OffsetAllocator>(size, alignment_)};
+      std::move(allocator)};
+  segment.mount_id = absl::Uniform<uint64_t>(rng_, 1, UINT64_MAX);
+  segment.indexed = index != nullptr;
+  mounted.mount_id = segment.mount_id;
+  for (Replica& replica : mounted.restored) replica.segment = id;
   segments_.emplace(id, std::move(segment));
   by_name_.emplace(std::string(name), id);
   order_.push_back(id);
@@ -143,6 +202,7 @@ absl::StatusOr<std::vector<Replica>> SegmentManager::Allocate(
   absl::MutexLock lock(&mu_);
   for (Segment* segment : CandidatesLocked(preferred)) {
     if (replicas.size() == count) break;
+    if (segment->journal.size() >= kMaxJournal) continue;  // its owner is far behind
     std::optional<OffsetAllocator::Allocation> got = segment->allocator->Allocate(size);
     if (!got) continue;
     replicas.push_back(Replica{segment->info.id, got->handle, got->offset});
@@ -154,12 +214,128 @@ absl::StatusOr<std::vector<Replica>> SegmentManager::Allocate(
   return replicas;
 }
 
-void SegmentManager::Free(const Replica* replicas, size_t n) {
+void SegmentManager::Free(const Replica* replicas, size_t n, bool indexed) {
   absl::MutexLock lock(&mu_);
   for (size_t i = 0; i < n; ++i) {
     auto it = segments_.find(replicas[i].segment);
-    if (it != segments_.end()) it->second.allocator->Free(replicas[i].handle);
+    if (it == segments_.end()) continue;
+    Segment& segment = it->second;
+    if (!segment.indexed || !indexed) {
+      segment.allocator->Free(replicas[i].handle);
+      continue;
+    }
+    const uint64_t seq = JournalLocked(segment, false, IndexEntry{.offset = replicas[i].offset});
+    segment.quarantine.emplace_back(seq, replicas[i].handle);
   }
+}
+
+void SegmentManager::Unindex(const Replica* replicas, size_t n) {
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < n; ++i) {
+    auto it = segments_.find(replicas[i].segment);
+    if (it != segments_.end() && it->second.indexed) {
+      JournalLocked(it->second, false, IndexEntry{.offset = replicas[i].offset});
+    }
+  }
+}
+
+void SegmentManager::Index(const std::string& key, uint64_t size, uint64_t put_id,
+                           const Replica* replicas, size_t n) {
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < n; ++i) {
+    auto it = segments_.find(replicas[i].segment);
+    if (it != segments_.end() && it->second.indexed) {
+      JournalLocked(it->second, true, IndexEntry{key, replicas[i].offset, size, put_id});
+    }
+  }
+}
+
+uint64_t SegmentManager::JournalLocked(Segment& segment, bool add, IndexEntry entry) {
+  const uint64_t seq = segment.next_seq++;
+  segment.journal.emplace_back(NowMicros(), IndexChange{seq, add, std::move(entry)});
+  return seq;
+}
+
+IndexBarrier SegmentManager::Barrier(absl::Span<const SegmentId> segments) const {
+  IndexBarrier barrier;
+  absl::ReaderMutexLock lock(&mu_);
+  const auto add = [&barrier](SegmentId id, const Segment& segment) {
+    if (segment.indexed && segment.next_seq - 1 > segment.acked) {
+      barrier.emplace_back(id, segment.next_seq - 1);
+    }
+  };
+  if (segments.empty()) {
+    for (const auto& [id, segment] : segments_) add(id, segment);
+    return barrier;
+  }
+  for (SegmentId id : segments) {
+    auto it = segments_.find(id);
+    if (it == segments_.end()) continue;
+    if (std::any_of(barrier.begin(), barrier.end(),
+                    [id](const auto& b) { return b.first == id; })) {
+      continue;
+    }
+    add(id, it->second);
+  }
+  return barrier;
+}
+
+bool SegmentManager::AwaitAcknowledged(const IndexBarrier& barrier, absl::Duration timeout) {
+  if (barrier.empty()) return true;
+  const int64_t behind_since = NowMicros() - absl::ToInt64Microseconds(timeout);
+  const auto acknowledged = [this, &barrier, behind_since]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    for (const auto& [id, seq] : barrier) {
+      auto it = segments_.find(id);
+      if (it == segments_.end() || it->second.acked >= seq) continue;
+      // An owner already this far behind is not waited for: each caller would wait in vain.
+      const auto& journal = it->second.journal;
+      if (!journal.empty() && journal.front().first < behind_since) continue;
+      return false;
+    }
+    return true;
+  };
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&acknowledged), timeout);
+}
+
+absl::StatusOr<IndexSync> SegmentManager::Sync(std::string_view name, std::string_view client_id,
+                                               uint64_t mount_id, uint64_t acked,
+                                               absl::Duration wait, size_t max_changes) {
+  absl::MutexLock lock(&mu_);
+  auto it = by_name_.find(AsAbsl(name));
+  if (it == by_name_.end() || segments_.at(it->second).info.client_id != client_id ||
+      !segments_.at(it->second).indexed) {
+    return MakeError(ErrorCode::SEGMENT_NOT_FOUND,
+                     fmt::format("segment '{}' is not mounted with an index by this client", name));
+  }
+  const SegmentId id = it->second;
+  Segment* segment = &segments_.at(id);
+  if (mount_id == segment->mount_id && acked > segment->acked) {
+    segment->acked = std::min(acked, segment->next_seq - 1);
+    auto& journal = segment->journal;
+    while (!journal.empty() && journal.front().second.seq <= segment->acked) journal.pop_front();
+    auto& quarantine = segment->quarantine;
+    while (!quarantine.empty() && quarantine.front().first <= segment->acked) {
+      segment->allocator->Free(quarantine.front().second);
+      quarantine.pop_front();
+    }
+  }
+  const auto ready = [this, id]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    auto found = segments_.find(id);
+    return found == segments_.end() || !found->second.journal.empty();
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), wait);
+  auto found = segments_.find(id);
+  if (found == segments_.end()) {
+    return MakeError(ErrorCode::SEGMENT_NOT_FOUND, fmt::format("segment '{}' was unmounted", name));
+  }
+  segment = &found->second;
+  IndexSync sync;
+  sync.mount_id = segment->mount_id;
+  const size_t n = std::min(max_changes, segment->journal.size());
+  sync.changes.reserve(n);
+  for (size_t i = 0; i < n; ++i) sync.changes.push_back(segment->journal[i].second);
+  return sync;
 }
 
 std::vector<ReplicaLocation> SegmentManager::Locate(const Replica* replicas, size_t n) const {

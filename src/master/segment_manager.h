@@ -5,11 +5,21 @@
 // Each gets an OffsetAllocator. Placements for an object's replicas are chosen here: preferred
 // segments first, then by strategy, each replica on a different segment.
 //
+// Owner indexes (loss-free recovery, docs/ha.md). A segment mounted with an index is one whose
+// owner keeps the list of complete objects it holds, so that a master that lost its state (a
+// restart, a new leader) can rebuild them from the owner's report at the next mount. The master
+// keeps that list true through a journal of changes per segment, which the owner fetches
+// (Sync) and acknowledges: an object is added when its put ends, and dropped when it is removed,
+// evicted or replaced. A range whose drop the owner has not acknowledged yet is not handed out
+// again: were the master to die before the owner learnt of the drop, the owner would report an
+// object whose bytes a later put had overwritten.
+//
 // Thread safety: all methods are thread-safe (one mutex; allocation is O(1), so it is held
 // briefly).
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +32,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "common/offset_allocator.h"
 #include "master/master_config.h"
 
@@ -53,10 +65,37 @@ struct ReplicaLocation {
   uint64_t incarnation = 0;  // of the process the address belongs to
 };
 
+// One complete object in a segment, as its owner keeps it for its next mount.
+struct IndexEntry {
+  std::string key;
+  uint64_t offset = 0;  // from the segment's base
+  uint64_t size = 0;
+  uint64_t put_id = 0;  // the put that wrote it: the replicas of one put share it
+};
+
+// A change to an owner's index: add an entry, or drop the one at entry.offset.
+struct IndexChange {
+  uint64_t seq = 0;
+  bool add = false;
+  IndexEntry entry;
+};
+
+// What an owner fetches: the changes after the ones it acknowledged, for the mount it names.
+struct IndexSync {
+  uint64_t mount_id = 0;  // the current mount (the owner's was older: changes start from its start)
+  std::vector<IndexChange> changes;
+};
+
+// Changes a caller waits to see acknowledged: the last change of each segment at some point.
+using IndexBarrier = std::vector<std::pair<SegmentId, uint64_t>>;
+
 // What a mount did: the new segment, and the one of the same name it replaced, if any.
 struct Mounted {
   SegmentId id = 0;
+  uint64_t mount_id = 0;  // random, never 0: names this mount in Sync
   std::optional<SegmentInfo> replaced;
+  // With an index: the replica of each entry, in the order given.
+  std::vector<Replica> restored;
 };
 
 class SegmentManager {
@@ -68,8 +107,13 @@ class SegmentManager {
   // client is taken over: a segment is named by its data endpoint, so a new client under that name
   // is a new process at that endpoint, and the old one's memory is gone (the caller drops the
   // replaced segment's replicas).
+  //
+  // `index` (may be null: the owner keeps none) is what the owner reports it holds: each entry's
+  // range is reserved again, and changes are journaled from now on. INVALID_PARAMS for an entry
+  // that is empty, unaligned, outside the segment, or overlaps another.
   absl::StatusOr<Mounted> Mount(std::string_view name, uint64_t base, uint64_t size,
-                                std::string_view client_id, uint64_t incarnation = 0);
+                                std::string_view client_id, uint64_t incarnation = 0,
+                                const std::vector<IndexEntry>* index = nullptr);
   // True if `client_id` has mounted `name`.
   bool IsMountedBy(std::string_view name, std::string_view client_id) const;
 
@@ -84,8 +128,30 @@ class SegmentManager {
   absl::StatusOr<std::vector<Replica>> Allocate(uint64_t size, uint32_t count,
                                                 const std::vector<std::string>& preferred);
 
-  // Frees replicas; those on segments no longer mounted are ignored.
-  void Free(const Replica* replicas, size_t n);
+  // Frees replicas; those on segments no longer mounted are ignored. On a segment with an index,
+  // the drop of a replica that was `indexed` (its put ended) is journaled, and its range freed
+  // once the owner has acknowledged it; the owner never knew of the others.
+  void Free(const Replica* replicas, size_t n, bool indexed = true);
+  // Journals the drop of replicas that stay allocated (a replaced value still being read).
+  void Unindex(const Replica* replicas, size_t n);
+  // Journals that `key` (of `size` bytes, put `put_id`) is complete in these replicas.
+  void Index(const std::string& key, uint64_t size, uint64_t put_id, const Replica* replicas,
+             size_t n);
+
+  // The last change journaled so far on each of `segments` (all indexed ones if empty).
+  IndexBarrier Barrier(absl::Span<const SegmentId> segments = {}) const;
+  // Waits until the owners have acknowledged every change up to `barrier`, at most `timeout`.
+  // Segments unmounted meanwhile, and owners already behind by more than `timeout`, are not
+  // waited for. False if it timed out.
+  bool AwaitAcknowledged(const IndexBarrier& barrier, absl::Duration timeout);
+
+  // The owner of segment `name` fetches changes: applies `acked` (the last change it applied of
+  // mount `mount_id`), then returns the changes after it, waiting up to `wait` for one. A
+  // `mount_id` that is not the current mount's gets the current one's changes from the first
+  // unacknowledged. SEGMENT_NOT_FOUND if `client_id` has not mounted `name` with an index.
+  absl::StatusOr<IndexSync> Sync(std::string_view name, std::string_view client_id,
+                                 uint64_t mount_id, uint64_t acked, absl::Duration wait,
+                                 size_t max_changes);
 
   // Locations of replicas, skipping those on unmounted segments.
   std::vector<ReplicaLocation> Locate(const Replica* replicas, size_t n) const;
@@ -100,7 +166,20 @@ class SegmentManager {
   struct Segment {
     SegmentInfo info;
     std::unique_ptr<OffsetAllocator> allocator;
+    uint64_t mount_id = 0;
+    bool indexed = false;
+    // The journal: changes after `acked`, oldest first, and when each was made.
+    uint64_t next_seq = 1;
+    uint64_t acked = 0;
+    std::deque<std::pair<int64_t, IndexChange>> journal;
+    // Dropped ranges waiting for the owner's acknowledgement: (change seq, allocator handle).
+    std::deque<std::pair<uint64_t, uint32_t>> quarantine;
   };
+  // Appends a change to an indexed segment's journal; returns its seq.
+  uint64_t JournalLocked(Segment& segment, bool add, IndexEntry entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Owners with this many changes unacknowledged get no new objects until they catch up.
+  static constexpr size_t kMaxJournal = 1u << 16;
 
   // The order in which to try segments for one replica set.
   void RemoveLocked(SegmentId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

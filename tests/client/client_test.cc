@@ -337,13 +337,20 @@ TEST_F(ClientTest, CloseUnmountsAndIsIdempotent) {
   EXPECT_EQ(ErrorCodeOf(client->Put("k", "v")), ErrorCode::NO_AVAILABLE_HANDLE);
 }
 
-TEST_F(ClientTest, SegmentsAreMountedAgainAfterAMasterRestart) {
+TEST_F(ClientTest, ObjectsSurviveAMasterRestart) {
   auto store = Make(16 * kMiB, 0);
   auto client = Make(0, 1 * kMiB);
-  ASSERT_TRUE(client->Put("before", "v").ok());
+  ASSERT_TRUE(client->Put("kept", "v").ok());
+  ASSERT_TRUE(client->Put("removed", "x").ok());
+  ASSERT_TRUE(client->Remove("removed").ok());
+  ASSERT_TRUE(client->Put("replaced", "old").ok());
+  ASSERT_TRUE(client->Upsert("replaced", "new value").ok());
+  // The last put's answer came after the store knew of it: nothing put is lost.
+  ASSERT_TRUE(client->Put("last", std::string(4096, 'z')).ok());
   const int port = master_port_;
   master_.reset();
   StartMaster(port);
+  // The store mounts again with the index of what it holds; the new master rebuilds from it.
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (absl::Now() < deadline) {
     auto segments = client->ListSegments();
@@ -351,10 +358,14 @@ TEST_F(ClientTest, SegmentsAreMountedAgainAfterAMasterRestart) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   ASSERT_EQ(client->ListSegments()->size(), 1u);
-  // The new master starts empty; new puts work.
-  EXPECT_FALSE(*client->Exists("before"));
+  EXPECT_EQ(*client->Get("kept"), "v");
+  EXPECT_EQ(*client->Get("replaced"), "new value");
+  EXPECT_EQ(*client->Get("last"), std::string(4096, 'z'));
+  EXPECT_FALSE(*client->Exists("removed"));
+  // Space is accounted for: the restored objects are not overwritten by new puts.
   ASSERT_TRUE(client->Put("after", "w").ok());
   EXPECT_EQ(*client->Get("after"), "w");
+  EXPECT_EQ(*client->Get("kept"), "v");
 }
 
 TEST_F(ClientTest, UnreachableMasterFailsCreateClearly) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <vector>
@@ -131,6 +132,40 @@ TEST(OffsetAllocatorTest, LowFragmentationUnderTheKvCacheSizeMix) {
               first_fill, worst_fill);
   EXPECT_GT(first_fill, 0.99);
   EXPECT_GT(worst_fill, 0.95);
+}
+
+TEST(OffsetAllocatorTest, ReserveAllRebuildsReportedRangesExactly) {
+  OffsetAllocator allocator(1 << 20, 64);
+  auto reserved = allocator.ReserveAll({{0, 100}, {128, 64}, {4096, 1}, {(1 << 20) - 64, 64}});
+  ASSERT_TRUE(reserved.has_value());
+  ASSERT_EQ(reserved->size(), 4u);
+  EXPECT_EQ((*reserved)[0].offset, 0u);
+  EXPECT_EQ((*reserved)[0].size, 128u);  // rounded up to the alignment
+  EXPECT_EQ((*reserved)[2].offset, 4096u);
+  EXPECT_EQ(allocator.live_allocations(), 4u);
+  EXPECT_EQ(allocator.used_bytes(), 128u + 64 + 64 + 64);
+  // New allocations fill the gaps and never overlap a reserved range.
+  std::vector<OffsetAllocator::Allocation> all = *reserved;
+  while (auto got = allocator.Allocate(64)) all.push_back(*got);
+  EXPECT_EQ(allocator.free_bytes(), 0u);
+  std::sort(all.begin(), all.end(), [](auto& a, auto& b) { return a.offset < b.offset; });
+  for (size_t i = 1; i < all.size(); ++i)
+    EXPECT_GE(all[i].offset, all[i - 1].offset + all[i - 1].size);
+  // Freeing everything merges back into one block.
+  for (const auto& a : all) ASSERT_TRUE(allocator.Free(a.handle));
+  EXPECT_EQ(allocator.largest_free_block(), uint64_t{1} << 20);
+  // An allocator in use, and bad ranges, are refused without change.
+  ASSERT_TRUE(allocator.Allocate(64).has_value());
+  EXPECT_FALSE(allocator.ReserveAll({{4096, 64}}).has_value());
+  OffsetAllocator fresh(1 << 20, 64);
+  EXPECT_FALSE(fresh.ReserveAll({{0, 100}, {64, 10}}).has_value());     // overlap
+  EXPECT_FALSE(fresh.ReserveAll({{128, 10}, {0, 10}}).has_value());     // not in order
+  EXPECT_FALSE(fresh.ReserveAll({{32, 10}}).has_value());               // unaligned
+  EXPECT_FALSE(fresh.ReserveAll({{0, 0}}).has_value());                 // empty
+  EXPECT_FALSE(fresh.ReserveAll({{(1 << 20) - 64, 65}}).has_value());   // past the end
+  EXPECT_FALSE(fresh.ReserveAll({{UINT64_MAX - 63, 64}}).has_value());  // far past it
+  EXPECT_EQ(fresh.free_bytes(), uint64_t{1} << 20);
+  EXPECT_TRUE(fresh.ReserveAll({}).has_value());
 }
 
 }  // namespace
