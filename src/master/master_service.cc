@@ -177,6 +177,12 @@ absl::StatusOr<uint64_t> MasterService::MountIndexedSegment(std::string_view cli
       object.state = State::kComplete;
       object.put_id = entry.put_id;
       object.replicas.push_back(replica);
+      // Readers of the master that lost its state may hold leases on it, which this master
+      // cannot know: it keeps the object (no eviction, no reuse of its space) for as long as
+      // such a lease can last.
+      object.lease_id = 1;
+      object.readers = 1;
+      object.lease_deadline_us = now + absl::ToInt64Microseconds(config_.default_kv_lease_ttl);
       Count(entry.key, object, +1);
       shard.objects.emplace(entry.key, std::move(object));
       ++restored;
@@ -192,16 +198,24 @@ absl::StatusOr<uint64_t> MasterService::MountIndexedSegment(std::string_view cli
       ++restored;
       continue;
     }
-    if (complete && object.put_id < entry.put_id && !Leased(object, now) &&
-        !shard.upserts.contains(entry.key)) {
-      // The owner holds a newer value than the one restored from elsewhere.
-      segments_.Free(object.replicas.data(), object.replicas.size());
+    if (complete && object.put_id < entry.put_id && !shard.upserts.contains(entry.key)) {
+      // The owner holds a newer value than the one restored from elsewhere, which readers may
+      // still be reading until their lease ends.
+      if (Leased(object, now)) {
+        segments_.Unindex(object.replicas.data(), object.replicas.size());
+        shard.retired.push_back(Retired{object.lease_deadline_us, std::move(object.replicas)});
+      } else {
+        segments_.Free(object.replicas.data(), object.replicas.size());
+      }
       Count(entry.key, object, -1);
       object.size = entry.size;
       object.put_id = entry.put_id;
       object.hard_pin = false;
       object.soft_pin_deadline_us = 0;
       object.replicas.assign(1, replica);
+      object.lease_id = object.lease_id == UINT32_MAX ? 1 : object.lease_id + 1;
+      object.readers = 1;
+      object.lease_deadline_us = now + absl::ToInt64Microseconds(config_.default_kv_lease_ttl);
       Count(entry.key, object, +1);
       ++restored;
       continue;

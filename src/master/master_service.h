@@ -115,8 +115,9 @@ class MasterService {
   // A mount whose owner keeps an index of the complete objects in its segment (see
   // segment_manager.h): the objects of `index` become readable again (those this master already
   // holds with a newer put are dropped from the owner's index), and the owner is kept up to date
-  // through SyncIndex. Returns the mount's id. INVALID_PARAMS for an entry with an invalid key or
-  // a range that does not fit.
+  // through SyncIndex. Restored objects are held as leased for default_kv_lease_ttl: readers of
+  // the master that lost its state may still be reading them. Returns the mount's id.
+  // INVALID_PARAMS for an entry with an invalid key or a range that does not fit.
   absl::StatusOr<uint64_t> MountIndexedSegment(std::string_view client_id, std::string_view name,
                                                uint64_t base, uint64_t size, uint64_t incarnation,
                                                const std::vector<IndexEntry>& index);
