@@ -162,6 +162,14 @@ absl::StatusOr<json> MasterClient::Call(std::string_view method, const json& req
                                         bool idempotent) {
   const std::string target = fmt::format("/v1/{}", method);
   for (int attempt = 0;; ++attempt) {
+    // The epoch of the master this call goes to, read before the connection: another thread may
+    // move the client to a newer leader meanwhile, and waiting for one newer than that would wait
+    // in vain (a stale, older epoch here costs only a second try).
+    uint64_t leader_epoch = 0;
+    {
+      absl::MutexLock lock(&http_mu_);
+      leader_epoch = leader_epoch_;
+    }
     absl::StatusOr<std::shared_ptr<http::HttpClient>> http = Current();
     if (!http.ok()) return http.status();
     http::CallOptions call;
@@ -178,11 +186,6 @@ absl::StatusOr<json> MasterClient::Call(std::string_view method, const json& req
     }
     uint64_t epoch = 0;
     (void)absl::SimpleAtoi(epoch_text, &epoch);
-    uint64_t leader_epoch = 0;
-    {
-      absl::MutexLock lock(&http_mu_);
-      leader_epoch = leader_epoch_;
-    }
     const ErrorCode code = reply.ok() ? ErrorCode::OK : ErrorCodeOf(reply.status());
     const bool refused = code == ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS;
     const bool unreachable = code == ErrorCode::RPC_FAIL || code == ErrorCode::RPC_TIMEOUT;
