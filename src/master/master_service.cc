@@ -244,6 +244,15 @@ void MasterService::AwaitOwners(const IndexBarrier& barrier) {
   if (barrier.empty()) return;
   if (!segments_.AwaitAcknowledged(barrier, config_.index_ack_timeout)) {
     index_ack_timeouts_->Increment(1);
+    // At most one warning per 10 s: an owner that lags does so for every call.
+    const int64_t now = clock_->NowMicros();
+    int64_t last = last_ack_warning_us_.load(std::memory_order_relaxed);
+    if (now - last >= 10'000'000 && last_ack_warning_us_.compare_exchange_strong(last, now)) {
+      spdlog::warn(
+          "a segment's owner did not acknowledge changes to its index within {}: objects "
+          "put or removed now may come back wrong after a failover of this master",
+          absl::FormatDuration(config_.index_ack_timeout));
+    }
   }
 }
 
@@ -488,9 +497,11 @@ std::vector<absl::Status> MasterService::FinishPuts(
 std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
                                                 absl::Span<const std::string> keys) {
   std::vector<SegmentId> touched;  // segments whose owners learn of the new objects
+  // The puts this call ended, by key: checked again once the owners have acknowledged.
+  absl::flat_hash_map<std::string, uint64_t> ended;
   std::vector<absl::Status> results = FinishPuts(
       "put_end", client_id, keys, /*complete_is_done=*/true,
-      [this, &touched](Shard&, absl::flat_hash_map<std::string, Object>::iterator it) {
+      [this, &touched, &ended](Shard&, absl::flat_hash_map<std::string, Object>::iterator it) {
         Object& object = it->second;
         const int64_t now = clock_->NowMicros();
         object.state = State::kComplete;
@@ -503,17 +514,35 @@ std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
         segments_.Index(it->first, object.size, object.put_id, object.replicas.data(),
                         object.replicas.size());
         for (const Replica& r : object.replicas) touched.push_back(r.segment);
+        ended[it->first] = object.put_id;
       },
-      [this, &touched](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it,
-                       absl::flat_hash_map<std::string, Upsert>::iterator up)
+      [this, &touched, &ended](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it,
+                               absl::flat_hash_map<std::string, Upsert>::iterator up)
           ABSL_NO_THREAD_SAFETY_ANALYSIS {
             for (const Replica& r : it->second.replicas) touched.push_back(r.segment);
             FinishUpsertLocked(shard, it->first, it->second, up->second, clock_->NowMicros());
             shard.upserts.erase(up);
             for (const Replica& r : it->second.replicas) touched.push_back(r.segment);
+            ended[it->first] = it->second.put_id;
           });
+  if (touched.empty()) return results;
   // Answered once the owners know: a failover right after loses none of these objects.
-  if (!touched.empty()) AwaitOwners(segments_.Barrier(touched));
+  AwaitOwners(segments_.Barrier(touched));
+  // Meanwhile a segment may have gone (its owner declared dead, a new term began) and taken the
+  // object with it: that put did not succeed.
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto put = ended.find(keys[i]);
+    if (!results[i].ok() || put == ended.end()) continue;
+    Shard& shard = ShardOf(keys[i]);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.objects.find(keys[i]);
+    if (it == shard.objects.end() || it->second.put_id != put->second) {
+      results[i] = MakeError(ErrorCode::OBJECT_NOT_FOUND,
+                             fmt::format("'{}' was lost while its put ended: its segment was "
+                                         "unmounted, or a new term began",
+                                         keys[i]));
+    }
+  }
   return results;
 }
 

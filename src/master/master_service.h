@@ -321,6 +321,7 @@ class MasterService {
   Counter* clients_expired_;
   Counter* restored_objects_;
   Counter* index_ack_timeouts_;
+  std::atomic<int64_t> last_ack_warning_us_{0};
   std::atomic<uint64_t> evicted_objects_{0};
   std::atomic<uint64_t> evicted_bytes_{0};
   absl::Mutex evict_mu_;  // one eviction at a time

@@ -295,7 +295,12 @@ bool SegmentManager::AwaitAcknowledged(const IndexBarrier& barrier, absl::Durati
     return true;
   };
   absl::MutexLock lock(&mu_);
-  return mu_.AwaitWithTimeout(absl::Condition(&acknowledged), timeout);
+  mu_.AwaitWithTimeout(absl::Condition(&acknowledged), timeout);
+  for (const auto& [id, seq] : barrier) {
+    auto it = segments_.find(id);
+    if (it != segments_.end() && it->second.acked < seq) return false;
+  }
+  return true;
 }
 
 absl::StatusOr<IndexSync> SegmentManager::Sync(std::string_view name, std::string_view client_id,

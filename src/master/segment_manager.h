@@ -142,7 +142,7 @@ class SegmentManager {
   IndexBarrier Barrier(absl::Span<const SegmentId> segments = {}) const;
   // Waits until the owners have acknowledged every change up to `barrier`, at most `timeout`.
   // Segments unmounted meanwhile, and owners already behind by more than `timeout`, are not
-  // waited for. False if it timed out.
+  // waited for. False if an owner had not acknowledged (timed out, or not waited for).
   bool AwaitAcknowledged(const IndexBarrier& barrier, absl::Duration timeout);
 
   // The owner of segment `name` fetches changes: applies `acked` (the last change it applied of

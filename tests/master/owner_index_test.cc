@@ -197,6 +197,29 @@ TEST(OwnerIndexTest, DroppedSpaceIsNotReusedBeforeTheOwnerKnows) {
   EXPECT_GE(metrics.GetCounter("mooncake_master_index_ack_timeouts_total", "").Value(), 1u);
 }
 
+TEST(OwnerIndexTest, APutWhoseSegmentGoesWhileItEndsFails) {
+  MetricsRegistry metrics;
+  MasterConfig config = Config();
+  config.index_ack_timeout = absl::Seconds(30);
+  MasterService service(config, Clock::Real(), &metrics);
+  Owner owner(service, "store:1");
+  ASSERT_TRUE(owner.Mount(1 << 20).ok());  // and silent: it never acknowledges
+  ASSERT_TRUE(Start(service, "k", 100).ok());
+  Counter& ended =
+      metrics.GetCounter("mooncake_master_key_operations_total", "", {{"op", "put_end"}});
+  absl::Status put;
+  std::thread end([&] {
+    const std::string key = "k";
+    put = service.PutEnd(kWriter, {&key, 1})[0];
+  });
+  while (ended.Value() == 0) absl::SleepFor(absl::Milliseconds(1));  // it waits for the owner
+  // The segment goes (its owner declared dead, or a new term) and takes the object with it.
+  ASSERT_TRUE(service.UnmountSegment(kOwner, "store:1").ok());
+  end.join();
+  EXPECT_EQ(ErrorCodeOf(put), ErrorCode::OBJECT_NOT_FOUND) << put;
+  EXPECT_NE(put.message().find("lost while its put ended"), std::string_view::npos) << put;
+}
+
 TEST(OwnerIndexTest, ReplicasOfOnePutMergeAndTheNewestPutWins) {
   MetricsRegistry metrics;
   std::vector<IndexEntry> report_a;
