@@ -116,10 +116,12 @@ MasterService::Counts MasterService::counts() const {
   return Counts{objects_.load(), processing_.load(), hard_pinned_.load(), key_bytes_.load()};
 }
 
-absl::Status MasterService::MountSegment(std::string_view client_id, std::string_view name,
-                                         uint64_t base, uint64_t size, uint64_t incarnation) {
+absl::StatusOr<Mounted> MasterService::Mount(std::string_view client_id, std::string_view name,
+                                             uint64_t base, uint64_t size, uint64_t incarnation,
+                                             const std::vector<IndexEntry>* index) {
   if (absl::Status valid = ValidateClientId(client_id); !valid.ok()) return valid;
-  absl::StatusOr<Mounted> mounted = segments_.Mount(name, base, size, client_id, incarnation);
+  absl::StatusOr<Mounted> mounted =
+      segments_.Mount(name, base, size, client_id, incarnation, index);
   if (!mounted.ok()) return mounted.status();
   if (mounted->replaced) {
     spdlog::warn(
@@ -129,14 +131,18 @@ absl::Status MasterService::MountSegment(std::string_view client_id, std::string
     DropSegmentReplicas(mounted->replaced->id);
   }
   clients_.Touch(client_id, clock_->NowMicros());
-  return absl::OkStatus();
+  return mounted;
+}
+
+absl::Status MasterService::MountSegment(std::string_view client_id, std::string_view name,
+                                         uint64_t base, uint64_t size, uint64_t incarnation) {
+  return Mount(client_id, name, base, size, incarnation, nullptr).status();
 }
 
 absl::StatusOr<uint64_t> MasterService::MountIndexedSegment(std::string_view client_id,
                                                             std::string_view name, uint64_t base,
                                                             uint64_t size, uint64_t incarnation,
                                                             const std::vector<IndexEntry>& index) {
-  if (absl::Status valid = ValidateClientId(client_id); !valid.ok()) return valid;
   for (const IndexEntry& entry : index) {
     if (absl::Status valid = ValidateKey(entry.key); !valid.ok()) {
       return MakeError(ErrorCode::INVALID_PARAMS,
@@ -144,17 +150,8 @@ absl::StatusOr<uint64_t> MasterService::MountIndexedSegment(std::string_view cli
                                    valid.message()));
     }
   }
-  absl::StatusOr<Mounted> mounted =
-      segments_.Mount(name, base, size, client_id, incarnation, &index);
+  absl::StatusOr<Mounted> mounted = Mount(client_id, name, base, size, incarnation, &index);
   if (!mounted.ok()) return mounted.status();
-  if (mounted->replaced) {
-    spdlog::warn(
-        "segment {} mounted by client {} replaces the one client {} mounted: a new "
-        "process serves that endpoint; the objects in the old one are dropped",
-        name, client_id, mounted->replaced->client_id);
-    DropSegmentReplicas(mounted->replaced->id);
-  }
-  clients_.Touch(client_id, clock_->NowMicros());
   size_t restored = 0;
   size_t dropped = 0;
   for (size_t i = 0; i < index.size(); ++i) {

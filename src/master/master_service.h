@@ -243,6 +243,11 @@ class MasterService {
     std::vector<Retired> retired ABSL_GUARDED_BY(mu);
   };
 
+  // Mounts (with `index`, if not null), dropping the replicas of a segment of the same name that
+  // another client had mounted.
+  absl::StatusOr<Mounted> Mount(std::string_view client_id, std::string_view name, uint64_t base,
+                                uint64_t size, uint64_t incarnation,
+                                const std::vector<IndexEntry>* index);
   Shard& ShardOf(std::string_view key) const;
   absl::Status ValidateKey(std::string_view key) const;
   bool Leased(const Object& object, int64_t now_us) const {

@@ -32,6 +32,7 @@
 #include "http/etcd_leader.h"
 #include "nlohmann/json.hpp"
 #include "support/etcd.h"
+#include "support/memory.h"
 #include "support/subprocess.h"
 
 namespace mooncake {
@@ -42,16 +43,6 @@ using client::ClientConfig;
 using test::Subprocess;
 
 constexpr char kCluster[] = "failover_bench";
-
-std::string ValueFor(const std::string& key, size_t size) {
-  std::string value(size, '\0');
-  uint64_t h = std::hash<std::string>()(key);
-  for (size_t i = 0; i < size; ++i) {
-    h = h * 6364136223846793005ull + 1442695040888963407ull;
-    value[i] = static_cast<char>(h >> 56);
-  }
-  return value;
-}
 
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -220,12 +211,12 @@ int Run(int kills, int threads, int remount_objects) {
         const absl::Time started = absl::Now();
         const std::string key = "f" + std::to_string(t) + "_" + std::to_string(i);
         const size_t size = 1024 + rng() % (32 * 1024);
-        bool ok = client.Put(key, ValueFor(key, size)).ok();
+        bool ok = client.Put(key, test::BytesFor(key, size)).ok();
         if (ok) done[t].push_back(Done{key, size});
         if (!done[t].empty()) {
           const Done& old = done[t][rng() % done[t].size()];
           absl::StatusOr<std::string> got = client.Get(old.key);
-          if (got.ok() && *got != ValueFor(old.key, old.size)) ++wrong;
+          if (got.ok() && *got != test::BytesFor(old.key, old.size)) ++wrong;
           ok = ok && got.ok();
         }
         ++ops;
@@ -306,7 +297,7 @@ int Run(int kills, int threads, int remount_objects) {
       if (!got.ok()) {
         ++lost;
         std::printf("  lost: %s (%s)\n", d.key.c_str(), got.status().ToString().c_str());
-      } else if (*got != ValueFor(d.key, d.size)) {
+      } else if (*got != test::BytesFor(d.key, d.size)) {
         ++wrong_at_end;
       }
     }

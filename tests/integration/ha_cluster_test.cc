@@ -61,6 +61,19 @@ class HaClusterTest : public StoreClusterTest {
     return std::nullopt;
   }
 
+  // Kills the leader with SIGKILL; returns its epoch and the time of the kill.
+  std::pair<uint64_t, absl::Time> KillLeader() {
+    std::optional<http::LeaderInfo> leader = Leader(absl::Seconds(5));
+    EXPECT_TRUE(leader.has_value()) << "no master leads";
+    if (!leader.has_value()) return {0, absl::Now()};
+    const int port = std::stoi(leader->address.substr(leader->address.rfind(':') + 1));
+    const absl::Time killed = absl::Now();
+    masters_[port]->Signal(SIGKILL);
+    masters_[port]->Wait(absl::Seconds(10));
+    masters_.erase(port);
+    return {leader->epoch, killed};
+  }
+
   int etcd_members_ = 1;
   std::unique_ptr<test::EtcdCluster> etcd_;
   std::unique_ptr<http::EtcdClient> etcd_client_;
@@ -77,11 +90,7 @@ TEST_F(HaClusterTest, ClientsAndStoresFollowTheLeaderWhenItIsKilled) {
 
   std::optional<http::LeaderInfo> first = Leader(absl::Seconds(5));
   ASSERT_TRUE(first.has_value());
-  const int port = std::stoi(first->address.substr(first->address.rfind(':') + 1));
-  const absl::Time killed = absl::Now();
-  masters_[port]->Signal(SIGKILL);
-  masters_[port]->Wait(absl::Seconds(10));
-  masters_.erase(port);
+  const absl::Time killed = KillLeader().second;
 
   // The client's next call that succeeds is answered by the new leader.
   absl::StatusOr<std::vector<client::SegmentInfo>> segments = client->ListSegments();
@@ -113,17 +122,6 @@ TEST_F(HaClusterTest, ClientsAndStoresFollowTheLeaderWhenItIsKilled) {
   EXPECT_EQ(*late->Get("after_3"), value);
 }
 
-// Bytes of a value that tell which key they belong to.
-std::string ValueFor(const std::string& key, size_t size) {
-  std::string value(size, '\0');
-  uint64_t h = std::hash<std::string>()(key);
-  for (size_t i = 0; i < size; ++i) {
-    h = h * 6364136223846793005ull + 1442695040888963407ull;
-    value[i] = static_cast<char>(h >> 56);
-  }
-  return value;
-}
-
 TEST_F(HaClusterTest, EightThreadsCheckEveryByteAcrossAKilledLeader) {
   auto client = MakeClient(/*shm=*/false, 64 * kMiB);
   ASSERT_TRUE(client);
@@ -146,14 +144,14 @@ TEST_F(HaClusterTest, EightThreadsCheckEveryByteAcrossAKilledLeader) {
       for (int i = 0; !stop.load(); ++i) {
         const std::string key = "t" + std::to_string(t) + "_" + std::to_string(i);
         const size_t size = 1000 + rng() % (64 * 1024);
-        bool ok = client->Put(key, ValueFor(key, size)).ok();
+        bool ok = client->Put(key, test::BytesFor(key, size)).ok();
         if (ok) done[t].push_back(Done{key, size, absl::Now()});
         if (!done[t].empty()) {
           const Done& old = done[t][rng() % done[t].size()];
           absl::StatusOr<std::string> got = client->Get(old.key);
           if (got.ok()) {
             ++reads;
-            if (*got != ValueFor(old.key, old.size)) ++wrong;
+            if (*got != test::BytesFor(old.key, old.size)) ++wrong;
           }
           ok = ok && got.ok();
         }
@@ -173,13 +171,7 @@ TEST_F(HaClusterTest, EightThreadsCheckEveryByteAcrossAKilledLeader) {
   // Load first, then the kill.
   const absl::Time started = absl::Now();
   while (!all_ok_since(started) || reads.load() < 200) absl::SleepFor(absl::Milliseconds(5));
-  std::optional<http::LeaderInfo> first = Leader(absl::Seconds(5));
-  ASSERT_TRUE(first.has_value());
-  const int port = std::stoi(first->address.substr(first->address.rfind(':') + 1));
-  const absl::Time killed = absl::Now();
-  masters_[port]->Signal(SIGKILL);
-  masters_[port]->Wait(absl::Seconds(10));
-  masters_.erase(port);
+  const absl::Time killed = KillLeader().second;
   const absl::Time deadline = killed + absl::Seconds(30);
   while (!all_ok_since(killed) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
   absl::Duration slowest;
@@ -212,7 +204,7 @@ TEST_F(HaClusterTest, EightThreadsCheckEveryByteAcrossAKilledLeader) {
       absl::StatusOr<std::string> got = client->Get(d.key);
       ASSERT_TRUE(got.ok()) << d.key << " (put " << (d.at < killed ? "before" : "after")
                             << " the kill): " << got.status();
-      EXPECT_TRUE(*got == ValueFor(d.key, d.size)) << d.key;
+      EXPECT_TRUE(*got == test::BytesFor(d.key, d.size)) << d.key;
       (d.at < killed ? before : after) += 1;
     }
   }
@@ -231,7 +223,7 @@ TEST_F(HaClusterTest, EveryMasterKilledThenOneStartedLosesNothing) {
     ReplicateConfig config;
     config.replica_num = i % 3 == 0 ? 2 : 1;
     keys.push_back("all_" + std::to_string(i));
-    ASSERT_TRUE(client->Put(keys.back(), ValueFor(keys.back(), 3000 + i), config).ok());
+    ASSERT_TRUE(client->Put(keys.back(), test::BytesFor(keys.back(), 3000 + i), config).ok());
   }
   ClientConfig impatient_config = ClientConfigFor(/*shm=*/false);
   impatient_config.rpc_timeout = absl::Milliseconds(500);
@@ -252,7 +244,7 @@ TEST_F(HaClusterTest, EveryMasterKilledThenOneStartedLosesNothing) {
   for (int i = 0; i < 64; ++i) {
     absl::StatusOr<std::string> got = client->Get(keys[i]);
     ASSERT_TRUE(got.ok()) << keys[i] << ": " << got.status();
-    EXPECT_TRUE(*got == ValueFor(keys[i], 3000 + i)) << keys[i];
+    EXPECT_TRUE(*got == test::BytesFor(keys[i], 3000 + i)) << keys[i];
   }
 }
 
@@ -273,7 +265,7 @@ TEST_F(HaClusterTest, EtcdDownStopsTheLeaderAndEtcdBackRestoresService) {
   ASSERT_TRUE(made.ok()) << made.status();
   Client& client = **made;
   ASSERT_TRUE(WaitForSegments(client, 2));
-  const std::string value = ValueFor("outage", 50000);
+  const std::string value = test::BytesFor("outage", 50000);
   ASSERT_TRUE(client.Put("outage", value).ok());
   // etcd stops answering (SIGSTOP of its only member): the leader cannot renew its lease, so it
   // stops serving before the lease can have expired; calls get a clean error.
@@ -308,26 +300,21 @@ TEST_F(HaThreeEtcdMembersTest, OneEtcdMemberKilledChangesNothingForClients) {
   auto client = MakeClient(/*shm=*/false);
   ASSERT_TRUE(client);
   ASSERT_TRUE(WaitForSegments(*client, 2));
-  const std::string value = ValueFor("member", 20000);
+  const std::string value = test::BytesFor("member", 20000);
   ASSERT_TRUE(client->Put("member", value).ok());
   // The first member (whose endpoint every master and client tries first) dies; the other two
   // keep a quorum, and the masters' etcd clients move on to them.
   etcd_->Kill(0);
   for (int i = 0; i < 20; ++i) {
     const std::string key = "member_" + std::to_string(i);
-    ASSERT_TRUE(client->Put(key, ValueFor(key, 20000)).ok()) << key;
-    EXPECT_EQ(*client->Get(key), ValueFor(key, 20000));
+    ASSERT_TRUE(client->Put(key, test::BytesFor(key, 20000)).ok()) << key;
+    EXPECT_EQ(*client->Get(key), test::BytesFor(key, 20000));
   }
   EXPECT_EQ(*client->Get("member"), value);
   // Elections still work with two members: kill the leader.
-  std::optional<http::LeaderInfo> first = Leader(absl::Seconds(5));
-  ASSERT_TRUE(first.has_value());
-  const int port = std::stoi(first->address.substr(first->address.rfind(':') + 1));
-  masters_[port]->Signal(SIGKILL);
-  masters_[port]->Wait(absl::Seconds(10));
-  masters_.erase(port);
+  ASSERT_NE(KillLeader().first, 0u);
   EXPECT_TRUE(ReadsWithin(*client, "member", absl::Seconds(30)));
-  EXPECT_EQ(*client->Get("member_7"), ValueFor("member_7", 20000));
+  EXPECT_EQ(*client->Get("member_7"), test::BytesFor("member_7", 20000));
 }
 
 TEST_F(HaClusterTest, AnEtcdAddressWithoutALeaderOrEtcdIsAClearError) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <string>
 
 #include "common/mapped_memory.h"
 
@@ -21,6 +22,13 @@ inline void FillRandom(char* p, size_t n, uint64_t seed) {
     std::memcpy(p + i, &v, 8);
   }
   for (; i < n; ++i) p[i] = static_cast<char>(random());
+}
+
+// `size` bytes derived from `key`: any reader can check that a value belongs to its key.
+inline std::string BytesFor(const std::string& key, size_t size) {
+  std::string value(size, '\0');
+  FillRandom(value.data(), size, std::hash<std::string>()(key));
+  return value;
 }
 
 }  // namespace mooncake::test
