@@ -533,7 +533,12 @@ std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
     Shard& shard = ShardOf(keys[i]);
     absl::MutexLock lock(&shard.mu);
     auto it = shard.objects.find(keys[i]);
-    if (it == shard.objects.end() || it->second.put_id != put->second) {
+    // A segment is unmounted before its replicas are dropped: check both.
+    const bool alive =
+        it != shard.objects.end() && it->second.put_id == put->second &&
+        std::any_of(it->second.replicas.begin(), it->second.replicas.end(),
+                    [this](const Replica& r) { return segments_.IsMounted(r.segment); });
+    if (!alive) {
       results[i] = MakeError(ErrorCode::OBJECT_NOT_FOUND,
                              fmt::format("'{}' was lost while its put ended: its segment was "
                                          "unmounted, or a new term began",
