@@ -102,10 +102,7 @@ absl::Status Client::Start() {
                      fmt::format("master at {} does not answer: {}", config_.master_server_address,
                                  hello.status().message()));
   }
-  {
-    absl::MutexLock lock(&mount_mu_);
-    epoch_ = hello->epoch;
-  }
+  epoch_ = hello->epoch;
   heartbeat_interval_ = HeartbeatIntervalFor(*hello);
 
   engine::EngineConfig engine_config;
@@ -277,7 +274,6 @@ void Client::HeartbeatLoop() {
     if (failing) spdlog::info("master answers heartbeats again");
     failing = false;
     heartbeat_interval_ = HeartbeatIntervalFor(*reply);  // a new master may say otherwise
-    absl::MutexLock lock(&mount_mu_);
     if (reply->epoch != epoch_) {
       // The segment (if any) is mounted again by IndexSyncLoop, which the new master answers
       // with SEGMENT_NOT_FOUND.

@@ -233,8 +233,6 @@ class Client {
   absl::Notification stop_heartbeat_;
   std::thread heartbeat_;
   std::thread index_sync_;
-  absl::Mutex mount_mu_;
-  uint64_t epoch_ ABSL_GUARDED_BY(mount_mu_) = 0;
   // The index of the objects in the segment, by offset, and where the master's changes to it are.
   struct Indexed {
     std::string key;
@@ -247,6 +245,7 @@ class Client {
   uint64_t acked_ ABSL_GUARDED_BY(index_mu_) = 0;     // last change applied
   // Set before the heartbeat thread starts, then used by it alone.
   absl::Duration heartbeat_interval_;
+  uint64_t epoch_ = 0;  // of the master that answered the last heartbeat
 };
 
 }  // namespace mooncake::client

@@ -107,7 +107,7 @@ int OffsetAllocator::FindBin(int min_bin) const {
 
 std::optional<OffsetAllocator::Allocation> OffsetAllocator::Allocate(uint64_t size) {
   if (size == 0 || size > capacity()) return std::nullopt;
-  const uint64_t units = (size + alignment_ - 1) / alignment_;
+  const uint64_t units = Units(size);
   const int bin = FindBin(BinRoundUp(units));
   if (bin < 0) return std::nullopt;
 
@@ -168,7 +168,7 @@ std::optional<std::vector<OffsetAllocator::Allocation>> OffsetAllocator::Reserve
     if (range.size == 0 || range.offset % alignment_ != 0) return std::nullopt;
     const uint64_t offset = range.offset / alignment_;
     if (offset < cursor || offset > capacity_units_) return std::nullopt;
-    const uint64_t units = range.size / alignment_ + (range.size % alignment_ != 0 ? 1 : 0);
+    const uint64_t units = Units(range.size);
     if (units > capacity_units_ - offset) return std::nullopt;
     cursor = offset + units;
   }
@@ -198,7 +198,7 @@ std::optional<std::vector<OffsetAllocator::Allocation>> OffsetAllocator::Reserve
   cursor = 0;
   for (const Range& range : ranges) {
     const uint64_t offset = range.offset / alignment_;
-    const uint64_t units = range.size / alignment_ + (range.size % alignment_ != 0 ? 1 : 0);
+    const uint64_t units = Units(range.size);
     if (offset > cursor) append(cursor, offset - cursor, false);
     const uint32_t handle = append(offset, units, true);
     out.push_back(Allocation{offset * alignment_, units * alignment_, handle});

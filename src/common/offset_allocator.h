@@ -72,6 +72,10 @@ class OffsetAllocator {
     bool live = false;  // the node describes a block (not on the spare list)
   };
 
+  // `bytes` rounded up to whole units of the alignment (without overflow).
+  uint64_t Units(uint64_t bytes) const {
+    return bytes / alignment_ + (bytes % alignment_ != 0 ? 1 : 0);
+  }
   uint32_t NewNode(uint64_t offset, uint64_t size);
   void ReleaseNode(uint32_t index);
   void InsertFree(uint32_t index);

@@ -166,60 +166,46 @@ absl::StatusOr<uint64_t> MasterService::MountIndexedSegment(std::string_view cli
     absl::MutexLock lock(&shard.mu);
     const int64_t now = clock_->NowMicros();
     auto it = shard.objects.find(entry.key);
-    if (it == shard.objects.end()) {
-      Object object;
-      object.size = entry.size;
-      object.put_start_us = now;
-      object.last_access_us = now;
-      object.state = State::kComplete;
-      object.put_id = entry.put_id;
-      object.replicas.push_back(replica);
-      // Readers of the master that lost its state may hold leases on it, which this master
-      // cannot know: it keeps the object (no eviction, no reuse of its space) for as long as
-      // such a lease can last.
-      object.lease_id = 1;
-      object.readers = 1;
-      object.lease_deadline_us = now + absl::ToInt64Microseconds(config_.default_kv_lease_ttl);
-      Count(entry.key, object, +1);
-      shard.objects.emplace(entry.key, std::move(object));
-      ++restored;
-      continue;
+    if (it != shard.objects.end()) {
+      Object& object = it->second;
+      const bool complete = object.state == State::kComplete;
+      const bool here =
+          std::any_of(object.replicas.begin(), object.replicas.end(),
+                      [&replica](const Replica& r) { return r.segment == replica.segment; });
+      if (complete && object.put_id == entry.put_id && object.size == entry.size && !here) {
+        object.replicas.push_back(replica);  // another replica of the same put
+        ++restored;
+        continue;
+      }
+      if (!complete || object.put_id >= entry.put_id || shard.upserts.contains(entry.key)) {
+        // An older value, or one this master is writing anew: the owner drops it.
+        segments_.Free(&replica, 1);
+        ++dropped;
+        continue;
+      }
+      // The owner holds a newer value than the one restored from elsewhere.
+      RetireReplicasLocked(shard, object, now);
+      Count(entry.key, object, -1);
+    } else {
+      it = shard.objects.emplace(entry.key, Object{}).first;
+      it->second.put_start_us = now;
+      it->second.last_access_us = now;
     }
     Object& object = it->second;
-    const bool complete = object.state == State::kComplete;
-    const bool here =
-        std::any_of(object.replicas.begin(), object.replicas.end(),
-                    [&replica](const Replica& r) { return r.segment == replica.segment; });
-    if (complete && object.put_id == entry.put_id && object.size == entry.size && !here) {
-      object.replicas.push_back(replica);  // another replica of the same put
-      ++restored;
-      continue;
-    }
-    if (complete && object.put_id < entry.put_id && !shard.upserts.contains(entry.key)) {
-      // The owner holds a newer value than the one restored from elsewhere, which readers may
-      // still be reading until their lease ends.
-      if (Leased(object, now)) {
-        segments_.Unindex(object.replicas.data(), object.replicas.size());
-        shard.retired.push_back(Retired{object.lease_deadline_us, std::move(object.replicas)});
-      } else {
-        segments_.Free(object.replicas.data(), object.replicas.size());
-      }
-      Count(entry.key, object, -1);
-      object.size = entry.size;
-      object.put_id = entry.put_id;
-      object.hard_pin = false;
-      object.soft_pin_deadline_us = 0;
-      object.replicas.assign(1, replica);
-      object.lease_id = object.lease_id == UINT32_MAX ? 1 : object.lease_id + 1;
-      object.readers = 1;
-      object.lease_deadline_us = now + absl::ToInt64Microseconds(config_.default_kv_lease_ttl);
-      Count(entry.key, object, +1);
-      ++restored;
-      continue;
-    }
-    // An older value, or one this master is writing anew: the owner drops it.
-    segments_.Free(&replica, 1);
-    ++dropped;
+    object.size = entry.size;
+    object.state = State::kComplete;
+    object.put_id = entry.put_id;
+    object.hard_pin = false;
+    object.soft_pin_deadline_us = 0;
+    object.replicas.assign(1, replica);
+    // Readers of the master that lost its state may hold leases on the value, which this master
+    // cannot know: it keeps the object (no eviction, no reuse of its space) for as long as such a
+    // lease can last.
+    object.lease_id = object.lease_id == UINT32_MAX ? 1 : object.lease_id + 1;
+    object.readers = 1;
+    object.lease_deadline_us = now + absl::ToInt64Microseconds(config_.default_kv_lease_ttl);
+    Count(entry.key, object, +1);
+    ++restored;
   }
   restored_objects_->Increment(restored);
   if (!index.empty()) {
@@ -395,8 +381,7 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceUpsert(Shard& shard,
   return placed;
 }
 
-void MasterService::FinishUpsertLocked(Shard& shard, const std::string& key, Object& object,
-                                       Upsert& upsert, int64_t now) {
+void MasterService::RetireReplicasLocked(Shard& shard, Object& object, int64_t now) {
   // Readers that were handed the old replicas may read them until their lease ends; their
   // owners drop the old value from their index now.
   if (Leased(object, now)) {
@@ -405,6 +390,12 @@ void MasterService::FinishUpsertLocked(Shard& shard, const std::string& key, Obj
   } else {
     segments_.Free(object.replicas.data(), object.replicas.size());
   }
+  object.replicas.clear();
+}
+
+void MasterService::FinishUpsertLocked(Shard& shard, const std::string& key, Object& object,
+                                       Upsert& upsert, int64_t now) {
+  RetireReplicasLocked(shard, object, now);
   Count(key, object, -1);
   object.size = upsert.size;
   object.put_id = NextPutId();
@@ -763,7 +754,8 @@ std::vector<absl::Status> MasterService::Remove(absl::Span<const std::string> ke
     results.push_back(std::move(status));
   }
   CountOp("remove", keys.size(), errors);
-  AwaitOwners(segments_.Barrier());  // a removed object never comes back after a failover
+  // A removed object never comes back after a failover.
+  if (errors < keys.size()) AwaitOwners(segments_.Barrier());
   return results;
 }
 

@@ -258,6 +258,10 @@ class MasterService {
                                                       const ReplicateConfig& config,
                                                       std::string_view client_id, int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Takes an object's replicas away: freed now, or, while leased, when the lease ends (their
+  // owners drop them from their index now).
+  void RetireReplicasLocked(Shard& shard, Object& object, int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // PutEnd of an upsert: the new replicas replace the old ones, which are freed now or, while
   // leased, when the lease ends.
   void FinishUpsertLocked(Shard& shard, const std::string& key, Object& object, Upsert& upsert,
