@@ -17,7 +17,8 @@ struct ClientConfig {
   // "host" (the data endpoint takes a free port in 12300-14300) or "host:port". Also the name
   // peers use to reach this client's segment, so it must resolve for them.
   std::string local_hostname = "localhost";
-  // "P2PHANDSHAKE" (peers ask each other's data endpoint) or "http://host:port/metadata".
+  // "P2PHANDSHAKE" (peers ask each other's data endpoint), "http://host:port/metadata" or
+  // "etcd://host:port[,host:port...]" (descriptors kept in etcd).
   std::string metadata_server = "P2PHANDSHAKE";
   // "host:port" of the master's RPC port ("http://host:port" is accepted too).
   std::string master_server_address = "127.0.0.1:50051";

@@ -165,7 +165,8 @@ Command AddBenchCommand(CLI::App& parent) {
                    "Host name peers reach this process by")
       ->capture_default_str();
   transfer_app
-      ->add_option("--metadata", t.metadata_server, "P2PHANDSHAKE or http://host:port/metadata")
+      ->add_option("--metadata", t.metadata_server,
+                   "P2PHANDSHAKE, http://host:port/metadata or etcd://host:port[,...]")
       ->capture_default_str();
   transfer_app->add_option("--protocol", t.protocol, "tcp, shm or rdma")
       ->capture_default_str()
@@ -207,7 +208,9 @@ Command AddBenchCommand(CLI::App& parent) {
       "Put/get throughput and latency through the client library; --validate checks "
       "every segment");
   store_app->add_option("--master", s.master, "host:port of a running master");
-  store_app->add_option("--metadata", s.metadata, "P2PHANDSHAKE or http://host:port/metadata")
+  store_app
+      ->add_option("--metadata", s.metadata,
+                   "P2PHANDSHAKE, http://host:port/metadata or etcd://host:port[,...]")
       ->capture_default_str();
   store_app->add_flag("--embedded", s.embedded,
                       "Start metadata, master and one store in this process");

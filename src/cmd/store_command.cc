@@ -123,7 +123,7 @@ Command AddStoreCommand(CLI::App& parent) {
   app->add_option("--local-hostname,--local_hostname", flags->local_hostname,
                   "Host (or host:port) peers reach this store at");
   app->add_option("--metadata-server,--metadata_server", flags->metadata_server,
-                  "http://host:port/metadata or P2PHANDSHAKE");
+                  "http://host:port/metadata, etcd://host:port[,...] or P2PHANDSHAKE");
   app->add_option("--master-server-address,--master_server_address", flags->master_server_address,
                   "Master RPC address host:port");
   app->add_option("--protocol", flags->protocol, "tcp or rdma");

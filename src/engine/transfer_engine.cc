@@ -10,10 +10,10 @@
 #include "common/error_code.h"
 #include "common/logging.h"
 #include "common/strings.h"
+#include "engine/metadata_client.h"
 #include "engine/tcp/socket_io.h"
 #include "engine/tcp/tcp_data_server.h"
 #include "engine/tcp/tcp_protocol.h"
-#include "http/client.h"
 
 namespace mooncake::engine {
 namespace {
@@ -37,6 +37,24 @@ uint64_t NewIncarnation() {
   uint64_t value = 0;
   std::memcpy(&value, random.data(), sizeof(value));
   return value == 0 ? 1 : value;
+}
+
+// The descriptor `source` holds for segment `name`, refused (INVALID_PARAMS naming the source)
+// when it is malformed or describes another segment.
+absl::StatusOr<SegmentDescriptor> CheckedDescriptor(const std::string& name, std::string_view json,
+                                                    std::string_view source) {
+  absl::StatusOr<SegmentDescriptor> descriptor = DecodeDescriptor(json);
+  if (!descriptor.ok()) {
+    return MakeError(ErrorCode::INVALID_PARAMS,
+                     fmt::format("the descriptor of segment {} in {} is malformed: {}", name,
+                                 source, descriptor.status().message()));
+  }
+  if (descriptor->name != name) {
+    return MakeError(ErrorCode::INVALID_PARAMS,
+                     fmt::format("{} holds the descriptor of segment {} under segment {}", source,
+                                 descriptor->name, name));
+  }
+  return descriptor;
 }
 
 }  // namespace
@@ -65,17 +83,10 @@ absl::Status TransferEngine::Start() {
   }
   if (host_.empty()) return MakeError(ErrorCode::INVALID_PARAMS, "local_hostname is empty");
   if (config_.metadata_server != kP2PHandshake) {
-    http::HttpClientOptions options;
-    options.auth = config_.auth;
-    auto client = http::HttpClient::ForUrl(config_.metadata_server, options);
-    if (!client.ok()) {
-      return MakeError(ErrorCode::INVALID_PARAMS,
-                       fmt::format("metadata_server must be P2PHANDSHAKE or http://host:port/path: "
-                                   "{}",
-                                   client.status().message()));
-    }
-    metadata_ = std::move(client->first);
-    metadata_path_ = client->second.empty() ? "/metadata" : client->second;
+    absl::StatusOr<std::unique_ptr<MetadataClient>> metadata = MetadataClient::Create(
+        config_.metadata_server, config_.auth, 3 * config_.republish_interval);
+    if (!metadata.ok()) return metadata.status();
+    metadata_ = *std::move(metadata);
   }
   shm_ = std::make_unique<shm::ShmTransport>(
       config_.auth, [this](const std::string& segment) { RefreshSegment(segment); });
@@ -122,14 +133,16 @@ absl::Status TransferEngine::Start() {
 }
 
 void TransferEngine::KeepPublished() {
-  const std::string target = metadata_path_ + "?key=" + http::EncodeQueryValue(SegmentKey(name_));
+  const std::string key = SegmentKey(name_);
   while (!stop_publishing_.WaitForNotificationWithTimeout(config_.republish_interval)) {
-    absl::StatusOr<http::HttpResult> held = metadata_->Get(target);
-    if (!held.ok()) continue;  // unreachable: try again later
-    if (held->status == 200 && held->body == Describe()) continue;
+    absl::StatusOr<bool> alive = metadata_->KeepAlive();
+    if (!alive.ok()) continue;  // unreachable: try again later
+    absl::StatusOr<std::optional<std::string>> held = metadata_->Get(key);
+    if (!held.ok()) continue;
+    if (held->has_value() && **held == Describe()) continue;
     if (absl::Status s = Publish(); s.ok()) {
-      spdlog::info("segment {}: the metadata service {} its descriptor; published it again", name_,
-                   held->status == 404 ? "had lost" : "held another");
+      spdlog::info("segment {}: {} {} its descriptor; published it again", name_,
+                   metadata_->Describe(), held->has_value() ? "held another" : "had lost");
     }
   }
 }
@@ -137,10 +150,7 @@ void TransferEngine::KeepPublished() {
 TransferEngine::~TransferEngine() {
   stop_publishing_.Notify();
   if (publisher_.joinable()) publisher_.join();
-  if (metadata_ && !name_.empty()) {
-    (void)metadata_->Send("DELETE",
-                          metadata_path_ + "?key=" + http::EncodeQueryValue(SegmentKey(name_)));
-  }
+  if (metadata_ && !name_.empty()) (void)metadata_->Delete(SegmentKey(name_));
   tcp_.reset();
   if (server_) server_->Stop();
   rdma_.reset();
@@ -183,14 +193,9 @@ absl::Status TransferEngine::FreeSharedMemory(void* addr) {
 absl::Status TransferEngine::Publish() {
   if (!metadata_) return absl::OkStatus();
   absl::MutexLock lock(&publish_mu_);
-  absl::StatusOr<http::HttpResult> put =
-      metadata_->Send("PUT", metadata_path_ + "?key=" + http::EncodeQueryValue(SegmentKey(name_)),
-                      Describe(), "application/json");
-  if (!put.ok()) return put.status();
-  if (put->status != 200) {
-    return MakeError(
-        ErrorCode::RPC_FAIL,
-        fmt::format("metadata service refused segment {}: HTTP {}", name_, put->status));
+  if (absl::Status put = metadata_->Put(SegmentKey(name_), Describe()); !put.ok()) {
+    return MakeError(ErrorCodeOf(put),
+                     fmt::format("publishing segment {}: {}", name_, put.message()));
   }
   return absl::OkStatus();
 }
@@ -219,23 +224,19 @@ absl::Status TransferEngine::UnregisterMemory(void* addr) {
 absl::StatusOr<SegmentDescriptor> TransferEngine::Fetch(const std::string& name) {
   if (name == name_) return DecodeDescriptor(Describe());
   if (metadata_) {
-    absl::StatusOr<http::HttpResult> got =
-        metadata_->Get(metadata_path_ + "?key=" + http::EncodeQueryValue(SegmentKey(name)));
+    absl::StatusOr<std::optional<std::string>> got = metadata_->Get(SegmentKey(name));
     if (!got.ok()) return got.status();
-    if (got->status == 404) {
+    if (!got->has_value()) {
       return MakeError(ErrorCode::SEGMENT_NOT_FOUND,
-                       fmt::format("segment {} is not in the metadata service", name));
+                       fmt::format("segment {} is not in {}", name, metadata_->Describe()));
     }
-    if (got->status != 200) {
-      return MakeError(ErrorCode::RPC_FAIL, fmt::format("metadata service: HTTP {}", got->status));
-    }
-    return DecodeDescriptor(got->body);
+    return CheckedDescriptor(name, **got, metadata_->Describe());
   }
   // P2P handshake: ask the segment's own data endpoint.
   absl::StatusOr<std::string> body =
       tcp::CallPeer(name, static_cast<uint8_t>(tcp::Opcode::kDescribe), {}, TcpOptions());
   if (!body.ok()) return body.status();
-  return DecodeDescriptor(*body);
+  return CheckedDescriptor(name, *body, "its data endpoint");
 }
 
 absl::StatusOr<SegmentId> TransferEngine::OpenSegment(const std::string& name) {

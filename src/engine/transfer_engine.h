@@ -1,7 +1,7 @@
 // The transfer engine: registered memory, segments, and batches of one-sided transfers.
 //
 // A process's segment is named "host:port" of its data endpoint. Peers find a segment's
-// descriptor (how to reach it, which buffers it has) in the metadata service, or, with
+// descriptor (how to reach it, which buffers it has) in the metadata service or etcd, or, with
 // metadata_server "P2PHANDSHAKE", by asking the segment's own data endpoint. A transfer to this
 // process's own segment is a memcpy; to a process on the same host, into memory it allocated with
 // AllocateSharedMemory, a memcpy through shared memory; otherwise it goes over TCP.
@@ -25,6 +25,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/auth.h"
 #include "engine/buffer_registry.h"
+#include "engine/metadata_client.h"
 #include "engine/rdma/rdma_transport.h"
 #include "engine/rdma/verbs.h"
 #include "engine/segment_descriptor.h"
@@ -35,16 +36,12 @@
 #include "engine/tcp/tcp_transport.h"
 #include "engine/transfer.h"
 
-namespace mooncake::http {
-class HttpClient;
-}
-
 namespace mooncake::engine {
 
 struct EngineConfig {
   // "host" (the data endpoint takes a free port in [first_port, last_port]) or "host:port".
   std::string local_hostname = "localhost";
-  // "P2PHANDSHAKE" or "http://host:port/metadata".
+  // "P2PHANDSHAKE", "http://host:port/metadata" or "etcd://host:port[,host:port...]".
   std::string metadata_server = "P2PHANDSHAKE";
   std::string protocol = "tcp";  // "tcp" or "rdma"
   std::string device_name;       // rdma only
@@ -54,7 +51,9 @@ struct EngineConfig {
   int first_port = 12300;
   int last_port = 14300;
   // How often the engine checks that the metadata service still holds its descriptor, and
-  // publishes it again when not (the service restarted, or someone overwrote it).
+  // publishes it again when not (the service restarted, or someone overwrote it). In etcd the
+  // descriptor lives under a lease of three such intervals, renewed as often: it goes away by
+  // itself when the engine's process died.
   absl::Duration republish_interval = absl::Seconds(5);
   tcp::TcpTransportOptions tcp;
   // Bounds of the data server (connections, idle time, workers); its incarnation and token are
@@ -149,8 +148,7 @@ class TransferEngine {
   std::unique_ptr<tcp::TcpTransport> tcp_;
   std::shared_ptr<rdma::Verbs> verbs_;
   std::unique_ptr<rdma::RdmaTransport> rdma_;
-  std::unique_ptr<http::HttpClient> metadata_;
-  std::string metadata_path_;
+  std::unique_ptr<MetadataClient> metadata_;  // null with P2PHANDSHAKE
   absl::Mutex publish_mu_;  // one Publish() at a time, so the newest descriptor is stored last
   absl::Notification stop_publishing_;
   std::thread publisher_;

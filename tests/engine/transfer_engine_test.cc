@@ -18,6 +18,7 @@
 #include "engine/tcp/socket_io.h"
 #include "engine/tcp/tcp_protocol.h"
 #include "http/metadata_service.h"
+#include "support/etcd.h"
 #include "support/raw_socket.h"
 
 namespace mooncake::engine {
@@ -224,6 +225,84 @@ TEST(TransferEngineMetadataTest, DescriptorsTravelThroughTheMetadataService) {
   const std::string name = target->segment_name();
   target.reset();  // a stopped engine takes its descriptor away
   EXPECT_FALSE(metadata.store().Get(SegmentKey(name)).ok());
+}
+
+// With metadata_server etcd://, descriptors live in etcd under a lease of their engine: no
+// metadata service at all. Malformed, foreign or missing values are clear errors; a descriptor
+// etcd lost (deleted, or its lease revoked) is published again by its engine.
+TEST(TransferEngineMetadataTest, DescriptorsTravelThroughEtcd) {
+  test::EtcdCluster etcd;
+  ASSERT_TRUE(etcd.ok());
+  std::unique_ptr<http::EtcdClient> kv = etcd.NewClient();
+  ASSERT_NE(kv, nullptr);
+  EngineConfig config = LoopbackConfig("etcd://" + etcd.endpoints());
+  config.republish_interval = absl::Milliseconds(200);
+  auto target = MakeEngine(config);
+  auto initiator = MakeEngine(config);
+  ASSERT_NE(target, nullptr);
+  ASSERT_NE(initiator, nullptr);
+  std::vector<uint8_t> remote(1 << 16), local(1 << 16, 0x3c);
+  ASSERT_TRUE(target->RegisterMemory(remote.data(), remote.size()).ok());
+  ASSERT_TRUE(initiator->RegisterMemory(local.data(), local.size()).ok());
+  const std::string key = SegmentKey(target->segment_name());
+  auto held = kv->Get(key);
+  ASSERT_TRUE(held.ok() && held->has_value()) << held.status();
+  EXPECT_NE((*held)->lease, 0) << "a descriptor in etcd lives under its engine's lease";
+
+  auto segment = initiator->OpenSegment(target->segment_name());
+  ASSERT_TRUE(segment.ok()) << segment.status();
+  auto statuses = initiator
+                      ->Submit({{TransferOp::kWrite, local.data(), *segment,
+                                 reinterpret_cast<uint64_t>(remote.data()), local.size()}})
+                      ->Wait();
+  ASSERT_TRUE(statuses[0].ok()) << statuses[0];
+  EXPECT_EQ(remote, local);
+
+  // Missing, malformed and foreign values.
+  EXPECT_EQ(ErrorCodeOf(initiator->OpenSegment("127.0.0.1:9").status()),
+            ErrorCode::SEGMENT_NOT_FOUND);
+  for (const std::string& junk : {std::string("not json"), std::string("{\"name\": 7}"),
+                                  std::string("\xff\x00\x01"), std::string(70000, '[')}) {
+    ASSERT_TRUE(kv->Put(SegmentKey("127.0.0.1:10"), junk).ok());
+    auto opened = initiator->OpenSegment("127.0.0.1:10");
+    ASSERT_FALSE(opened.ok());
+    EXPECT_EQ(ErrorCodeOf(opened.status()), ErrorCode::INVALID_PARAMS);
+    EXPECT_NE(std::string(opened.status().message()).find("malformed"), std::string::npos)
+        << opened.status();
+  }
+  ASSERT_TRUE(kv->Put(SegmentKey("127.0.0.1:11"), (*held)->value).ok());
+  auto foreign = initiator->OpenSegment("127.0.0.1:11");
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_NE(std::string(foreign.status().message()).find("holds the descriptor of segment"),
+            std::string::npos)
+      << foreign.status();
+
+  // Lost descriptors come back: deleted by hand, then with their lease revoked.
+  auto republished = [&](int64_t old_lease) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < deadline) {
+      auto now = kv->Get(key);
+      if (now.ok() && now->has_value() && (*now)->lease != 0 &&
+          (old_lease == 0 || (*now)->lease != old_lease)) {
+        return true;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
+  };
+  ASSERT_TRUE(kv->Delete(key).ok());
+  EXPECT_TRUE(republished(0));
+  held = kv->Get(key);
+  ASSERT_TRUE(held.ok() && held->has_value());
+  ASSERT_TRUE(kv->LeaseRevoke((*held)->lease).ok());
+  EXPECT_TRUE(republished((*held)->lease)) << "a revoked lease is replaced";
+  initiator->RefreshSegment(target->segment_name());
+  EXPECT_TRUE(initiator->OpenSegment(target->segment_name()).ok());
+
+  target.reset();  // a stopped engine takes its descriptor away
+  held = kv->Get(key);
+  ASSERT_TRUE(held.ok());
+  EXPECT_FALSE(held->has_value());
 }
 
 // Hand-made frames against a target whose only buffer is fenced by guard pages: the server must

@@ -43,6 +43,16 @@ inline void FillFor(const std::string& key, char* p, size_t n) {
 class StoreClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    StartMetadata();
+    if (HasFatalFailure()) return;
+    StartMasters();
+    if (HasFatalFailure()) return;
+    for (int i = 0; i < 2; ++i) StartStore(i);
+  }
+
+  // Starts where descriptors are kept and sets metadata_url_: `mooncake metadata` here; the
+  // fixture for highly available masters keeps them in its etcd.
+  virtual void StartMetadata() {
     metadata_ = std::make_unique<Subprocess>(WithToken(std::vector<std::string>{
         MOONCAKE_BINARY, "metadata", "--host", "127.0.0.1", "--port", "0"}));
     std::optional<std::string> line = metadata_->WaitForLine("listening", absl::Seconds(20));
@@ -50,9 +60,6 @@ class StoreClusterTest : public ::testing::Test {
     std::smatch m;
     ASSERT_TRUE(std::regex_search(*line, m, std::regex("(http://[0-9.:]+/metadata)")));
     metadata_url_ = m[1];
-    StartMasters();
-    if (HasFatalFailure()) return;
-    for (int i = 0; i < 2; ++i) StartStore(i);
   }
 
   // Starts the master(s) and sets master_address_: one master here; a fixture for highly

@@ -1,6 +1,7 @@
 // Stores and clients of masters elected in etcd: `master_server_address` is
 // etcd://<endpoints>/<cluster_id>, and they follow the leader when it dies. Real etcd, real
-// `mooncake master --enable_ha` processes, real stores, on 127.0.0.1.
+// `mooncake master --enable_ha` processes, real stores, on 127.0.0.1. Segment descriptors live in
+// the same etcd (metadata_server etcd://<endpoints>).
 #include <signal.h>
 
 #include <algorithm>
@@ -19,11 +20,16 @@ namespace {
 
 class HaClusterTest : public StoreClusterTest {
  protected:
-  void StartMasters() override {
+  // One etcd for the masters' election and the segment descriptors: no metadata service.
+  void StartMetadata() override {
     etcd_ = std::make_unique<test::EtcdCluster>(etcd_members_);
     ASSERT_TRUE(etcd_->ok()) << "etcd did not start";
     etcd_client_ = etcd_->NewClient();
     ASSERT_TRUE(etcd_client_);
+    metadata_url_ = "etcd://" + etcd_->endpoints();
+  }
+
+  void StartMasters() override {
     for (int i = 0; i < 2; ++i) StartOneMaster();
     ASSERT_TRUE(Leader(absl::Seconds(20)).has_value()) << "no master leads";
     master_address_ = "etcd://" + etcd_->endpoints() + "/ha_cluster";
