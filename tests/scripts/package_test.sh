@@ -24,7 +24,7 @@ grep -q '^Status: install ok installed' <<<"$(dpkg --root="$root" -s mooncake)" 
   echo "FAIL: dpkg does not list mooncake as installed"; exit 1; }
 
 for f in usr/bin/mooncake usr/bin/mooncake_master etc/mooncake/store.json \
-         usr/lib/systemd/system/mooncake-metadata.service usr/lib/systemd/system/mooncake-master.service \
+         etc/mooncake/master.env etc/mooncake/metadata.env usr/lib/systemd/system/mooncake-metadata.service usr/lib/systemd/system/mooncake-master.service \
          usr/lib/systemd/system/mooncake-store.service; do
   [ -e "$root/$f" ] || { echo "FAIL: $f not installed"; exit 1; }
 done
@@ -32,7 +32,28 @@ grep -q 'ExecStart=/usr/bin/mooncake store --config /etc/mooncake/store.json' \
   "$root/usr/lib/systemd/system/mooncake-store.service" || { echo "FAIL: store unit"; exit 1; }
 grep -q 'Depends: libc6' <<<"$(dpkg-deb -I "$deb")" || { echo "FAIL: deb does not depend on libc6"; exit 1; }
 dpkg-deb -e "$deb" "$work/control"
-grep -qx '/etc/mooncake/store.json' "$work/control/conffiles" || { echo "FAIL: conffiles"; exit 1; }
+for f in store.json master.env metadata.env; do
+  grep -qx "/etc/mooncake/$f" "$work/control/conffiles" || { echo "FAIL: conffiles: $f"; exit 1; }
+done
+# The master and metadata units take their flags from the installed files, and those flags start
+# the services (on free ports here).
+for service in master metadata; do
+  unit="$root/usr/lib/systemd/system/mooncake-$service.service"
+  var="MOONCAKE_${service^^}_ARGS"
+  grep -qx "EnvironmentFile=-/etc/mooncake/$service.env" "$unit" &&
+    grep -qx "ExecStart=/usr/bin/mooncake $service \$$var" "$unit" || {
+    echo "FAIL: $service unit does not read /etc/mooncake/$service.env"; exit 1; }
+  args=$(set -a; source "$root/etc/mooncake/$service.env"; echo "${!var}" | sed -E 's/--port=[0-9]+//')
+  ports=(--port=0)
+  if [[ $service == master ]]; then ports+=(--metrics_port=0); fi
+  # shellcheck disable=SC2086  # split like systemd splits $VAR
+  "$root/usr/bin/mooncake" "$service" $args "${ports[@]}" >"$work/$service.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do grep -q listening "$work/$service.out" && break; sleep 0.1; done
+  kill -TERM "$pid"; wait "$pid" || true
+  grep -q listening "$work/$service.out" || {
+    cat "$work/$service.out"; echo "FAIL: $service does not start with $service.env's flags"; exit 1; }
+done
 
 version=$("$root/usr/bin/mooncake" --version | head -n 1)
 echo "installed: $version"
@@ -41,10 +62,12 @@ grep -q master <<<"$("$root/usr/bin/mooncake_master" --help)" || { echo "FAIL: m
 
 files=$(rpm -qlp "$rpm" 2>/dev/null)
 for f in /usr/bin/mooncake /usr/bin/mooncake_master /etc/mooncake/store.json \
-         /usr/lib/systemd/system/mooncake-metadata.service /usr/lib/systemd/system/mooncake-master.service \
+         /etc/mooncake/master.env /etc/mooncake/metadata.env /usr/lib/systemd/system/mooncake-metadata.service /usr/lib/systemd/system/mooncake-master.service \
          /usr/lib/systemd/system/mooncake-store.service; do
   grep -qx "$f" <<<"$files" || { echo "FAIL: $f missing from the rpm"; echo "$files"; exit 1; }
 done
-grep -qx /etc/mooncake/store.json <<<"$(rpm -qp --configfiles "$rpm" 2>/dev/null)" || {
-  echo "FAIL: store.json is not a config file in the rpm"; exit 1; }
+for f in store.json master.env metadata.env; do
+  grep -qx "/etc/mooncake/$f" <<<"$(rpm -qp --configfiles "$rpm" 2>/dev/null)" || {
+    echo "FAIL: $f is not a config file in the rpm"; exit 1; }
+done
 echo "ok: deb installs and runs; rpm lists $(echo "$files" | wc -l) files"
