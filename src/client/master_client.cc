@@ -274,16 +274,39 @@ absl::Status MasterClient::MountSegment(const std::string& name, uint64_t base, 
 absl::StatusOr<uint64_t> MasterClient::MountIndexedSegment(const std::string& name, uint64_t base,
                                                            uint64_t size, uint64_t incarnation,
                                                            const std::vector<IndexEntry>& index) {
-  json entries = json::array();
-  for (const IndexEntry& entry : index) {
-    entries.push_back(json::array({entry.key, entry.offset, entry.size, entry.put_id}));
+  // Parts of at most kMaxIndexEntriesPerCall entries and kMaxKeyBytesPerCall key bytes.
+  size_t begin = 0;
+  uint64_t staged = 0;
+  json part = json::array();
+  for (;;) {
+    part = json::array();
+    size_t key_bytes = 0;
+    size_t end = begin;
+    while (end < index.size() && end - begin < kMaxIndexEntriesPerCall &&
+           (end == begin || key_bytes + index[end].key.size() <= kMaxKeyBytesPerCall)) {
+      const IndexEntry& entry = index[end++];
+      key_bytes += entry.key.size();
+      part.push_back(json::array({entry.key, entry.offset, entry.size, entry.put_id}));
+    }
+    if (end == index.size()) break;  // the last part goes with the mount
+    absl::StatusOr<json> reply = Call("StageSegmentIndex",
+                                      {{"client_id", client_id_},
+                                       {"segment", name},
+                                       {"first", begin == 0},
+                                       {"index", std::move(part)}},
+                                      /*idempotent=*/false);
+    if (!reply.ok()) return reply.status();
+    if (!ReadUint(*reply, "staged", &staged) || staged != end) {
+      return Malformed("StageSegmentIndex", reply->dump());
+    }
+    begin = end;
   }
-  absl::StatusOr<json> reply = Call(
-      "MountSegment",
-      {{"client_id", client_id_},
-       {"segment", {{"name", name}, {"base", base}, {"size", size}, {"incarnation", incarnation}}},
-       {"index", std::move(entries)}},
-      /*idempotent=*/false);
+  json request = {
+      {"client_id", client_id_},
+      {"segment", {{"name", name}, {"base", base}, {"size", size}, {"incarnation", incarnation}}},
+      {"index", std::move(part)}};
+  if (staged != 0) request["staged"] = staged;
+  absl::StatusOr<json> reply = Call("MountSegment", request, /*idempotent=*/false);
   if (!reply.ok()) return reply.status();
   uint64_t mount_id = 0;
   if (!ReadUint(*reply, "mount_id", &mount_id) || mount_id == 0) {

@@ -97,6 +97,8 @@ class MasterClient {
  public:
   // Key bytes per batch call: the 16 MiB body limit holds even if every byte needs a JSON escape.
   static constexpr size_t kMaxKeyBytesPerCall = 2u << 20;
+  // Index entries per call: their numbers (up to 3 x 20 digits) take at most 4 MiB more.
+  static constexpr size_t kMaxIndexEntriesPerCall = 50000;
 
   // `address` is "host:port" or "http://host:port", or "etcd://h1:2379,h2:2379[/cluster_id]" for
   // masters elected in etcd (docs/ha.md): then the client finds the leader in etcd, follows it to
@@ -114,7 +116,9 @@ class MasterClient {
   absl::Status MountSegment(const std::string& name, uint64_t base, uint64_t size,
                             uint64_t incarnation);
   // A mount that reports the segment's index (the objects it holds) and keeps it up to date with
-  // SyncSegmentIndex. Returns the mount's id.
+  // SyncSegmentIndex. Returns the mount's id. An index larger than one request may carry (more
+  // than kMaxIndexEntriesPerCall entries or kMaxKeyBytesPerCall key bytes) is sent in parts: all
+  // but the last staged with StageSegmentIndex, the last with the mount.
   absl::StatusOr<uint64_t> MountIndexedSegment(const std::string& name, uint64_t base,
                                                uint64_t size, uint64_t incarnation,
                                                const std::vector<IndexEntry>& index);

@@ -71,6 +71,18 @@ absl::Status MasterService::ValidateKey(std::string_view key) const {
   return absl::OkStatus();
 }
 
+absl::Status MasterService::ValidateIndexKeys(std::string_view name,
+                                              const std::vector<IndexEntry>& index) const {
+  for (const IndexEntry& entry : index) {
+    if (absl::Status valid = ValidateKey(entry.key); !valid.ok()) {
+      return MakeError(ErrorCode::INVALID_PARAMS,
+                       fmt::format("segment '{}': index entry at offset {}: {}", name, entry.offset,
+                                   valid.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 void MasterService::CountOp(std::string_view op, size_t keys, size_t errors) {
   metrics_
       ->GetCounter("mooncake_master_key_operations_total",
@@ -142,13 +154,25 @@ absl::Status MasterService::MountSegment(std::string_view client_id, std::string
 absl::StatusOr<uint64_t> MasterService::MountIndexedSegment(std::string_view client_id,
                                                             std::string_view name, uint64_t base,
                                                             uint64_t size, uint64_t incarnation,
-                                                            const std::vector<IndexEntry>& index) {
-  for (const IndexEntry& entry : index) {
-    if (absl::Status valid = ValidateKey(entry.key); !valid.ok()) {
-      return MakeError(ErrorCode::INVALID_PARAMS,
-                       fmt::format("segment '{}': index entry at offset {}: {}", name, entry.offset,
-                                   valid.message()));
+                                                            std::vector<IndexEntry> index,
+                                                            uint64_t staged) {
+  if (absl::Status valid = ValidateIndexKeys(name, index); !valid.ok()) return valid;
+  if (staged != 0) {
+    absl::MutexLock lock(&stage_mu_);
+    auto it = staged_.find(std::make_pair(std::string(client_id), std::string(name)));
+    const uint64_t held = it == staged_.end() ? 0 : it->second.entries.size();
+    if (held != staged) {
+      return MakeError(ErrorCode::OBJECT_NOT_FOUND,
+                       fmt::format("segment '{}': the mount counts {} staged index entries, this "
+                                   "master holds {}: stage them again",
+                                   name, staged, held));
     }
+    std::vector<IndexEntry>& parts = it->second.entries;
+    parts.reserve(parts.size() + index.size());
+    std::move(index.begin(), index.end(), std::back_inserter(parts));
+    index = std::move(parts);
+    staged_bytes_ -= it->second.bytes;
+    staged_.erase(it);
   }
   absl::StatusOr<Mounted> mounted = Mount(client_id, name, base, size, incarnation, &index);
   if (!mounted.ok()) return mounted.status();
@@ -215,6 +239,42 @@ absl::StatusOr<uint64_t> MasterService::MountIndexedSegment(std::string_view cli
         name, client_id, index.size(), restored, dropped);
   }
   return mounted->mount_id;
+}
+
+absl::StatusOr<uint64_t> MasterService::StageSegmentIndex(std::string_view client_id,
+                                                          std::string_view name, bool first,
+                                                          std::vector<IndexEntry> entries) {
+  if (absl::Status valid = ValidateIndexKeys(name, entries); !valid.ok()) return valid;
+  uint64_t bytes = 0;
+  for (const IndexEntry& entry : entries) bytes += entry.key.size() + sizeof(IndexEntry);
+  const int64_t now = clock_->NowMicros();
+  absl::MutexLock lock(&stage_mu_);
+  // Stagings whose owner went quiet (it died, or moved to another master) are dropped.
+  for (auto it = staged_.begin(); it != staged_.end();) {
+    if (now - it->second.updated_us > absl::ToInt64Microseconds(kStagedIndexIdle)) {
+      staged_bytes_ -= it->second.bytes;
+      staged_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  StagedIndex& staging = staged_[std::make_pair(std::string(client_id), std::string(name))];
+  if (first) {
+    staged_bytes_ -= staging.bytes;
+    staging = StagedIndex{};
+  }
+  if (staged_bytes_ + bytes > kMaxStagedIndexBytes) {
+    return MakeError(ErrorCode::BUFFER_OVERFLOW,
+                     fmt::format("segment '{}': the master holds {} bytes of staged index, at most "
+                                 "{}: try again later",
+                                 name, staged_bytes_, kMaxStagedIndexBytes));
+  }
+  staged_bytes_ += bytes;
+  staging.bytes += bytes;
+  staging.updated_us = now;
+  staging.entries.reserve(staging.entries.size() + entries.size());
+  std::move(entries.begin(), entries.end(), std::back_inserter(staging.entries));
+  return staging.entries.size();
 }
 
 absl::StatusOr<IndexSync> MasterService::SyncIndex(std::string_view client_id,

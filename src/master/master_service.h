@@ -118,9 +118,22 @@ class MasterService {
   // through SyncIndex. Restored objects are held as leased for default_kv_lease_ttl: readers of
   // the master that lost its state may still be reading them. Returns the mount's id.
   // INVALID_PARAMS for an entry with an invalid key or a range that does not fit.
+  // `staged`: how many entries StageSegmentIndex took for this mount before (0: none); they are
+  // restored together with `index`. OBJECT_NOT_FOUND if the master holds another number of staged
+  // entries for it (they went with a restart, or were dropped): the owner stages them again.
   absl::StatusOr<uint64_t> MountIndexedSegment(std::string_view client_id, std::string_view name,
                                                uint64_t base, uint64_t size, uint64_t incarnation,
-                                               const std::vector<IndexEntry>& index);
+                                               std::vector<IndexEntry> index, uint64_t staged = 0);
+  // An index too large for one request comes in parts: all but the last are staged here, the last
+  // comes with the mount, which restores them all at once (until then the segment is not
+  // mounted). `first` starts anew, dropping what this client staged for the segment before.
+  // Returns how many entries are staged. INVALID_PARAMS for an invalid key; BUFFER_OVERFLOW when
+  // the master holds kMaxStagedIndexBytes of staged index already. A staging no part was added
+  // to for kStagedIndexIdle is dropped.
+  absl::StatusOr<uint64_t> StageSegmentIndex(std::string_view client_id, std::string_view name,
+                                             bool first, std::vector<IndexEntry> entries);
+  static constexpr uint64_t kMaxStagedIndexBytes = 1ull << 30;
+  static constexpr absl::Duration kStagedIndexIdle = absl::Seconds(60);
   // The owner fetches the changes to its index (SegmentManager::Sync).
   absl::StatusOr<IndexSync> SyncIndex(std::string_view client_id, std::string_view name,
                                       uint64_t mount_id, uint64_t acked, absl::Duration wait);
@@ -250,6 +263,8 @@ class MasterService {
                                 const std::vector<IndexEntry>* index);
   Shard& ShardOf(std::string_view key) const;
   absl::Status ValidateKey(std::string_view key) const;
+  // INVALID_PARAMS naming segment `name` and the entry when an index entry's key is invalid.
+  absl::Status ValidateIndexKeys(std::string_view name, const std::vector<IndexEntry>& index) const;
   bool Leased(const Object& object, int64_t now_us) const {
     return object.readers > 0 && object.lease_deadline_us > now_us;
   }
@@ -334,6 +349,17 @@ class MasterService {
   std::atomic<uint64_t> evicted_objects_{0};
   std::atomic<uint64_t> evicted_bytes_{0};
   absl::Mutex evict_mu_;  // one eviction at a time
+
+  // Index parts staged for mounts to come, by client id and segment name.
+  struct StagedIndex {
+    std::vector<IndexEntry> entries;
+    uint64_t bytes = 0;  // counted against kMaxStagedIndexBytes
+    int64_t updated_us = 0;
+  };
+  absl::Mutex stage_mu_;
+  absl::flat_hash_map<std::pair<std::string, std::string>, StagedIndex> staged_
+      ABSL_GUARDED_BY(stage_mu_);
+  uint64_t staged_bytes_ ABSL_GUARDED_BY(stage_mu_) = 0;
 
   mutable absl::Mutex client_names_mu_;
   absl::flat_hash_map<std::string, uint32_t> client_indexes_ ABSL_GUARDED_BY(client_names_mu_);

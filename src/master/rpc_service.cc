@@ -312,14 +312,37 @@ void RegisterRpcRoutes(http::HttpServer& server, MasterService& service) {
           // The owner keeps an index of its objects (loss-free recovery).
           absl::StatusOr<std::vector<IndexEntry>> entries = ParseIndex(*index);
           if (!entries.ok()) return entries.status();
-          absl::StatusOr<uint64_t> mount_id =
-              service.MountIndexedSegment(*client, *name, *base, *size, *incarnation, *entries);
+          absl::StatusOr<uint64_t> staged =
+              body.contains("staged") ? UintField(body, "staged") : absl::StatusOr<uint64_t>(0);
+          if (!staged.ok()) return staged.status();
+          absl::StatusOr<uint64_t> mount_id = service.MountIndexedSegment(
+              *client, *name, *base, *size, *incarnation, *std::move(entries), *staged);
           if (!mount_id.ok()) return mount_id.status();
           return json{{"mount_id", *mount_id}};
         }
         absl::Status mounted = service.MountSegment(*client, *name, *base, *size, *incarnation);
         if (!mounted.ok()) return mounted;
         return json::object();
+      });
+  server.RouteJson(
+      "POST", "/v1/StageSegmentIndex", [&service](const json& body) -> absl::StatusOr<json> {
+        if (absl::Status object = RequireObject(body); !object.ok()) return object;
+        absl::StatusOr<std::string> client = StringField(body, "client_id");
+        absl::StatusOr<std::string> name = StringField(body, "segment");
+        for (const absl::Status& s : {client.status(), name.status()}) {
+          if (!s.ok()) return s;
+        }
+        auto first = body.find("first");
+        if (first != body.end() && !first->is_boolean()) return FieldError("first", "a boolean");
+        auto index = body.find("index");
+        if (index == body.end())
+          return FieldError("index", "an array of [key, offset, size, put_id]");
+        absl::StatusOr<std::vector<IndexEntry>> entries = ParseIndex(*index);
+        if (!entries.ok()) return entries.status();
+        absl::StatusOr<uint64_t> staged = service.StageSegmentIndex(
+            *client, *name, first != body.end() && first->get<bool>(), *std::move(entries));
+        if (!staged.ok()) return staged.status();
+        return json{{"staged", *staged}};
       });
   server.RouteJson(
       "POST", "/v1/SyncSegmentIndex", [&service](const json& body) -> absl::StatusOr<json> {

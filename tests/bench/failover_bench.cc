@@ -11,6 +11,7 @@
 // object being readable again (the store's remount with its index, and the master's rebuild).
 //
 //   build/tests/failover_bench [--kills 20] [--threads 4] [--remount_objects 100000]
+//                              [--remount_object_bytes 4096]
 #include <signal.h>
 
 #include <algorithm>
@@ -182,7 +183,7 @@ class Cluster {
   std::vector<std::string> configs_;
 };
 
-int Run(int kills, int threads, int remount_objects) {
+int Run(int kills, int threads, int remount_objects, int remount_object_bytes) {
   Cluster cluster;
   if (!cluster.Start()) return 1;
   absl::StatusOr<std::unique_ptr<Client>> made = Client::Create(cluster.ClientConfigFor());
@@ -329,7 +330,7 @@ int Run(int kills, int threads, int remount_objects) {
     client::ReplicateConfig there;
     there.preferred_segment = cluster.segments()[0];
     std::vector<std::string> keys;
-    const std::string value(4096, 'r');
+    const std::string value(static_cast<size_t>(remount_object_bytes), 'r');
     constexpr int kBatch = 1000;
     const absl::Time put_start = absl::Now();
     for (int i = 0; i < remount_objects; i += kBatch) {
@@ -346,8 +347,8 @@ int Run(int kills, int threads, int remount_objects) {
       }
       keys.insert(keys.end(), batch.begin(), batch.end());
     }
-    std::printf("\nput %d objects of 4 KiB on one store in %.1f s\n", remount_objects,
-                absl::ToDoubleSeconds(absl::Now() - put_start));
+    std::printf("\nput %d objects of %d bytes on one store in %.1f s\n", remount_objects,
+                remount_object_bytes, absl::ToDoubleSeconds(absl::Now() - put_start));
     std::optional<std::pair<absl::Time, uint64_t>> killed = cluster.KillLeader();
     if (!killed) return 1;
     std::optional<http::LeaderInfo> next = cluster.Leader(absl::Seconds(30), killed->second);
@@ -390,18 +391,23 @@ int Run(int kills, int threads, int remount_objects) {
 }  // namespace mooncake
 
 int main(int argc, char** argv) {
-  int kills = 20, threads = 4, remount_objects = 0;
+  int kills = 20, threads = 4, remount_objects = 0, remount_object_bytes = 4096;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    int* target = flag == "--kills"             ? &kills
-                  : flag == "--threads"         ? &threads
-                  : flag == "--remount_objects" ? &remount_objects
-                                                : nullptr;
+    int* target = flag == "--kills"                  ? &kills
+                  : flag == "--threads"              ? &threads
+                  : flag == "--remount_objects"      ? &remount_objects
+                  : flag == "--remount_object_bytes" ? &remount_object_bytes
+                                                     : nullptr;
     if (target == nullptr || !absl::SimpleAtoi(argv[i + 1], target) || *target < 0) {
-      std::fprintf(stderr, "usage: %s [--kills N] [--threads N] [--remount_objects N]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--kills N] [--threads N] [--remount_objects N] "
+                   "[--remount_object_bytes N]\n",
+                   argv[0]);
       return 2;
     }
   }
   if (threads < 1) threads = 1;
-  return mooncake::Run(kills, threads, remount_objects);
+  if (remount_object_bytes < 1) remount_object_bytes = 1;
+  return mooncake::Run(kills, threads, remount_objects, remount_object_bytes);
 }

@@ -368,6 +368,56 @@ TEST_F(ClientTest, ObjectsSurviveAMasterRestart) {
   EXPECT_EQ(*client->Get("kept"), "v");
 }
 
+// An index larger than one request may carry (here 60,000 keys of 100 bytes: 6 MB of keys, in
+// parts of at most 2 MiB of keys) is reported in parts, and every object comes back.
+TEST_F(ClientTest, AnIndexLargerThanOneRequestSurvivesAMasterRestart) {
+  constexpr int kObjects = 60000;
+  auto store = Make(16 * kMiB, 0);
+  auto client = Make(0, 1 * kMiB);
+  const auto key = [](int i) {
+    std::string k = "large-index-" + std::to_string(i) + "-";
+    k.resize(100, 'k');
+    return k;
+  };
+  const auto value = [](int i) { return "value of object " + std::to_string(i); };
+  std::vector<std::string> keys;
+  std::vector<std::string> values;
+  for (int i = 0; i < kObjects; ++i) {
+    keys.push_back(key(i));
+    values.push_back(value(i));
+  }
+  constexpr size_t kBatch = 1000;
+  for (size_t first = 0; first < keys.size(); first += kBatch) {
+    std::vector<std::string_view> batch(values.begin() + first, values.begin() + first + kBatch);
+    std::vector<absl::Status> put =
+        client->BatchPut(absl::MakeConstSpan(keys).subspan(first, kBatch), batch);
+    for (size_t i = 0; i < put.size(); ++i) ASSERT_TRUE(put[i].ok()) << keys[first + i];
+  }
+  const int port = master_port_;
+  master_.reset();
+  StartMaster(port);
+  // The segment is listed as soon as it is mounted, its objects a moment later: wait for all.
+  const auto all_exist = [&] {
+    for (size_t first = 0; first < keys.size(); first += kBatch) {
+      for (const absl::StatusOr<bool>& exists :
+           client->BatchExists(absl::MakeConstSpan(keys).subspan(first, kBatch))) {
+        if (!exists.ok() || !*exists) return false;
+      }
+    }
+    return true;
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline && !all_exist()) absl::SleepFor(absl::Milliseconds(50));
+  for (size_t first = 0; first < keys.size(); first += kBatch) {
+    std::vector<absl::StatusOr<std::string>> got =
+        client->BatchGet(absl::MakeConstSpan(keys).subspan(first, kBatch));
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_TRUE(got[i].ok()) << keys[first + i] << ": " << got[i].status();
+      ASSERT_EQ(*got[i], values[first + i]);
+    }
+  }
+}
+
 TEST_F(ClientTest, UnreachableMasterFailsCreateClearly) {
   ClientConfig config = Config(0, 0);
   config.master_server_address = "127.0.0.1:1";

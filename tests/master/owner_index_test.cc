@@ -299,5 +299,60 @@ TEST(OwnerIndexTest, MalformedReportsAreRefusedWithTheReason) {
   EXPECT_EQ(service.ListSegments().size(), 2u);
 }
 
+// An index in parts: staged parts and the mount's own part are restored together; a mount that
+// counts other staged parts than the master holds (a restart lost them, or the owner started
+// anew) is refused without mounting, so the owner stages again; quiet stagings are dropped.
+TEST(OwnerIndexTest, AnIndexInPartsIsRestoredWholeOrNotAtAll) {
+  MetricsRegistry metrics;
+  FakeClock clock;
+  MasterService service(Config(), &clock, &metrics);
+  const auto entry = [](int i) {
+    return IndexEntry{"part-" + std::to_string(i), static_cast<uint64_t>(i) * 128, 100,
+                      static_cast<uint64_t>(i + 1)};
+  };
+  const auto part = [&entry](int from, int to) {
+    std::vector<IndexEntry> out;
+    for (int i = from; i < to; ++i) out.push_back(entry(i));
+    return out;
+  };
+  const auto mount = [&service](std::vector<IndexEntry> last, uint64_t staged) {
+    return service.MountIndexedSegment(kOwner, "s:1", kBase, 1 << 20, 1, std::move(last), staged)
+        .status();
+  };
+  ASSERT_EQ(*service.StageSegmentIndex(kOwner, "s:1", true, part(0, 10)), 10u);
+  ASSERT_EQ(*service.StageSegmentIndex(kOwner, "s:1", false, part(10, 20)), 20u);
+  // A mount counting a different number is refused, and nothing is mounted.
+  EXPECT_EQ(ErrorCodeOf(mount(part(20, 30), 19)), ErrorCode::OBJECT_NOT_FOUND);
+  EXPECT_TRUE(service.ListSegments().empty());
+  // Starting anew drops what was staged.
+  ASSERT_EQ(*service.StageSegmentIndex(kOwner, "s:1", true, part(0, 5)), 5u);
+  ASSERT_EQ(*service.StageSegmentIndex(kOwner, "s:1", false, part(5, 20)), 20u);
+  // A bad key in a part is refused with the reason, like in a one-part report.
+  EXPECT_EQ(
+      ErrorCodeOf(service.StageSegmentIndex(kOwner, "s:1", false, {{"", 4096, 10, 1}}).status()),
+      ErrorCode::INVALID_PARAMS);
+  ASSERT_TRUE(mount(part(20, 30), 20).ok());
+  std::vector<std::string> keys;
+  for (int i = 0; i < 30; ++i) keys.push_back(entry(i).key);
+  std::vector<absl::StatusOr<ReplicaList>> replicas = service.GetReplicaList(keys);
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(replicas[i].ok()) << keys[i] << ": " << replicas[i].status();
+    EXPECT_EQ(replicas[i]->replicas[0].address, kBase + entry(i).offset);
+  }
+  // The staging was used up: a second mount counting it is refused.
+  ASSERT_TRUE(service.UnmountSegment(kOwner, "s:1").ok());
+  EXPECT_EQ(ErrorCodeOf(mount({}, 20)), ErrorCode::OBJECT_NOT_FOUND);
+  // Overlaps across parts are found at the mount.
+  ASSERT_TRUE(service.StageSegmentIndex(kOwner, "s:1", true, part(0, 3)).ok());
+  absl::Status overlap = mount({{"over", 128, 10, 99}}, 3);
+  EXPECT_NE(overlap.message().find("overlaps"), std::string_view::npos) << overlap;
+  EXPECT_TRUE(service.ListSegments().empty());
+  // A staging nobody added to for a while is dropped at the next staging of anyone.
+  ASSERT_TRUE(service.StageSegmentIndex(kOwner, "s:1", true, part(0, 3)).ok());
+  clock.Advance(MasterService::kStagedIndexIdle + absl::Seconds(1));
+  ASSERT_TRUE(service.StageSegmentIndex("other", "s:2", true, part(0, 1)).ok());
+  EXPECT_EQ(ErrorCodeOf(mount({}, 3)), ErrorCode::OBJECT_NOT_FOUND);
+}
+
 }  // namespace
 }  // namespace mooncake::master
