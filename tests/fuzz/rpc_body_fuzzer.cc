@@ -13,12 +13,29 @@
 
 namespace {
 
+// Not SyncSegmentIndex: it may hold a request for 10 s waiting for a change.
 constexpr const char* kRoutes[] = {
-    "MountSegment",   "UnmountSegment",      "Heartbeat", "ListSegments",
-    "RemoveByRegex",  "RemoveAll",           "PutStart",  "BatchPutStart",
-    "PutEnd",         "BatchPutEnd",         "PutRevoke", "BatchPutRevoke",
-    "GetReplicaList", "BatchGetReplicaList", "ExistKey",  "BatchExistKey",
-    "GetSize",        "BatchGetSize",        "Remove",    "BatchRemove",
+    "MountSegment",
+    "UnmountSegment",
+    "Heartbeat",
+    "ListSegments",
+    "RemoveByRegex",
+    "RemoveAll",
+    "PutStart",
+    "BatchPutStart",
+    "PutEnd",
+    "BatchPutEnd",
+    "PutRevoke",
+    "BatchPutRevoke",
+    "GetReplicaList",
+    "BatchGetReplicaList",
+    "ExistKey",
+    "BatchExistKey",
+    "GetSize",
+    "BatchGetSize",
+    "Remove",
+    "BatchRemove",
+    "StageSegmentIndex",
 };
 
 struct Target {
