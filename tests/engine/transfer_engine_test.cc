@@ -202,6 +202,20 @@ TEST(TransferEngineConfigTest, BadConfigsAreClearErrors) {
   EXPECT_EQ(ErrorCodeOf(TransferEngine::Create(bad_host).status()), ErrorCode::INVALID_PARAMS);
 }
 
+// Opens `target`'s segment from `initiator` (through whatever metadata both use), writes `local`
+// into `remote` there, and checks the bytes arrived.
+void WriteAndCompare(TransferEngine& initiator, TransferEngine& target, std::vector<uint8_t>& local,
+                     const std::vector<uint8_t>& remote) {
+  auto segment = initiator.OpenSegment(target.segment_name());
+  ASSERT_TRUE(segment.ok()) << segment.status();
+  auto statuses = initiator
+                      .Submit({{TransferOp::kWrite, local.data(), *segment,
+                                reinterpret_cast<uint64_t>(remote.data()), local.size()}})
+                      ->Wait();
+  ASSERT_TRUE(statuses[0].ok()) << statuses[0];
+  EXPECT_EQ(remote, local);
+}
+
 TEST(TransferEngineMetadataTest, DescriptorsTravelThroughTheMetadataService) {
   http::MetadataServer metadata(http::HttpServerOptions{.name = "md", .host = "127.0.0.1"}, {});
   ASSERT_TRUE(metadata.Start().ok());
@@ -212,14 +226,7 @@ TEST(TransferEngineMetadataTest, DescriptorsTravelThroughTheMetadataService) {
   ASSERT_TRUE(target->RegisterMemory(remote.data(), remote.size()).ok());
   ASSERT_TRUE(initiator->RegisterMemory(local.data(), local.size()).ok());
   ASSERT_TRUE(metadata.store().Get(SegmentKey(target->segment_name())).ok());
-  auto segment = initiator->OpenSegment(target->segment_name());
-  ASSERT_TRUE(segment.ok()) << segment.status();
-  auto statuses = initiator
-                      ->Submit({{TransferOp::kWrite, local.data(), *segment,
-                                 reinterpret_cast<uint64_t>(remote.data()), local.size()}})
-                      ->Wait();
-  ASSERT_TRUE(statuses[0].ok()) << statuses[0];
-  EXPECT_EQ(remote, local);
+  WriteAndCompare(*initiator, *target, local, remote);
   EXPECT_EQ(ErrorCodeOf(initiator->OpenSegment("127.0.0.1:9").status()),
             ErrorCode::SEGMENT_NOT_FOUND);
   const std::string name = target->segment_name();
@@ -249,14 +256,7 @@ TEST(TransferEngineMetadataTest, DescriptorsTravelThroughEtcd) {
   ASSERT_TRUE(held.ok() && held->has_value()) << held.status();
   EXPECT_NE((*held)->lease, 0) << "a descriptor in etcd lives under its engine's lease";
 
-  auto segment = initiator->OpenSegment(target->segment_name());
-  ASSERT_TRUE(segment.ok()) << segment.status();
-  auto statuses = initiator
-                      ->Submit({{TransferOp::kWrite, local.data(), *segment,
-                                 reinterpret_cast<uint64_t>(remote.data()), local.size()}})
-                      ->Wait();
-  ASSERT_TRUE(statuses[0].ok()) << statuses[0];
-  EXPECT_EQ(remote, local);
+  WriteAndCompare(*initiator, *target, local, remote);
 
   // Missing, malformed and foreign values.
   EXPECT_EQ(ErrorCodeOf(initiator->OpenSegment("127.0.0.1:9").status()),

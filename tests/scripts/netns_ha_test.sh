@@ -73,10 +73,14 @@ JSON
 start s1 serving "$MOONCAKE" store --config "$work/s1.json"
 
 status=0
+# check N: the client program from its namespace, through etcd, against the store.
+check() {
+  ip netns exec "${tag}cl" "$CHECK" --master "etcd://$etcd" --metadata "etcd://$etcd" \
+    --local-hostname "$subnet.5" --expect-transport tcp --stores 1 >"$work/check$1.out" 2>&1 ||
+    { status=1; tail -30 "$work/check$1.out"; }
+}
 echo "== client program through the first leader"
-ip netns exec "${tag}cl" "$CHECK" --master "etcd://$etcd" --metadata "etcd://$etcd" \
-  --local-hostname "$subnet.5" --expect-transport tcp --stores 1 >"$work/check1.out" 2>&1 ||
-  { status=1; tail -30 "$work/check1.out"; }
+check 1
 
 echo "== cutting the leader off from etcd"
 ip -n "${tag}etcd" route add blackhole "$subnet.2/32"
@@ -132,9 +136,7 @@ echo "the store mounted its segment at the new leader $(((remounted - b_first_20
   "after it led"
 
 echo "== client program through the new leader"
-ip netns exec "${tag}cl" "$CHECK" --master "etcd://$etcd" --metadata "etcd://$etcd" \
-  --local-hostname "$subnet.5" --expect-transport tcp --stores 1 >"$work/check2.out" 2>&1 ||
-  { status=1; tail -30 "$work/check2.out"; }
+check 2
 
 echo "== the cut healed: the old leader follows, it never leads with its old epoch"
 ip -n "${tag}etcd" route del blackhole "$subnet.2/32"
