@@ -329,18 +329,17 @@ void RegisterRpcRoutes(http::HttpServer& server, MasterService& service) {
         if (absl::Status object = RequireObject(body); !object.ok()) return object;
         absl::StatusOr<std::string> client = StringField(body, "client_id");
         absl::StatusOr<std::string> name = StringField(body, "segment");
-        for (const absl::Status& s : {client.status(), name.status()}) {
+        absl::StatusOr<bool> first = BoolField(body, "first", false);
+        for (const absl::Status& s : {client.status(), name.status(), first.status()}) {
           if (!s.ok()) return s;
         }
-        auto first = body.find("first");
-        if (first != body.end() && !first->is_boolean()) return FieldError("first", "a boolean");
         auto index = body.find("index");
         if (index == body.end())
           return FieldError("index", "an array of [key, offset, size, put_id]");
         absl::StatusOr<std::vector<IndexEntry>> entries = ParseIndex(*index);
         if (!entries.ok()) return entries.status();
-        absl::StatusOr<uint64_t> staged = service.StageSegmentIndex(
-            *client, *name, first != body.end() && first->get<bool>(), *std::move(entries));
+        absl::StatusOr<uint64_t> staged =
+            service.StageSegmentIndex(*client, *name, *first, *std::move(entries));
         if (!staged.ok()) return staged.status();
         return json{{"staged", *staged}};
       });
