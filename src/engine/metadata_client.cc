@@ -43,7 +43,7 @@ class HttpMetadataClient final : public MetadataClient {
     return deleted.ok() ? absl::OkStatus() : deleted.status();
   }
 
-  absl::StatusOr<bool> KeepAlive() override { return true; }
+  absl::Status KeepAlive() override { return absl::OkStatus(); }
 
   std::string Describe() const override {
     return fmt::format("http://{}:{}{}", http_->host(), http_->port(), path_);
@@ -99,14 +99,14 @@ class EtcdMetadataClient final : public MetadataClient {
     return deleted.ok() ? absl::OkStatus() : deleted.status();
   }
 
-  absl::StatusOr<bool> KeepAlive() override {
+  absl::Status KeepAlive() override {
     absl::MutexLock lock(&mu_);
-    if (lease_ == 0) return true;  // nothing put yet
+    if (lease_ == 0) return absl::OkStatus();  // nothing put yet
     absl::StatusOr<absl::Duration> renewed = etcd_->LeaseKeepAlive(lease_);
-    if (renewed.ok()) return true;
+    if (renewed.ok()) return absl::OkStatus();
     if (ErrorCodeOf(renewed.status()) != ErrorCode::LEASE_EXPIRED) return renewed.status();
     lease_ = 0;  // what it held is gone; the next put takes a new lease
-    return false;
+    return absl::OkStatus();
   }
 
   std::string Describe() const override {

@@ -36,9 +36,9 @@ class MetadataClient {
   virtual absl::StatusOr<std::optional<std::string>> Get(const std::string& key) = 0;
   virtual absl::Status Put(const std::string& key, const std::string& value) = 0;
   virtual absl::Status Delete(const std::string& key) = 0;
-  // Keeps what this client put alive (etcd: renews the lease). True if it was still alive; false
-  // if it was lost (the lease expired) and must be put again.
-  virtual absl::StatusOr<bool> KeepAlive() = 0;
+  // Keeps what this client put alive (etcd: renews the lease; if etcd lost it, what was under it
+  // is gone and the next Put takes a new one). An error only when the service cannot be asked.
+  virtual absl::Status KeepAlive() = 0;
   // "http://host:port/path" or "etcd://endpoints", for messages.
   virtual std::string Describe() const = 0;
 };

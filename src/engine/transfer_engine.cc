@@ -135,8 +135,7 @@ absl::Status TransferEngine::Start() {
 void TransferEngine::KeepPublished() {
   const std::string key = SegmentKey(name_);
   while (!stop_publishing_.WaitForNotificationWithTimeout(config_.republish_interval)) {
-    absl::StatusOr<bool> alive = metadata_->KeepAlive();
-    if (!alive.ok()) continue;  // unreachable: try again later
+    if (!metadata_->KeepAlive().ok()) continue;  // unreachable: try again later
     absl::StatusOr<std::optional<std::string>> held = metadata_->Get(key);
     if (!held.ok()) continue;
     if (held->has_value() && **held == Describe()) continue;
