@@ -158,21 +158,10 @@ absl::StatusOr<uint64_t> MasterService::MountIndexedSegment(std::string_view cli
                                                             uint64_t staged) {
   if (absl::Status valid = ValidateIndexKeys(name, index); !valid.ok()) return valid;
   if (staged != 0) {
-    absl::MutexLock lock(&stage_mu_);
-    auto it = staged_.find(std::make_pair(std::string(client_id), std::string(name)));
-    const uint64_t held = it == staged_.end() ? 0 : it->second.entries.size();
-    if (held != staged) {
-      return MakeError(ErrorCode::OBJECT_NOT_FOUND,
-                       fmt::format("segment '{}': the mount counts {} staged index entries, this "
-                                   "master holds {}: stage them again",
-                                   name, staged, held));
-    }
-    std::vector<IndexEntry>& parts = it->second.entries;
-    parts.reserve(parts.size() + index.size());
-    std::move(index.begin(), index.end(), std::back_inserter(parts));
-    index = std::move(parts);
-    staged_bytes_ -= it->second.bytes;
-    staged_.erase(it);
+    absl::StatusOr<std::vector<IndexEntry>> all =
+        staging_.Take(client_id, name, staged, std::move(index));
+    if (!all.ok()) return all.status();
+    index = *std::move(all);
   }
   absl::StatusOr<Mounted> mounted = Mount(client_id, name, base, size, incarnation, &index);
   if (!mounted.ok()) return mounted.status();
@@ -245,36 +234,7 @@ absl::StatusOr<uint64_t> MasterService::StageSegmentIndex(std::string_view clien
                                                           std::string_view name, bool first,
                                                           std::vector<IndexEntry> entries) {
   if (absl::Status valid = ValidateIndexKeys(name, entries); !valid.ok()) return valid;
-  uint64_t bytes = 0;
-  for (const IndexEntry& entry : entries) bytes += entry.key.size() + sizeof(IndexEntry);
-  const int64_t now = clock_->NowMicros();
-  absl::MutexLock lock(&stage_mu_);
-  // Stagings whose owner went quiet (it died, or moved to another master) are dropped.
-  for (auto it = staged_.begin(); it != staged_.end();) {
-    if (now - it->second.updated_us > absl::ToInt64Microseconds(kStagedIndexIdle)) {
-      staged_bytes_ -= it->second.bytes;
-      staged_.erase(it++);
-    } else {
-      ++it;
-    }
-  }
-  StagedIndex& staging = staged_[std::make_pair(std::string(client_id), std::string(name))];
-  if (first) {
-    staged_bytes_ -= staging.bytes;
-    staging = StagedIndex{};
-  }
-  if (staged_bytes_ + bytes > kMaxStagedIndexBytes) {
-    return MakeError(ErrorCode::BUFFER_OVERFLOW,
-                     fmt::format("segment '{}': the master holds {} bytes of staged index, at most "
-                                 "{}: try again later",
-                                 name, staged_bytes_, kMaxStagedIndexBytes));
-  }
-  staged_bytes_ += bytes;
-  staging.bytes += bytes;
-  staging.updated_us = now;
-  staging.entries.reserve(staging.entries.size() + entries.size());
-  std::move(entries.begin(), entries.end(), std::back_inserter(staging.entries));
-  return staging.entries.size();
+  return staging_.Stage(client_id, name, first, std::move(entries), clock_->NowMicros());
 }
 
 absl::StatusOr<IndexSync> MasterService::SyncIndex(std::string_view client_id,

@@ -33,6 +33,7 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "master/client_registry.h"
+#include "master/index_staging.h"
 #include "master/master_config.h"
 #include "master/segment_manager.h"
 #include "nlohmann/json.hpp"
@@ -128,12 +129,10 @@ class MasterService {
   // comes with the mount, which restores them all at once (until then the segment is not
   // mounted). `first` starts anew, dropping what this client staged for the segment before.
   // Returns how many entries are staged. INVALID_PARAMS for an invalid key; BUFFER_OVERFLOW when
-  // the master holds kMaxStagedIndexBytes of staged index already. A staging no part was added
-  // to for kStagedIndexIdle is dropped.
+  // the master holds IndexStaging::kMaxBytes of staged index already. A staging no part was
+  // added to for IndexStaging::kIdle is dropped.
   absl::StatusOr<uint64_t> StageSegmentIndex(std::string_view client_id, std::string_view name,
                                              bool first, std::vector<IndexEntry> entries);
-  static constexpr uint64_t kMaxStagedIndexBytes = 1ull << 30;
-  static constexpr absl::Duration kStagedIndexIdle = absl::Seconds(60);
   // The owner fetches the changes to its index (SegmentManager::Sync).
   absl::StatusOr<IndexSync> SyncIndex(std::string_view client_id, std::string_view name,
                                       uint64_t mount_id, uint64_t acked, absl::Duration wait);
@@ -350,16 +349,7 @@ class MasterService {
   std::atomic<uint64_t> evicted_bytes_{0};
   absl::Mutex evict_mu_;  // one eviction at a time
 
-  // Index parts staged for mounts to come, by client id and segment name.
-  struct StagedIndex {
-    std::vector<IndexEntry> entries;
-    uint64_t bytes = 0;  // counted against kMaxStagedIndexBytes
-    int64_t updated_us = 0;
-  };
-  absl::Mutex stage_mu_;
-  absl::flat_hash_map<std::pair<std::string, std::string>, StagedIndex> staged_
-      ABSL_GUARDED_BY(stage_mu_);
-  uint64_t staged_bytes_ ABSL_GUARDED_BY(stage_mu_) = 0;
+  IndexStaging staging_;  // index parts for mounts to come
 
   mutable absl::Mutex client_names_mu_;
   absl::flat_hash_map<std::string, uint32_t> client_indexes_ ABSL_GUARDED_BY(client_names_mu_);

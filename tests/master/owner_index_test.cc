@@ -349,7 +349,7 @@ TEST(OwnerIndexTest, AnIndexInPartsIsRestoredWholeOrNotAtAll) {
   EXPECT_TRUE(service.ListSegments().empty());
   // A staging nobody added to for a while is dropped at the next staging of anyone.
   ASSERT_TRUE(service.StageSegmentIndex(kOwner, "s:1", true, part(0, 3)).ok());
-  clock.Advance(MasterService::kStagedIndexIdle + absl::Seconds(1));
+  clock.Advance(IndexStaging::kIdle + absl::Seconds(1));
   ASSERT_TRUE(service.StageSegmentIndex("other", "s:2", true, part(0, 1)).ok());
   EXPECT_EQ(ErrorCodeOf(mount({}, 3)), ErrorCode::OBJECT_NOT_FOUND);
 }
