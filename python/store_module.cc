@@ -702,6 +702,8 @@ void CloseAll() {
 PYBIND11_MODULE(store, m) {
   using namespace mooncake::python;
   m.doc() = "mooncake distributed KV cache: the client API that SGLang's HiCache uses";
+  // As in the binary (src/cmd/main.cc): no deadlock detector on every lock.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   mooncake::InitLogging(std::getenv("MOONCAKE_LOG_LEVEL") ? std::getenv("MOONCAKE_LOG_LEVEL")
                                                           : "warn")
       .IgnoreError();

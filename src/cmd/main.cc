@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "cmd/command.h"
 #include "common/version.h"
 #include "engine/rdma/device_probe.h"
@@ -40,6 +41,10 @@ void RaiseDescriptorLimit() {
 
 int Main(int argc, char** argv) {
   RaiseDescriptorLimit();
+  // Debian builds Abseil without NDEBUG, which leaves its mutex deadlock detector on: a global
+  // graph consulted on every lock, a cost (and a shared lock) on every call of the master. The
+  // tests keep it on; the product does not pay for it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::vector<char*> args(argv, argv + argc);
   std::string alias_storage;
   if (const char* alias = SubcommandForProgramName(argv[0])) {

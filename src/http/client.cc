@@ -7,8 +7,10 @@
 #include "absl/strings/strip.h"
 #include "common/error_code.h"
 #include "common/strings.h"
+#include "http/held_writes.h"
 #include "http/httplib_config.h"
 #include "http/json_body.h"
+#include "http/spin_wait.h"
 
 namespace mooncake::http {
 namespace {
@@ -23,7 +25,61 @@ void SetTimeout(Duration d, const std::function<void(time_t, time_t)>& set) {
   set(static_cast<time_t>(micros / 1000000), static_cast<time_t>(micros % 1000000));
 }
 
+// A connection's stream that sends a request in one piece (held_writes.h) and, on the first read
+// after it (the wait for the answer), polls for the answer before it lets cpp-httplib's stream
+// sleep in poll(2).
+class SpinningStream : public httplib::Stream {
+ public:
+  SpinningStream(httplib::Stream& inner, absl::Duration spin) : inner_(inner), spin_(spin) {}
+
+  bool is_readable() const override { return inner_.is_readable(); }
+  bool is_writable() const override { return inner_.is_writable(); }
+  ssize_t read(char* ptr, size_t size) override {
+    if (!held_.Flush(inner_)) return -1;
+    if (awaiting_answer_) {
+      awaiting_answer_ = false;
+      SpinUntilReadable(inner_.socket(), spin_, SpinRole::kClient);
+    }
+    return inner_.read(ptr, size);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    awaiting_answer_ = true;
+    return held_.Write(inner_, ptr, size);
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    inner_.get_remote_ip_and_port(ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    inner_.get_local_ip_and_port(ip, port);
+  }
+  socket_t socket() const override { return inner_.socket(); }
+
+ private:
+  httplib::Stream& inner_;
+  const absl::Duration spin_;
+  bool awaiting_answer_ = false;
+  HeldWrites held_;
+};
+
 }  // namespace
+
+class HttpClient::Connection : public httplib::ClientImpl {
+ public:
+  Connection(const std::string& host, int port, absl::Duration spin)
+      : httplib::ClientImpl(host, port), spin_(spin) {}
+
+ private:
+  // cpp-httplib's own, with the socket's stream wrapped.
+  bool process_socket(const Socket& socket,
+                      std::function<bool(httplib::Stream& strm)> callback) override {
+    httplib::detail::SocketStream strm(socket.sock, read_timeout_sec_, read_timeout_usec_,
+                                       write_timeout_sec_, write_timeout_usec_);
+    SpinningStream spinning(strm, spin_);
+    return callback(spinning);
+  }
+
+  const absl::Duration spin_;
+};
 
 std::string EncodeQueryValue(std::string_view value) {
   return httplib::detail::encode_query_param(std::string(value));
@@ -63,16 +119,16 @@ absl::StatusOr<std::pair<std::unique_ptr<HttpClient>, std::string>> HttpClient::
   return std::make_pair(std::make_unique<HttpClient>(host, port, std::move(options)), path);
 }
 
-std::unique_ptr<httplib::Client> HttpClient::Acquire() {
+std::unique_ptr<HttpClient::Connection> HttpClient::Acquire() {
   {
     absl::MutexLock lock(&mu_);
     if (!idle_.empty()) {
-      std::unique_ptr<httplib::Client> connection = std::move(idle_.back());
+      std::unique_ptr<Connection> connection = std::move(idle_.back());
       idle_.pop_back();
       return connection;
     }
   }
-  auto connection = std::make_unique<httplib::Client>(host_, port_);
+  auto connection = std::make_unique<Connection>(host_, port_, options_.spin);
   connection->set_keep_alive(true);
   connection->set_url_encode(false);  // targets arrive encoded (EncodeQueryValue)
   SetTimeout(options_.connect_timeout,
@@ -80,7 +136,7 @@ std::unique_ptr<httplib::Client> HttpClient::Acquire() {
   return connection;
 }
 
-void HttpClient::Release(std::unique_ptr<httplib::Client> connection) {
+void HttpClient::Release(std::unique_ptr<Connection> connection) {
   absl::MutexLock lock(&mu_);
   if (idle_.size() < options_.max_idle_connections) idle_.push_back(std::move(connection));
 }
@@ -104,7 +160,7 @@ absl::StatusOr<HttpResult> HttpClient::Send(std::string_view method, std::string
   for (int attempt = 1; attempt <= std::max(1, options_.max_attempts); ++attempt) {
     if (attempt > 1) options_.sleep(Backoff(attempt - 1));
 
-    std::unique_ptr<httplib::Client> connection = Acquire();
+    std::unique_ptr<Connection> connection = Acquire();
     SetTimeout(timeout, [&](time_t s, time_t us) {
       connection->set_read_timeout(s, us);
       connection->set_write_timeout(s, us);

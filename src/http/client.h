@@ -28,10 +28,6 @@
 #include "common/auth.h"
 #include "nlohmann/json.hpp"
 
-namespace httplib {
-class Client;
-}  // namespace httplib
-
 namespace mooncake::http {
 
 struct HttpClientOptions {
@@ -46,6 +42,9 @@ struct HttpClientOptions {
   // How to wait between attempts; tests inject one that records instead of sleeping.
   std::function<void(absl::Duration)> sleep = [](absl::Duration d) { absl::SleepFor(d); };
   AuthToken auth;  // enabled: every request carries `Authorization: Bearer <token>`
+  // How long a call polls for its answer before it sleeps (spin_wait.h): most answers of the
+  // control plane come sooner than a sleeping thread is woken. 0 never spins.
+  absl::Duration spin = absl::Microseconds(50);
 };
 
 struct CallOptions {
@@ -99,8 +98,10 @@ class HttpClient {
   int port() const { return port_; }
 
  private:
-  std::unique_ptr<httplib::Client> Acquire();
-  void Release(std::unique_ptr<httplib::Client> connection);
+  class Connection;  // one keep-alive connection (cpp-httplib's client, reading with a spin)
+
+  std::unique_ptr<Connection> Acquire();
+  void Release(std::unique_ptr<Connection> connection);
   absl::Duration Backoff(int attempt);
 
   const std::string host_;
@@ -108,7 +109,7 @@ class HttpClient {
   const HttpClientOptions options_;
 
   absl::Mutex mu_;
-  std::vector<std::unique_ptr<httplib::Client>> idle_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Connection>> idle_ ABSL_GUARDED_BY(mu_);
   absl::BitGen jitter_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
 #include "common/strings.h"
 
 namespace mooncake::http {
@@ -37,6 +38,11 @@ absl::StatusOr<nlohmann::json> ParseJsonBody(std::string_view body) {
   } catch (const nlohmann::json::exception& e) {
     return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("malformed JSON body: {}", e.what()));
   }
+}
+
+absl::StatusOr<nlohmann::json> ParseJsonRequestBody(std::string_view body) {
+  if (absl::StripAsciiWhitespace(AsAbsl(body)).empty()) return nlohmann::json();
+  return ParseJsonBody(body);
 }
 
 absl::Status StatusFromErrorResponse(int http_status, std::string_view body) {

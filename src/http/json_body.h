@@ -29,6 +29,8 @@ std::string ErrorBody(ErrorCode code, std::string_view message);
 // Parses a request body as JSON. Malformed text, trailing garbage or nesting deeper than
 // kMaxJsonDepth -> INVALID_PARAMS with the parser's position in the message.
 absl::StatusOr<nlohmann::json> ParseJsonBody(std::string_view body);
+// As ParseJsonBody, but an empty (or blank) body is JSON null: what JSON routes receive.
+absl::StatusOr<nlohmann::json> ParseJsonRequestBody(std::string_view body);
 
 // The status an error response stands for: the code and message of a uniform error body when the
 // body is one, otherwise a code chosen from the HTTP status (404 -> OBJECT_NOT_FOUND, 5xx ->

@@ -16,8 +16,10 @@
 #include "common/logging.h"
 #include "common/strings.h"
 #include "http/connection_park.h"
+#include "http/held_writes.h"
 #include "http/httplib_config.h"
 #include "http/json_body.h"
+#include "http/spin_wait.h"
 #include "http/worker_pool.h"
 
 namespace mooncake::http {
@@ -53,6 +55,10 @@ class BoundedStream : public httplib::Stream {
   bool is_readable() const override { return inner_.is_readable(); }
   bool is_writable() const override { return inner_.is_writable(); }
   ssize_t read(char* ptr, size_t size) override {
+    if (!held_.Flush(inner_)) {  // e.g. "100 Continue" before the body
+      request_state.read_failed = true;
+      return -1;
+    }
     if (remaining_ == 0) {
       request_state.budget_exhausted = true;
       return -1;
@@ -66,11 +72,14 @@ class BoundedStream : public httplib::Stream {
     }
     return n;
   }
+  // Held until Flush() (held_writes.h), so that an answer's head and body leave together.
   ssize_t write(const char* ptr, size_t size) override {
-    ssize_t n = inner_.write(ptr, size);
+    ssize_t n = held_.Write(inner_, ptr, size);
     if (n > 0) request_state.bytes_written += static_cast<size_t>(n);
     return n;
   }
+  // Sends what is held; false if the connection failed. Call when the request is answered.
+  bool Flush() { return held_.Flush(inner_); }
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
     inner_.get_remote_ip_and_port(ip, port);
   }
@@ -82,6 +91,7 @@ class BoundedStream : public httplib::Stream {
  private:
   httplib::Stream& inner_;
   size_t remaining_;
+  HeldWrites held_;
 };
 
 // A connection made of memory: reads come from a string, writes go to another (ServeBytes).
@@ -174,6 +184,12 @@ HttpResponse HttpResponse::FromStatus(const absl::Status& status) {
 
 class HttpServer::Impl : public httplib::Server {
  public:
+  struct Route {
+    HttpServer::Handler handler;
+    Counter* served_ok = nullptr;  // mooncake_http_requests_total{code="200"}
+    Histogram* duration = nullptr;
+  };
+
   explicit Impl(const HttpServerOptions& options)
       : options_(options),
         park_(
@@ -270,7 +286,12 @@ class HttpServer::Impl : public httplib::Server {
   }
 
   void AddRoute(std::string_view method, std::string path, HttpServer::Handler handler) {
-    routes_[std::move(path)][std::string(method)] = std::move(handler);
+    Route& route = routes_[path][std::string(method)];
+    route.handler = std::move(handler);
+    // The series of the answers almost every call gets, looked up once (and so present at 0 from
+    // the start); other statuses are looked up when they happen.
+    route.served_ok = &RequestCounter(path, method, 200);
+    route.duration = &DurationHistogram(path, method);
   }
 
   // Stops the accept loop and wakes idle keep-alive connections so they close; a request being
@@ -296,7 +317,8 @@ class HttpServer::Impl : public httplib::Server {
       BoundedStream bounded(strm, options_.max_header_bytes + options_.max_body_bytes);
       bool connection_closed = false;
       const bool ok =
-          process_request(bounded, /*close_connection=*/left == 1, connection_closed, nullptr);
+          process_request(bounded, /*close_connection=*/left == 1, connection_closed, nullptr) &&
+          bounded.Flush();
       if (request_state.bytes_written == 0 && request_state.budget_exhausted) {
         WriteCannedError(strm, 413, ErrorCode::BUFFER_OVERFLOW, LimitMessage());
       }
@@ -329,11 +351,12 @@ class HttpServer::Impl : public httplib::Server {
     while (left > 0 && !stopping_.load()) {
       if (!lingered) {
         // The next request of a busy client is usually on its way: wait a moment for it here
-        // (poll returns at once when bytes are waiting) rather than hand the connection to the
-        // park and back. One poll and one peek per request on the busy path.
+        // (polling without sleeping first) rather than hand the connection to the park and back.
         lingered = true;
-        pollfd pfd{sock, POLLIN, 0};
-        ::poll(&pfd, 1, kLingerMs);
+        if (!SpinUntilReadable(sock, options_.spin, SpinRole::kServer)) {
+          pollfd pfd{sock, POLLIN, 0};
+          ::poll(&pfd, 1, kLingerMs);
+        }
       }
       const Pending pending = PeekRequest(sock, options_.max_header_bytes, kMaxParkedBody);
       if (pending == Pending::kClosed) break;
@@ -351,7 +374,8 @@ class HttpServer::Impl : public httplib::Server {
       BoundedStream bounded(strm, options_.max_header_bytes + options_.max_body_bytes);
       bool connection_closed = false;
       const bool ok =
-          process_request(bounded, /*close_connection=*/left == 1, connection_closed, nullptr);
+          process_request(bounded, /*close_connection=*/left == 1, connection_closed, nullptr) &&
+          bounded.Flush();
       if (request_state.bytes_written == 0) {
         // cpp-httplib gives up silently inside the request line; answer what went wrong.
         if (request_state.budget_exhausted) {
@@ -408,6 +432,7 @@ class HttpServer::Impl : public httplib::Server {
     const auto start = std::chrono::steady_clock::now();
     HttpResponse response;
     std::string_view route = "other";
+    const Route* served = nullptr;  // the route and method that answered, if one did
     auto path_it = routes_.find(req.path);
     const bool open = req.method == "GET" && req.path == "/health";
     if (!open && !options_.auth.AcceptsBearer(req.get_header_value("Authorization"))) {
@@ -429,6 +454,7 @@ class HttpServer::Impl : public httplib::Server {
     } else {
       route = path_it->first;
       auto method_it = path_it->second.find(req.method);
+      if (method_it != path_it->second.end()) served = &method_it->second;
       if (method_it == path_it->second.end()) {
         std::vector<std::string> allowed;
         for (const auto& [method, handler] : path_it->second) allowed.push_back(method);
@@ -442,7 +468,7 @@ class HttpServer::Impl : public httplib::Server {
         } else {
           HttpRequest request{req.method,      req.path,        req.target, req.body,
                               req.remote_addr, req.remote_port, &req.params};
-          response = method_it->second(request);
+          response = method_it->second.handler(request);
         }
       }
     }
@@ -450,7 +476,7 @@ class HttpServer::Impl : public httplib::Server {
       for (auto& [name, value] : options_.response_headers()) res.set_header(name, value);
     }
     Fill(res, std::move(response));
-    Record(route, req, res, start);
+    Record(route, req, res, start, served);
   }
 
   // Errors cpp-httplib produces itself (400 unparsable request, 413, 414, ...) have no body yet;
@@ -497,26 +523,36 @@ class HttpServer::Impl : public httplib::Server {
     res.set_content(std::move(response.body), response.content_type.c_str());
   }
 
+  Counter& RequestCounter(std::string_view route, std::string_view method, int status) {
+    return options_.metrics->GetCounter("mooncake_http_requests_total",
+                                        "HTTP requests served, by route and status",
+                                        {{"server", options_.name},
+                                         {"route", std::string(route)},
+                                         {"method", std::string(method)},
+                                         {"code", std::to_string(status)}});
+  }
+
+  Histogram& DurationHistogram(std::string_view route, std::string_view method) {
+    return options_.metrics->GetHistogram(
+        "mooncake_http_request_duration_seconds",
+        "Time from routing a request to having its response",
+        {{"server", options_.name}, {"route", std::string(route)}, {"method", std::string(method)}},
+        MetricsRegistry::LatencyBuckets());
+  }
+
+  // `served`: the route that answered (its series are at hand), or null.
   void Record(std::string_view route, const httplib::Request& req, const httplib::Response& res,
-              std::chrono::steady_clock::time_point start) {
+              std::chrono::steady_clock::time_point start, const Route* served = nullptr) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::string method = absl::c_linear_search(kMethods, req.method) ? req.method : "other";
-    MetricsRegistry& metrics = *options_.metrics;
-    metrics
-        .GetCounter("mooncake_http_requests_total", "HTTP requests served, by route and status",
-                    {{"server", options_.name},
-                     {"route", std::string(route)},
-                     {"method", method},
-                     {"code", std::to_string(res.status)}})
-        .Increment();
-    metrics
-        .GetHistogram(
-            "mooncake_http_request_duration_seconds",
-            "Time from routing a request to having its response",
-            {{"server", options_.name}, {"route", std::string(route)}, {"method", method}},
-            MetricsRegistry::LatencyBuckets())
-        .Observe(seconds);
+    const std::string_view method =
+        absl::c_linear_search(kMethods, req.method) ? std::string_view(req.method) : "other";
+    if (served != nullptr && res.status == 200) {
+      served->served_ok->Increment();
+    } else {
+      RequestCounter(route, method, res.status).Increment();
+    }
+    (served != nullptr ? *served->duration : DurationHistogram(route, method)).Observe(seconds);
     SPDLOG_DEBUG("{} {} {} {} -> {} {}B {:.0f}us", options_.name, req.remote_addr, req.method,
                  req.target, res.status, res.body.size(), seconds * 1e6);
   }
@@ -524,7 +560,7 @@ class HttpServer::Impl : public httplib::Server {
   const HttpServerOptions& options_;
   std::atomic<PoolTaskQueue*> pool_{nullptr};  // cpp-httplib's task queue while it listens
   ConnectionPark park_;
-  std::map<std::string, std::map<std::string, HttpServer::Handler>, std::less<>> routes_;
+  std::map<std::string, std::map<std::string, Route>, std::less<>> routes_;
   size_t keep_alive_max_requests_ = 1;
   std::atomic<bool> stopping_{false};
   absl::Mutex sockets_mu_;
@@ -542,13 +578,9 @@ void HttpServer::Route(std::string_view method, std::string path, Handler handle
 
 void HttpServer::RouteJson(std::string_view method, std::string path, JsonHandler handler) {
   Route(method, std::move(path), [handler = std::move(handler)](const HttpRequest& request) {
-    nlohmann::json body;  // null for an empty body
-    if (!absl::StripAsciiWhitespace(AsAbsl(request.body)).empty()) {
-      absl::StatusOr<nlohmann::json> parsed = ParseJsonBody(request.body);
-      if (!parsed.ok()) return HttpResponse::FromStatus(parsed.status());
-      body = *std::move(parsed);
-    }
-    absl::StatusOr<nlohmann::json> result = handler(body);
+    absl::StatusOr<nlohmann::json> body = ParseJsonRequestBody(request.body);
+    if (!body.ok()) return HttpResponse::FromStatus(body.status());
+    absl::StatusOr<nlohmann::json> result = handler(*body);
     if (!result.ok()) return HttpResponse::FromStatus(result.status());
     return HttpResponse::Json(*result);
   });

@@ -45,6 +45,9 @@ struct HttpServerOptions {
   absl::Duration write_timeout = absl::Seconds(5);
   absl::Duration keep_alive_timeout = absl::Seconds(5);
   size_t keep_alive_max_requests = 100000;
+  // After answering, how long a worker polls the connection for its next request before it sleeps
+  // (spin_wait.h): a busy client's next request then costs no thread wakeup. 0 never spins.
+  absl::Duration spin = absl::Microseconds(50);
   MetricsRegistry* metrics = &MetricsRegistry::Default();
   // Enabled: every request but `GET /health` must carry `Authorization: Bearer <token>`; others
   // are answered 401 with the uniform error body (ILLEGAL_CLIENT).

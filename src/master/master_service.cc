@@ -54,7 +54,15 @@ MasterService::MasterService(MasterConfig config, Clock* clock, MetricsRegistry*
       index_ack_timeouts_(&metrics_->GetCounter(
           "mooncake_master_index_ack_timeouts_total",
           "Puts and removes answered before every owner acknowledged the change to its index "
-          "(index_ack_timeout)")) {}
+          "(index_ack_timeout)")) {
+  for (size_t i = 0; i < kKeyOps.size(); ++i) {
+    const MetricLabels labels = {{"op", std::string(kKeyOps[i])}};
+    op_keys_[i] = &metrics_->GetCounter("mooncake_master_key_operations_total",
+                                        "Keys handled by the master, by operation", labels);
+    op_errors_[i] = &metrics_->GetCounter("mooncake_master_key_errors_total",
+                                          "Keys whose operation failed, by operation", labels);
+  }
+}
 
 MasterService::~MasterService() { StopMaintenance(); }
 
@@ -84,16 +92,13 @@ absl::Status MasterService::ValidateIndexKeys(std::string_view name,
 }
 
 void MasterService::CountOp(std::string_view op, size_t keys, size_t errors) {
-  metrics_
-      ->GetCounter("mooncake_master_key_operations_total",
-                   "Keys handled by the master, by operation", {{"op", std::string(op)}})
-      .Increment(keys);
-  if (errors > 0) {
-    metrics_
-        ->GetCounter("mooncake_master_key_errors_total",
-                     "Keys whose operation failed, by operation", {{"op", std::string(op)}})
-        .Increment(errors);
+  for (size_t i = 0; i < kKeyOps.size(); ++i) {
+    if (kKeyOps[i] != op) continue;
+    op_keys_[i]->Increment(keys);
+    if (errors > 0) op_errors_[i]->Increment(errors);
+    return;
   }
+  SPDLOG_ERROR("no counter for key operation '{}'", op);  // a programming error
 }
 
 void MasterService::EraseLocked(Shard& shard,

@@ -320,7 +320,11 @@ class MasterService {
   uint64_t RemoveUnleasedWhere(absl::FunctionRef<bool(const std::string&)> match);
   // Drops replicas on `segment` from every object; removes objects left with none.
   void DropSegmentReplicas(SegmentId segment);
+  // Counts `keys` handled by `op` (one of kKeyOps), `errors` of them failed.
   void CountOp(std::string_view op, size_t keys, size_t errors);
+  static constexpr std::array<std::string_view, 9> kKeyOps = {
+      "put_start", "put_end", "put_revoke",      "get_replica_list", "exist_key",
+      "get_size",  "remove",  "remove_by_regex", "remove_all"};
   // A new put id: larger than every one this master handed out or restored.
   uint64_t NextPutId() { return next_put_id_.fetch_add(1, std::memory_order_relaxed); }
   // Waits (index_ack_timeout at most) until owners acknowledged the changes up to `barrier`.
@@ -339,6 +343,8 @@ class MasterService {
   std::atomic<uint64_t> processing_{0};
   std::atomic<uint64_t> hard_pinned_{0};
   std::atomic<uint64_t> key_bytes_{0};
+  std::array<Counter*, kKeyOps.size()> op_keys_{};    // mooncake_master_key_operations_total
+  std::array<Counter*, kKeyOps.size()> op_errors_{};  // mooncake_master_key_errors_total
   Counter* leases_granted_;
   Counter* heartbeats_;
   Counter* clients_expired_;

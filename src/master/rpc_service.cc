@@ -1,5 +1,6 @@
 #include "master/rpc_service.h"
 
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -148,22 +149,32 @@ json ErrorEntry(const absl::Status& status) {
               {"message", std::string(status.message())}};
 }
 
-json LocationsJson(const std::vector<ReplicaLocation>& locations, uint64_t size) {
-  json out = json::array();
-  for (const ReplicaLocation& location : locations) {
-    out.push_back({{"segment", location.segment},
-                   {"address", location.address},
-                   {"size", size},
-                   {"incarnation", location.incarnation}});
-  }
-  return out;
+// `value` as a JSON string, quoted and escaped.
+std::string JsonString(std::string_view value) {
+  return json(value).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-json ReplicaListJson(const ReplicaList& list) {
-  return json{{"size", list.size},
-              {"lease_ms", absl::ToInt64Milliseconds(list.lease)},
-              {"lease_id", list.lease_id},
-              {"replicas", LocationsJson(list.replicas, list.size)}};
+// The per-key answers are written as text, not built as JSON documents: a batch of 128 keys
+// would otherwise cost several hundred allocations, most of the master's time for an ExistKey.
+void AppendLocations(std::string& out, const std::vector<ReplicaLocation>& locations,
+                     uint64_t size) {
+  out += '[';
+  for (size_t i = 0; i < locations.size(); ++i) {
+    const ReplicaLocation& location = locations[i];
+    fmt::format_to(std::back_inserter(out),
+                   "{}{{\"address\":{},\"incarnation\":{},\"segment\":{},\"size\":{}}}",
+                   i == 0 ? "" : ",", location.address, location.incarnation,
+                   JsonString(location.segment), size);
+  }
+  out += ']';
+}
+
+std::string ReplicaListMembers(const ReplicaList& list) {
+  std::string out = fmt::format("\"lease_id\":{},\"lease_ms\":{},\"replicas\":", list.lease_id,
+                                absl::ToInt64Milliseconds(list.lease));
+  AppendLocations(out, list.replicas, list.size);
+  fmt::format_to(std::back_inserter(out), ",\"size\":{}", list.size);
+  return out;
 }
 
 // The parts of a request most calls share.
@@ -218,55 +229,62 @@ absl::Status ReleaseLeasesIn(MasterService& service, const json& body, size_t li
 }
 
 // Registers the single-key and batch routes of one per-key call. `run` handles a batch and returns
-// one JSON result per key (with "code": 0 on success) or an error per key as a Status.
-// A request-level error (a malformed request) fails the call as a whole.
-using Results = std::vector<absl::StatusOr<json>>;
+// one result per key: the members of its JSON object on success (without braces, e.g.
+// `"exists":true`; "" for none), its error as a Status otherwise. A request-level error (a
+// malformed request) fails the call as a whole.
+using Results = std::vector<absl::StatusOr<std::string>>;
 using BatchRunner =
     std::function<absl::StatusOr<Results>(const json& body, const Request& request)>;
 
 void RegisterPerKey(http::HttpServer& server, MasterService& service, const std::string& method,
                     bool with_client, BatchRunner run) {
   const size_t limit = service.config().max_batch_keys;
-  server.RouteJson("POST", "/v1/" + method,
-                   [&service, run, with_client, limit](const json& body) -> absl::StatusOr<json> {
-                     absl::StatusOr<Request> request =
-                         ParseRequest(body, with_client, /*batch=*/false, limit);
-                     if (!request.ok()) return request.status();
-                     if (absl::Status s = ReleaseLeasesIn(service, body, limit); !s.ok()) return s;
-                     absl::StatusOr<Results> results = run(body, *request);
-                     if (!results.ok()) return results.status();
-                     return std::move((*results)[0]);
-                   });
-  server.RouteJson("POST", "/v1/Batch" + method,
-                   [&service, run, with_client, limit](const json& body) -> absl::StatusOr<json> {
-                     absl::StatusOr<Request> request =
-                         ParseRequest(body, with_client, /*batch=*/true, limit);
-                     if (!request.ok()) return request.status();
-                     if (absl::Status s = ReleaseLeasesIn(service, body, limit); !s.ok()) return s;
-                     absl::StatusOr<Results> ran = run(body, *request);
-                     if (!ran.ok()) return ran.status();
-                     json results = json::array();
-                     for (absl::StatusOr<json>& result : *ran) {
-                       if (result.ok()) {
-                         json entry = *std::move(result);
-                         entry["code"] = 0;
-                         results.push_back(std::move(entry));
-                       } else {
-                         results.push_back(ErrorEntry(result.status()));
-                       }
-                     }
-                     return json{{"results", std::move(results)}};
-                   });
+  // Parses the body and runs the batch; `write` turns its results into the answer's body.
+  auto route = [&service, run, with_client, limit](bool batch, auto write) {
+    return [&service, run, with_client, limit, batch, write](const http::HttpRequest& http) {
+      absl::StatusOr<json> body = http::ParseJsonRequestBody(http.body);
+      if (!body.ok()) return http::HttpResponse::FromStatus(body.status());
+      absl::StatusOr<Request> request = ParseRequest(*body, with_client, batch, limit);
+      if (!request.ok()) return http::HttpResponse::FromStatus(request.status());
+      if (absl::Status s = ReleaseLeasesIn(service, *body, limit); !s.ok()) {
+        return http::HttpResponse::FromStatus(s);
+      }
+      absl::StatusOr<Results> results = run(*body, *request);
+      if (!results.ok()) return http::HttpResponse::FromStatus(results.status());
+      return write(*results);
+    };
+  };
+  server.Route("POST", "/v1/" + method, route(false, [](Results& results) {
+                 if (!results[0].ok()) return http::HttpResponse::FromStatus(results[0].status());
+                 return http::HttpResponse{200, "application/json", "{" + *results[0] + "}"};
+               }));
+  server.Route("POST", "/v1/Batch" + method, route(true, [](Results& results) {
+                 std::string out = "{\"results\":[";
+                 for (size_t i = 0; i < results.size(); ++i) {
+                   if (i > 0) out += ',';
+                   if (!results[i].ok()) {
+                     out += ErrorEntry(results[i].status())
+                                .dump(-1, ' ', false, json::error_handler_t::replace);
+                     continue;
+                   }
+                   out += "{\"code\":0";
+                   if (!results[i]->empty()) out += ',';
+                   out += *results[i];
+                   out += '}';
+                 }
+                 out += "]}";
+                 return http::HttpResponse{200, "application/json", std::move(out)};
+               }));
 }
 
-// One JSON entry per successful key (made by `to_json`), the status per failed one.
-template <typename T, typename ToJson>
-Results ToResults(std::vector<absl::StatusOr<T>> values, ToJson to_json) {
+// One result per key: `members(value)` for a successful one, the status of a failed one.
+template <typename T, typename Members>
+Results ToResults(std::vector<absl::StatusOr<T>> values, Members members) {
   Results out;
   out.reserve(values.size());
   for (absl::StatusOr<T>& value : values) {
     if (value.ok()) {
-      out.push_back(to_json(*value));
+      out.push_back(members(*value));
     } else {
       out.push_back(value.status());
     }
@@ -279,7 +297,7 @@ Results FromStatuses(std::vector<absl::Status> statuses) {
   out.reserve(statuses.size());
   for (absl::Status& status : statuses) {
     if (status.ok()) {
-      out.push_back(json::object());
+      out.push_back(std::string());
     } else {
       out.push_back(std::move(status));
     }
@@ -449,14 +467,18 @@ void RegisterRpcRoutes(http::HttpServer& server, MasterService& service) {
                    }
                    if (!config.ok()) return config.status();
                    if (!sizes_error.ok()) return sizes_error;
-                   out = ToResults(service.PutStart(request.client_id, items, *config),
-                                   [](const std::vector<ReplicaLocation>& placed) {
-                                     return json{{"replicas", LocationsJson(placed, 0)}};
-                                   });
-                   // The size of each replica is the object's.
-                   for (size_t i = 0; i < out.size(); ++i) {
-                     if (!out[i].ok()) continue;
-                     for (json& replica : (*out[i])["replicas"]) replica["size"] = items[i].size;
+                   std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> placed =
+                       service.PutStart(request.client_id, items, *config);
+                   out.reserve(placed.size());
+                   for (size_t i = 0; i < placed.size(); ++i) {
+                     if (!placed[i].ok()) {
+                       out.push_back(placed[i].status());
+                       continue;
+                     }
+                     // The size of each replica is the object's.
+                     std::string members = "\"replicas\":";
+                     AppendLocations(members, *placed[i], items[i].size);
+                     out.push_back(std::move(members));
                    }
                    return out;
                  });
@@ -470,19 +492,18 @@ void RegisterRpcRoutes(http::HttpServer& server, MasterService& service) {
                  });
   RegisterPerKey(server, service, "GetReplicaList", false,
                  [&service](const json&, const Request& request) -> absl::StatusOr<Results> {
-                   return ToResults(service.GetReplicaList(request.keys), ReplicaListJson);
+                   return ToResults(service.GetReplicaList(request.keys), ReplicaListMembers);
                  });
   RegisterPerKey(server, service, "ExistKey", false,
                  [&service](const json&, const Request& request) -> absl::StatusOr<Results> {
                    return ToResults(service.ExistKey(request.keys), [](bool exists) {
-                     return json{{"exists", exists}};
+                     return std::string(exists ? "\"exists\":true" : "\"exists\":false");
                    });
                  });
   RegisterPerKey(server, service, "GetSize", false,
                  [&service](const json&, const Request& request) -> absl::StatusOr<Results> {
-                   return ToResults(service.GetSize(request.keys), [](uint64_t size) {
-                     return json{{"size", size}};
-                   });
+                   return ToResults(service.GetSize(request.keys),
+                                    [](uint64_t size) { return fmt::format("\"size\":{}", size); });
                  });
   RegisterPerKey(server, service, "Remove", false,
                  [&service](const json& body, const Request& request) -> absl::StatusOr<Results> {

@@ -1,15 +1,21 @@
 // HttpClient against an in-process HttpServer: reuse, retries and backoff, timeouts, limits.
 #include "http/client.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <memory>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "http/server.h"
+#include "support/raw_socket.h"
 
 namespace mooncake::http {
 namespace {
@@ -137,6 +143,47 @@ TEST_F(ClientTest, ResponseLargerThanTheLimitIsRefused) {
   absl::StatusOr<HttpResult> big = roomy.Get("/big");
   ASSERT_TRUE(big.ok());
   EXPECT_EQ(big->body.size(), 1u << 20);
+}
+
+// A request's head and body are sent at once, so that the server wakes once for it.
+TEST(ClientWireTest, ARequestLeavesInOnePiece) {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+
+  const std::string body(3000, 'k');
+  HttpClient client("127.0.0.1", ntohs(address.sin_port));
+  std::thread caller([&] {
+    absl::StatusOr<HttpResult> result =
+        client.Send("POST", "/v1/Anything", body, "application/octet-stream");
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->status, 200);
+    EXPECT_EQ(result->body, "ok");
+  });
+  const int connection = accept(listener, nullptr, nullptr);
+  ASSERT_GE(connection, 0);
+  const std::string head = "POST /v1/Anything HTTP/1.1\r\n";
+  std::string request;
+  while (!request.ends_with("\r\n\r\n" + body)) {
+    char buffer[4096];
+    const ssize_t n = recv(connection, buffer, sizeof(buffer), 0);
+    ASSERT_GT(n, 0) << request;
+    request.append(buffer, static_cast<size_t>(n));
+  }
+  EXPECT_TRUE(request.starts_with(head)) << request;
+  EXPECT_EQ(test::DataSegmentsIn(connection), 1);
+  const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  ASSERT_EQ(send(connection, answer.data(), answer.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(answer.size()));
+  caller.join();
+  close(connection);
+  close(listener);
 }
 
 TEST(ClientUrlTest, ParsesBaseUrls) {

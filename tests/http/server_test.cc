@@ -253,6 +253,32 @@ TEST_F(ServerTest, KeepAliveConnectionServesManyRequests) {
   }
 }
 
+// Head and body are written at once: the client wakes once for an answer, not twice.
+TEST_F(ServerTest, AnAnswerLeavesInOnePiece) {
+  RawSocket raw(server_->port());
+  const std::string body = R"({"n": 41})";
+  ASSERT_TRUE(
+      raw.Send("POST /v1/increment HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               "Content-Length: " +
+               std::to_string(body.size()) + "\r\n\r\n" + body));
+  const std::string response = raw.ReadResponse(absl::Seconds(5));
+  EXPECT_EQ(StatusOf(response), 200);
+  EXPECT_TRUE(response.ends_with("\r\n\r\n{\"n\":42}")) << response;
+  EXPECT_EQ(test::DataSegmentsIn(raw.fd()), 1);
+}
+
+// Each route's series of successful answers is there (at 0) before its first request.
+TEST_F(ServerTest, RouteSeriesExistFromTheStart) {
+  const std::string text = metrics_.RenderPrometheus();
+  EXPECT_NE(text.find("mooncake_http_requests_total{server=\"test\",route=\"/v1/increment\","
+                      "method=\"POST\",code=\"200\"} 0"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("mooncake_http_request_duration_seconds_count{server=\"test\","
+                      "route=\"/v1/increment\",method=\"POST\"} 0"),
+            std::string::npos);
+}
+
 TEST_F(ServerTest, CountsRequestsInMetrics) {
   ExpectHealthy();
   client_->Get("/nowhere").IgnoreError();

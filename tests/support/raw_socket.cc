@@ -1,11 +1,13 @@
 #include "support/raw_socket.h"
 
 #include <arpa/inet.h>
+#include <linux/tcp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 
@@ -110,6 +112,16 @@ bool RawSocket::WaitForClose(absl::Duration timeout) {
 int StatusOf(std::string_view response) {
   if (response.size() < 12 || response.substr(0, 5) != "HTTP/") return -1;
   return std::atoi(std::string(response.substr(9, 3)).c_str());
+}
+
+int64_t DataSegmentsIn(int fd) {
+  tcp_info info{};
+  socklen_t length = sizeof(info);
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0 ||
+      length < offsetof(tcp_info, tcpi_data_segs_in) + sizeof(info.tcpi_data_segs_in)) {
+    return -1;
+  }
+  return info.tcpi_data_segs_in;
 }
 
 }  // namespace mooncake::test

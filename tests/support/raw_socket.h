@@ -2,6 +2,7 @@
 // test.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -40,6 +41,10 @@ class RawSocket {
   int fd_ = -1;
   std::string pending_;
 };
+
+// How many segments carrying data socket `fd` has received (TCP_INFO), or -1: a message the peer
+// sent in one piece arrived as one segment (on loopback, up to 64 KiB).
+int64_t DataSegmentsIn(int fd);
 
 // The status code of an HTTP response ("HTTP/1.1 404 ..." -> 404), or -1.
 int StatusOf(std::string_view response);

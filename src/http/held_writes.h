@@ -1,0 +1,43 @@
+// Small writes to a cpp-httplib stream, held and sent in one piece.
+//
+// cpp-httplib writes a message's head and body with separate calls. Sent as they come (the
+// sockets have TCP_NODELAY), they leave as two segments: the peer wakes for the head and must wait
+// again for the body, a second wakeup on every call of the control plane. A stream that holds its
+// writes until it reads (or until the message is done) sends each message whole.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "http/httplib_config.h"
+
+namespace mooncake::http {
+
+class HeldWrites {
+ public:
+  // Writes beyond this many bytes in all go out at once (after what is held).
+  static constexpr size_t kMaxHeld = 64u << 10;
+
+  // Holds `size` bytes, or sends them after what is held; what cpp-httplib's write returns.
+  ssize_t Write(httplib::Stream& inner, const char* ptr, size_t size) {
+    if (held_.size() + size <= kMaxHeld) {
+      held_.append(ptr, size);
+      return static_cast<ssize_t>(size);
+    }
+    if (!Flush(inner)) return -1;
+    return inner.write(ptr, size);
+  }
+
+  // Sends what is held; false if the connection failed.
+  bool Flush(httplib::Stream& inner) {
+    if (held_.empty()) return true;
+    const bool sent = httplib::detail::write_data(inner, held_.data(), held_.size());
+    held_.clear();
+    return sent;
+  }
+
+ private:
+  std::string held_;
+};
+
+}  // namespace mooncake::http

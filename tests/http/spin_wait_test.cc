@@ -1,0 +1,79 @@
+// SpinUntilReadable: answers at once when bytes wait, gives up after its budget, and never lets
+// more threads of one role spin than its slots.
+#include "http/spin_wait.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+#include <vector>
+
+#include "absl/time/clock.h"
+
+namespace mooncake::http {
+namespace {
+
+class SocketPair {
+ public:
+  SocketPair() { EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds_), 0); }
+  ~SocketPair() {
+    close(fds_[0]);
+    close(fds_[1]);
+  }
+  int reader() const { return fds_[0]; }
+  void Send() { ASSERT_EQ(write(fds_[1], "x", 1), 1); }
+
+ private:
+  int fds_[2] = {-1, -1};
+};
+
+TEST(SpinWaitTest, ReturnsOnceBytesAreWaiting) {
+  if (SpinSlots() == 0) GTEST_SKIP() << "one CPU: nothing ever spins";
+  SocketPair pair;
+  pair.Send();
+  EXPECT_TRUE(SpinUntilReadable(pair.reader(), absl::Seconds(60), SpinRole::kClient));
+  EXPECT_EQ(SpinningNow(SpinRole::kClient), 0);
+}
+
+TEST(SpinWaitTest, GivesUpAfterItsBudget) {
+  SocketPair pair;
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE(SpinUntilReadable(pair.reader(), absl::Milliseconds(5), SpinRole::kServer));
+  if (SpinSlots() > 0) {
+    EXPECT_GE(absl::Now() - start, absl::Milliseconds(5));
+  }
+  EXPECT_FALSE(SpinUntilReadable(pair.reader(), absl::ZeroDuration(), SpinRole::kServer));
+  EXPECT_EQ(SpinningNow(SpinRole::kServer), 0);
+}
+
+TEST(SpinWaitTest, AtMostSpinSlotsThreadsOfARoleSpinAtOnce) {
+  const int slots = SpinSlots();
+  if (slots == 0) GTEST_SKIP() << "one CPU: nothing ever spins";
+  // Every slot of the client role taken by a thread spinning on a socket with nothing to read.
+  std::vector<std::unique_ptr<SocketPair>> pairs;
+  std::vector<std::thread> spinners;
+  for (int i = 0; i < slots; ++i) {
+    pairs.push_back(std::make_unique<SocketPair>());
+    spinners.emplace_back([fd = pairs.back()->reader()] {
+      EXPECT_TRUE(SpinUntilReadable(fd, absl::Seconds(60), SpinRole::kClient));
+    });
+  }
+  while (SpinningNow(SpinRole::kClient) < slots) std::this_thread::yield();
+
+  // One more client would spin for a minute; it gets no slot and returns at once.
+  SocketPair extra;
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE(SpinUntilReadable(extra.reader(), absl::Seconds(60), SpinRole::kClient));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+  // The server role has slots of its own.
+  extra.Send();
+  EXPECT_TRUE(SpinUntilReadable(extra.reader(), absl::Seconds(60), SpinRole::kServer));
+
+  for (auto& pair : pairs) pair->Send();
+  for (std::thread& spinner : spinners) spinner.join();
+  EXPECT_EQ(SpinningNow(SpinRole::kClient), 0);
+}
+
+}  // namespace
+}  // namespace mooncake::http
