@@ -23,3 +23,30 @@ memcpy_gbs() {
   "$build/tests/memcpy_baseline" "$1" "$2" |
     $py -c 'import json,sys; print(json.load(sys.stdin)["gb_per_s"])'
 }
+
+# pingpong_p50_us REQUEST_BYTES RESPONSE_BYTES: p50 of a blocking two-process ping-pong on
+# 127.0.0.1 with these sizes, in microseconds.
+pingpong_p50_us() {
+  "$build/tests/loopback_pingpong" 20000 "$1" "$2" |
+    $py -c 'import json,sys; print(json.load(sys.stdin)["p50_us"])'
+}
+
+# redis_p50_us: Redis's GET and SET of 4 KiB values, one client, p50 in microseconds, as
+# "GET SET". Starts its own redis-server on a free port of 127.0.0.1 and stops it.
+redis_p50_us() {
+  local port dir
+  port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  dir=$(mktemp -d)
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --dir "$dir" \
+    >"$dir/log" 2>&1 &
+  local server=$!
+  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -d 4096 -c 1 -n 20000 --csv |
+    $py -c '
+import csv, sys
+rows = {r["test"]: float(r["p50_latency_ms"]) * 1000 for r in csv.DictReader(sys.stdin)}
+print(rows["GET"], rows["SET"])'
+  kill "$server"
+  wait "$server" 2>/dev/null || true
+  rm -rf "$dir"
+}

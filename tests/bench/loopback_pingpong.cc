@@ -1,6 +1,8 @@
 // The latency floor of this machine's loopback: a blocking request/response ping-pong between two
-// processes with the sizes of a 4 KiB READ (32-byte request, 24-byte header + 4096 bytes back),
-// no transfer engine involved. scripts/bench-transfer.sh prints it next to the engine's figure.
+// processes, no mooncake code involved. By default with the sizes of a 4 KiB READ (32-byte
+// request, 24-byte header + 4096 bytes back; scripts/bench-transfer.sh); scripts/bench-control.sh
+// passes those of a control-plane batch call.
+//   loopback_pingpong [ROUNDS [REQUEST_BYTES RESPONSE_BYTES]]
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -29,7 +31,12 @@ bool RecvExactly(int fd, char* p, size_t n) {
 
 int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 40000;
-  constexpr size_t kRequest = 32, kResponse = 24 + 4096;
+  const size_t kRequest = argc > 3 ? std::strtoul(argv[2], nullptr, 10) : 32;
+  const size_t kResponse = argc > 3 ? std::strtoul(argv[3], nullptr, 10) : 24 + 4096;
+  if (rounds <= 0 || kRequest == 0 || kResponse == 0) {
+    std::fprintf(stderr, "usage: loopback_pingpong [ROUNDS [REQUEST_BYTES RESPONSE_BYTES]]\n");
+    return 2;
+  }
   int listener = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -69,7 +76,9 @@ int main(int argc, char** argv) {
   close(fd);
   waitpid(server, nullptr, 0);
   std::sort(micros.begin(), micros.end());
-  std::printf("{\"bench\": \"loopback_pingpong\", \"p50_us\": %.1f, \"p99_us\": %.1f}\n",
-              micros[micros.size() / 2], micros[micros.size() * 99 / 100]);
+  std::printf(
+      "{\"bench\": \"loopback_pingpong\", \"request_bytes\": %zu, \"response_bytes\": %zu, "
+      "\"p50_us\": %.1f, \"p99_us\": %.1f}\n",
+      kRequest, kResponse, micros[micros.size() / 2], micros[micros.size() * 99 / 100]);
   return 0;
 }

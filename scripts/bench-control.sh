@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Control-plane figures next to the limits of this machine, measured in one run, against a cluster
+# of separate processes on 127.0.0.1 (metadata, master, one store), with the targets of the
+# control-plane fast path (docs/performance.md):
+#   - the floor: a blocking two-process ping-pong with a batch call's sizes, and Redis GET/SET 4 KiB,
+#   - `mooncake bench master`, batches of 128, one thread and four,
+#   - through the wheel: batch_is_exist of 128 keys, single 4 KiB get and put, batch_is_exist then
+#     batch_get_into against batch_get_into alone, and four processes' batch_is_exist at once.
+#   scripts/bench-control.sh [seconds per run, default 3]      (after scripts/wheel.sh)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${MOONCAKE_BUILD_DIR:-$root/build}
+venv=${MOONCAKE_VENV:-$build/venv}
+seconds=${1:-3}
+mooncake="$build/src/mooncake"
+source "$root/scripts/lib/cluster.sh"
+source "$root/scripts/lib/limits.sh"
+for tool in redis-server redis-benchmark; do
+  command -v "$tool" >/dev/null || { echo "$tool missing: run scripts/install-deps.sh" >&2; exit 1; }
+done
+
+pingpong=$(pingpong_p50_us 9216 64)
+redis=$(redis_p50_us)
+start_cluster 1 1GiB
+master() {
+  "$mooncake" bench master --master "$rpc" --threads "$1" --batch 128 --duration "${seconds}s" |
+    tail -n 1
+}
+master1=$(master 1)
+master4=$(master 4)
+python=$("$venv/bin/python" "$root/tests/bench/python_control_bench.py" "$rpc" "$metadata" 2000)
+pids=()
+for i in 1 2 3 4; do
+  "$venv/bin/python" "$root/tests/bench/python_control_bench.py" "$rpc" "$metadata" "$seconds" \
+    exists >"$cluster_work/exists$i.json" &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+concurrent=$(cat "$cluster_work"/exists*.json)
+stop_cluster
+
+$py - "$pingpong" "$redis" "$master1" "$master4" "$python" "$concurrent" <<'PY'
+import json, sys
+pingpong = float(sys.argv[1])
+redis_get, redis_set = (float(x) for x in sys.argv[2].split())
+def phases(text):
+    return {p["op"]: p for p in json.loads(text)["phases"]}
+m1, m4 = phases(sys.argv[3]), phases(sys.argv[4])
+py = {r["op"]: r for r in map(json.loads, sys.argv[5].splitlines())}
+concurrent = sum(json.loads(l)["keys_per_s"] for l in sys.argv[6].splitlines())
+
+rows = []
+def row(name, value, unit, target, ok):
+    rows.append((name, value, unit, target, "yes" if ok else "NO"))
+exist = py["batch_is_exist"]["p50_us"]
+row("python batch_is_exist 128 p50", exist, "us", f"<= 60 and <= 0.95 x ping-pong ({pingpong:.0f})",
+    exist <= 60 and exist <= 0.95 * pingpong)
+row("python batch_is_exist 128, 4 procs", concurrent / 1e6, "M keys/s", ">= 1.5", concurrent >= 1.5e6)
+e1 = m1["ExistKey"]["p50_us"]
+row("bench master ExistKey 1 thread p50", e1, "us", "<= 40", e1 <= 40)
+for phase, target in (("ExistKey", 2.0), ("GetReplicaList", 1.0), ("PutStart+PutEnd", 0.5)):
+    rate = m4[phase]["keys_per_s"] / 1e6
+    row(f"bench master {phase} 4 threads", rate, "M keys/s", f">= {target}", rate >= target)
+get, put = py["get"]["p50_us"], py["put"]["p50_us"]
+row("python get 4 KiB p50", get, "us", f"<= Redis GET ({redis_get:.0f})", get <= redis_get)
+row("python put 4 KiB p50", put, "us", f"<= 1.5 x Redis SET ({redis_set:.0f})", put <= 1.5 * redis_set)
+both, alone = py["batch_is_exist+batch_get_into"]["p50_us"], py["batch_get_into"]["p50_us"]
+row("exists+get / get, 128 x 4 KiB", both / alone, "x", f"<= 1.2 (get alone {alone:.0f} us)",
+    both <= 1.2 * alone)
+
+print(f"{'figure':<40} {'value':>10} {'unit':<9} {'target':<40} met")
+for name, value, unit, target, ok in rows:
+    print(f"{name:<40} {value:10.2f} {unit:<9} {target:<40} {ok}")
+PY
