@@ -261,6 +261,13 @@ class MasterService {
                                 uint64_t size, uint64_t incarnation,
                                 const std::vector<IndexEntry>* index);
   Shard& ShardOf(std::string_view key) const;
+  size_t ShardIndexOf(std::string_view key) const;
+  // Calls `visit(shard, i)` under `shard`'s lock for every i in `indexes` (into `keys`), shard by
+  // shard: each lock is taken once per call, and the table positions of a shard's keys are
+  // prefetched before the first lookup, so that their cache misses overlap instead of following
+  // one another (for a large table they are most of a lookup's cost).
+  void ForEachKeyByShard(absl::Span<const std::string> keys, absl::Span<const uint32_t> indexes,
+                         absl::FunctionRef<void(Shard& shard, uint32_t i)> visit) const;
   absl::Status ValidateKey(std::string_view key) const;
   // INVALID_PARAMS naming segment `name` and the entry when an index entry's key is invalid.
   absl::Status ValidateIndexKeys(std::string_view name, const std::vector<IndexEntry>& index) const;

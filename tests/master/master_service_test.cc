@@ -199,6 +199,48 @@ TEST_F(MasterServiceTest, BatchResultsArePerKeyAndInOrder) {
   EXPECT_EQ(*sizes[3], 100u);
 }
 
+// Batch lookups go shard by shard (ForEachKeyByShard); the answers still come one per key, in
+// the keys' order, for a batch that spans every shard and mixes every case.
+TEST_F(MasterServiceTest, LargeBatchLookupsAnswerEveryKeyInOrder) {
+  Mount("seg:1", 64 * kMiB);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 600; ++i) {
+    keys.push_back("key-" + std::to_string(i));
+    if (i % 3 == 0) {
+      ASSERT_TRUE(Put(keys.back(), 100 + i).ok());
+    } else if (i % 3 == 1) {
+      ASSERT_TRUE(Start(keys.back(), 100 + i).ok());  // still being written
+    }
+  }
+  keys.push_back("");        // invalid
+  keys.push_back("key-0");   // present, twice
+  keys.push_back("key-99");  // present
+  const auto exist = service_.ExistKey(keys);
+  const auto lists = service_.GetReplicaList(keys);
+  ASSERT_EQ(exist.size(), keys.size());
+  ASSERT_EQ(lists.size(), keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    SCOPED_TRACE(keys[i]);
+    if (keys[i].empty()) {
+      EXPECT_EQ(ErrorCodeOf(exist[i].status()), ErrorCode::INVALID_KEY);
+      EXPECT_EQ(ErrorCodeOf(lists[i].status()), ErrorCode::INVALID_KEY);
+      continue;
+    }
+    const int n = std::stoi(keys[i].substr(4));
+    ASSERT_TRUE(exist[i].ok());
+    EXPECT_EQ(*exist[i], n % 3 == 0);
+    if (n % 3 == 0) {
+      ASSERT_TRUE(lists[i].ok()) << lists[i].status();
+      EXPECT_EQ(lists[i]->size, static_cast<uint64_t>(100 + n));
+      ASSERT_EQ(lists[i]->replicas.size(), 1u);
+      EXPECT_EQ(lists[i]->replicas[0].segment, "seg:1");
+    } else {
+      EXPECT_EQ(ErrorCodeOf(lists[i].status()),
+                n % 3 == 1 ? ErrorCode::REPLICA_IS_NOT_READY : ErrorCode::OBJECT_NOT_FOUND);
+    }
+  }
+}
+
 TEST_F(MasterServiceTest, LeasesBlockRemovalUntilTheyEnd) {
   Mount("seg:1", 8 * kMiB);
   ASSERT_TRUE(Put("k", 100).ok());
