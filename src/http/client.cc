@@ -28,12 +28,11 @@ void SetTimeout(Duration d, const std::function<void(time_t, time_t)>& set) {
 // A connection's stream that sends a request in one piece (held_writes.h) and, on the first read
 // after it (the wait for the answer), polls for the answer before it lets cpp-httplib's stream
 // sleep in poll(2).
-class SpinningStream : public httplib::Stream {
+class SpinningStream : public ForwardingStream {
  public:
-  SpinningStream(httplib::Stream& inner, absl::Duration spin) : inner_(inner), spin_(spin) {}
+  SpinningStream(httplib::Stream& inner, absl::Duration spin)
+      : ForwardingStream(inner), spin_(spin) {}
 
-  bool is_readable() const override { return inner_.is_readable(); }
-  bool is_writable() const override { return inner_.is_writable(); }
   ssize_t read(char* ptr, size_t size) override {
     if (!held_.Flush(inner_)) return -1;
     if (awaiting_answer_) {
@@ -46,16 +45,8 @@ class SpinningStream : public httplib::Stream {
     awaiting_answer_ = true;
     return held_.Write(inner_, ptr, size);
   }
-  void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    inner_.get_remote_ip_and_port(ip, port);
-  }
-  void get_local_ip_and_port(std::string& ip, int& port) const override {
-    inner_.get_local_ip_and_port(ip, port);
-  }
-  socket_t socket() const override { return inner_.socket(); }
 
  private:
-  httplib::Stream& inner_;
   const absl::Duration spin_;
   bool awaiting_answer_ = false;
   HeldWrites held_;

@@ -4,6 +4,8 @@
 // sockets have TCP_NODELAY), they leave as two segments: the peer wakes for the head and must wait
 // again for the body, a second wakeup on every call of the control plane. A stream that holds its
 // writes until it reads (or until the message is done) sends each message whole.
+//
+// Also ForwardingStream, the base of our stream wrappers.
 #pragma once
 
 #include <cstddef>
@@ -12,6 +14,27 @@
 #include "http/httplib_config.h"
 
 namespace mooncake::http {
+
+// A stream that passes every call to `inner`; a wrapper overrides what it changes.
+class ForwardingStream : public httplib::Stream {
+ public:
+  explicit ForwardingStream(httplib::Stream& inner) : inner_(inner) {}
+
+  bool is_readable() const override { return inner_.is_readable(); }
+  bool is_writable() const override { return inner_.is_writable(); }
+  ssize_t read(char* ptr, size_t size) override { return inner_.read(ptr, size); }
+  ssize_t write(const char* ptr, size_t size) override { return inner_.write(ptr, size); }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    inner_.get_remote_ip_and_port(ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    inner_.get_local_ip_and_port(ip, port);
+  }
+  socket_t socket() const override { return inner_.socket(); }
+
+ protected:
+  httplib::Stream& inner_;
+};
 
 class HeldWrites {
  public:

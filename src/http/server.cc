@@ -48,12 +48,11 @@ thread_local RequestState request_state;
 // A stream that lets one request read at most `budget` bytes. cpp-httplib bounds each header line
 // but neither the number of lines nor a line before its newline, nor chunked bodies; this bounds
 // all.
-class BoundedStream : public httplib::Stream {
+class BoundedStream : public ForwardingStream {
  public:
-  BoundedStream(httplib::Stream& inner, size_t budget) : inner_(inner), remaining_(budget) {}
+  BoundedStream(httplib::Stream& inner, size_t budget)
+      : ForwardingStream(inner), remaining_(budget) {}
 
-  bool is_readable() const override { return inner_.is_readable(); }
-  bool is_writable() const override { return inner_.is_writable(); }
   ssize_t read(char* ptr, size_t size) override {
     if (!held_.Flush(inner_)) {  // e.g. "100 Continue" before the body
       request_state.read_failed = true;
@@ -80,16 +79,8 @@ class BoundedStream : public httplib::Stream {
   }
   // Sends what is held; false if the connection failed. Call when the request is answered.
   bool Flush() { return held_.Flush(inner_); }
-  void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    inner_.get_remote_ip_and_port(ip, port);
-  }
-  void get_local_ip_and_port(std::string& ip, int& port) const override {
-    inner_.get_local_ip_and_port(ip, port);
-  }
-  socket_t socket() const override { return inner_.socket(); }
 
  private:
-  httplib::Stream& inner_;
   size_t remaining_;
   HeldWrites held_;
 };
