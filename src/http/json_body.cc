@@ -12,13 +12,16 @@ struct DepthExceeded {};
 
 }  // namespace
 
+std::string DumpJson(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string ErrorBody(ErrorCode code, std::string_view message) {
   nlohmann::json body = {{"error",
                           {{"code", static_cast<int>(code)},
                            {"name", std::string(ErrorCodeName(code))},
                            {"message", std::string(message)}}}};
-  // Messages may quote client input that is not UTF-8; replace such bytes instead of throwing.
-  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return DumpJson(body);
 }
 
 absl::StatusOr<nlohmann::json> ParseJsonBody(std::string_view body) {

@@ -23,6 +23,10 @@ inline constexpr int kMaxJsonDepth = 64;
 // Default limit on the number of keys one batch request may carry.
 inline constexpr size_t kMaxBatchKeys = 16384;
 
+// `value` as compact JSON text; bytes that are not UTF-8 (client input quoted in a message) are
+// replaced instead of throwing.
+std::string DumpJson(const nlohmann::json& value);
+
 // The uniform error body for `code` and `message`.
 std::string ErrorBody(ErrorCode code, std::string_view message);
 

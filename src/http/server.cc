@@ -152,8 +152,7 @@ absl::StatusOr<std::string_view> HttpRequest::QueryParam(std::string_view name) 
 }
 
 HttpResponse HttpResponse::Json(const nlohmann::json& value, int status) {
-  return HttpResponse{status, "application/json",
-                      value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+  return HttpResponse{status, "application/json", DumpJson(value)};
 }
 
 HttpResponse HttpResponse::Text(std::string body, int status) {
@@ -445,7 +444,6 @@ class HttpServer::Impl : public httplib::Server {
     } else {
       route = path_it->first;
       auto method_it = path_it->second.find(req.method);
-      if (method_it != path_it->second.end()) served = &method_it->second;
       if (method_it == path_it->second.end()) {
         std::vector<std::string> allowed;
         for (const auto& [method, handler] : path_it->second) allowed.push_back(method);
@@ -454,6 +452,7 @@ class HttpServer::Impl : public httplib::Server {
             fmt::format("method {} not allowed on {}", req.method, req.path), 405);
         res.set_header("Allow", absl::StrJoin(allowed, ", "));
       } else {
+        served = &method_it->second;
         if (absl::Status encoding = ValidateQueryEncoding(req.target); !encoding.ok()) {
           response = HttpResponse::FromStatus(encoding);
         } else {

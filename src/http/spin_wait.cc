@@ -14,6 +14,8 @@ namespace {
 
 std::atomic<int> spinning[2] = {0, 0};  // by SpinRole
 
+std::atomic<int>& SpinnersOf(SpinRole role) { return spinning[static_cast<int>(role)]; }
+
 int CountSlots() {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -30,12 +32,10 @@ int SpinSlots() {
   return slots;
 }
 
-int SpinningNow(SpinRole role) {
-  return spinning[role == SpinRole::kClient ? 0 : 1].load(std::memory_order_acquire);
-}
+int SpinningNow(SpinRole role) { return SpinnersOf(role).load(std::memory_order_acquire); }
 
 bool SpinUntilReadable(int fd, absl::Duration budget, SpinRole role) {
-  std::atomic<int>& spinners = spinning[role == SpinRole::kClient ? 0 : 1];
+  std::atomic<int>& spinners = SpinnersOf(role);
   if (budget <= absl::ZeroDuration() || SpinSlots() == 0) return false;
   if (spinners.fetch_add(1, std::memory_order_acq_rel) >= SpinSlots()) {
     spinners.fetch_sub(1, std::memory_order_acq_rel);

@@ -158,9 +158,7 @@ json ErrorEntry(const absl::Status& status) {
 }
 
 // `value` as a JSON string, quoted and escaped.
-std::string JsonString(std::string_view value) {
-  return json(value).dump(-1, ' ', false, json::error_handler_t::replace);
-}
+std::string JsonString(std::string_view value) { return http::DumpJson(json(value)); }
 
 // The per-key answers are written as text, not built as JSON documents: a batch of 128 keys
 // would otherwise cost several hundred allocations, most of the master's time for an ExistKey.
@@ -271,8 +269,7 @@ void RegisterPerKey(http::HttpServer& server, MasterService& service, const std:
                  for (size_t i = 0; i < results.size(); ++i) {
                    if (i > 0) out += ',';
                    if (!results[i].ok()) {
-                     out += ErrorEntry(results[i].status())
-                                .dump(-1, ' ', false, json::error_handler_t::replace);
+                     out += http::DumpJson(ErrorEntry(results[i].status()));
                      continue;
                    }
                    out += "{\"code\":0";
