@@ -65,15 +65,20 @@ if ! grep -rqsE '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -rqsE '^de
         printf "%sTypes: deb-src\nSuites:%s%s\n", (out++ ? "\n" : ""), keep, body
       }')
   # One-line files: "deb [options] URI SUITE COMPONENTS" of this release, as "deb-src".
-  one_line=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-    awk -v codename="$codename" '
+  # Either kind of file may be absent (a machine with deb822 sources only has no sources.list):
+  # awk reads only those that exist, and reads nothing when none do.
+  list_files=()
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -f "$f" ] && list_files+=("$f")
+  done
+  one_line=$([ ${#list_files[@]} -eq 0 ] || awk -v codename="$codename" '
       $1 != "deb" { next }
       {
         f = 2
         if ($2 ~ /^\[/) { while (f <= NF && $f !~ /\]$/) f++; f++ }
         suite = $(f + 1)
         if (suite == codename || index(suite, codename "-") == 1) { $1 = "deb-src"; print }
-      }')
+      }' "${list_files[@]}")
   if [ -z "$codename" ] || { [ -z "$deb822" ] && [ -z "$one_line" ]; }; then
     echo "install-deps: no Debian \"deb\" source of this release${codename:+ ($codename)} in /etc/apt;" \
       "add one (or a deb-src entry) so that apt-get source can fetch cpp-httplib" >&2
