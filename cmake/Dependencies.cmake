@@ -4,6 +4,8 @@
 #     resolved through pkg-config --static;
 #   - cpp-httplib: Debian ships it only as a shared library, so we compile the single header from
 #     Debian's source package of the same version (unpacked by install-deps.sh into .deps/);
+#   - simdjson: likewise only a shared library in Debian; its amalgamated simdjson.cpp from Debian's
+#     source package is compiled into a static archive of ours (it picks its CPU kernels at run time);
 #   - spdlog, fmt, CLI11, nlohmann/json: header-only;
 #   - libstdc++ and libgcc: -static-libstdc++ -static-libgcc.
 find_package(PkgConfig REQUIRED)
@@ -15,6 +17,15 @@ if(NOT EXISTS "${MOONCAKE_HTTPLIB_DIR}/httplib.h")
 endif()
 add_library(mooncake_httplib INTERFACE)
 target_include_directories(mooncake_httplib SYSTEM INTERFACE "${MOONCAKE_HTTPLIB_DIR}")
+
+set(MOONCAKE_SIMDJSON_DIR "${MOONCAKE_DEPS_DIR}/simdjson")
+if(NOT EXISTS "${MOONCAKE_SIMDJSON_DIR}/simdjson.cpp")
+  message(FATAL_ERROR "simdjson source not found in ${MOONCAKE_SIMDJSON_DIR}: run scripts/install-deps.sh")
+endif()
+add_library(mooncake_simdjson STATIC "${MOONCAKE_SIMDJSON_DIR}/simdjson.cpp")
+target_include_directories(mooncake_simdjson SYSTEM PUBLIC "${MOONCAKE_SIMDJSON_DIR}")
+# Errors are returned as codes; nothing of ours uses simdjson's exceptions.
+target_compile_definitions(mooncake_simdjson PUBLIC SIMDJSON_EXCEPTIONS=0)
 
 find_path(NLOHMANN_JSON_INCLUDE nlohmann/json.hpp REQUIRED)
 find_path(CLI11_INCLUDE CLI/CLI.hpp REQUIRED)

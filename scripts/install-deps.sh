@@ -7,7 +7,7 @@
 # Debian ships cpp-httplib only as a shared library (its header is split from the implementation), but
 # our binary must be self-contained. So we also fetch Debian's *source* package of the exact installed
 # version (`apt-get source`, from a deb-src entry this script adds) and compile its single-header form
-# into the binary. The ThreadSanitizer build also compiles abseil from its Debian source package.
+# into the binary (simdjson likewise). The ThreadSanitizer build also compiles abseil from its Debian source package.
 # The sources land in .deps/ (ignored by git).
 set -euo pipefail
 
@@ -17,7 +17,7 @@ deps_dir=${MOONCAKE_DEPS_DIR:-$root/.deps}
 packages=(
   build-essential cmake ninja-build pkg-config git dpkg-dev
   libibverbs-dev librdmacm-dev libnl-3-dev libnl-route-3-dev
-  libcli11-dev libcpp-httplib-dev nlohmann-json3-dev libabsl-dev libre2-dev libssl-dev
+  libcli11-dev libcpp-httplib-dev libsimdjson-dev nlohmann-json3-dev libabsl-dev libre2-dev libssl-dev
   googletest libgtest-dev libgmock-dev pybind11-dev libspdlog-dev libfmt-dev
   clang-format clang libclang-rt-14-dev rpm file curl iperf3 redis-server redis-tools etcd-server
   python3 python3-pytest python3-numpy python3-setuptools python3-wheel python3-dev
@@ -130,6 +130,21 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$httplib_version" ]; then
   mkdir -p "$deps_dir/cpp-httplib"
   cp "$src/httplib.h" "$src/LICENSE" "$deps_dir/cpp-httplib/"
   echo "$httplib_version" > "$stamp"
+fi
+
+# simdjson: Debian ships it only as a shared library; its amalgamated source (one header, one .cpp)
+# is compiled into the binary and the wheel, like cpp-httplib. It parses the control plane's hot
+# batch bodies (docs/performance.md).
+simdjson_version=$(dpkg-query -W -f '${Version}' libsimdjson-dev)
+stamp="$deps_dir/simdjson/.debian-version"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$simdjson_version" ]; then
+  echo "install-deps: fetching Debian source of simdjson $simdjson_version"
+  mkdir -p "$tmp/simdjson"
+  src=$(fetch_source "$tmp/simdjson" simdjson "$simdjson_version")
+  rm -rf "$deps_dir/simdjson"
+  mkdir -p "$deps_dir/simdjson"
+  cp "$src/singleheader/simdjson.h" "$src/singleheader/simdjson.cpp" "$src/LICENSE" "$deps_dir/simdjson/"
+  echo "$simdjson_version" > "$stamp"
 fi
 
 # abseil: the source of the installed libabsl-dev, for the ThreadSanitizer build only (TSan sees

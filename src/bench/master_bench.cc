@@ -10,6 +10,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "bench/latency_recorder.h"
+#include "client/master_client.h"
 #include "common/strings.h"
 #include "http/client.h"
 #include "master/master_server.h"
@@ -42,11 +43,20 @@ http::HttpClientOptions ClientOptions(const MasterBenchOptions& options) {
   return http;
 }
 
-// Runs `op` on every thread for `duration`; each call handles `batch` keys and returns false on
-// an error. Thread t's round r uses KeysFor(t, r, batch).
+template <typename Results>
+bool AllOk(const Results& results) {
+  for (const auto& result : results) {
+    if (!result.ok()) return false;
+  }
+  return true;
+}
+
+// Runs `op` on every thread for `duration`, each thread with a client of its own as the product's
+// (client/master_client.h: the same request writing and answer parsing); each call handles
+// `batch` keys and returns false on an error. Thread t's round r uses KeysFor(t, r, batch).
 PhaseResult RunPhase(const std::string& name, int batch, const MasterBenchOptions& options,
-                     const std::string& host, int port, uint64_t max_rounds,
-                     const std::function<bool(http::HttpClient&, int, uint64_t)>& op) {
+                     const std::string& address, const std::string& client_id,
+                     const std::function<bool(client::MasterClient&, int, uint64_t)>& op) {
   std::vector<std::vector<double>> latencies(options.threads);
   std::atomic<uint64_t> keys{0}, errors{0};
   std::atomic<bool> stop{false};
@@ -54,11 +64,15 @@ PhaseResult RunPhase(const std::string& name, int batch, const MasterBenchOption
   const auto start = std::chrono::steady_clock::now();
   for (int t = 0; t < options.threads; ++t) {
     threads.emplace_back([&, t] {
-      http::HttpClient client(host, port, ClientOptions(options));
-      for (uint64_t round = 0; round < max_rounds && !stop.load(std::memory_order_relaxed);
-           ++round) {
+      absl::StatusOr<std::unique_ptr<client::MasterClient>> client =
+          client::MasterClient::Create(address, client_id, ClientOptions(options));
+      if (!client.ok()) {
+        errors.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      for (uint64_t round = 0; !stop.load(std::memory_order_relaxed); ++round) {
         const auto begin = std::chrono::steady_clock::now();
-        const bool ok = op(client, t, round);
+        const bool ok = op(**client, t, round);
         const auto end = std::chrono::steady_clock::now();
         latencies[t].push_back(std::chrono::duration<double, std::micro>(end - begin).count());
         keys.fetch_add(batch, std::memory_order_relaxed);
@@ -77,15 +91,6 @@ PhaseResult RunPhase(const std::string& name, int batch, const MasterBenchOption
               result.latency.p99_us, static_cast<unsigned long>(result.errors));
   std::fflush(stdout);
   return result;
-}
-
-bool AllOk(const absl::StatusOr<json>& reply) {
-  if (!reply.ok()) return false;
-  if (!reply->contains("results")) return true;
-  for (const json& r : (*reply)["results"]) {
-    if (r["code"] != 0) return false;
-  }
-  return true;
 }
 
 // Heap bytes per object of a MasterService holding `n` objects, keys excluded.
@@ -170,39 +175,38 @@ int RunMasterBench(const MasterBenchOptions& options) {
   });
   std::vector<PhaseResult> results;
   std::atomic<uint64_t> rounds_done[64] = {};
+  const std::string address = fmt::format("{}:{}", host, port);
   for (int batch : options.batch_sizes) {
     const bool single = batch == 1;
-    const std::string prefix = single ? "/v1/" : "/v1/Batch";
     for (auto& r : rounds_done) r = 0;
     // Puts: each thread writes fresh keys; the rounds it completes are what later phases read.
     results.push_back(RunPhase(
-        "PutStart+PutEnd", batch, options, host, port, UINT64_MAX,
-        [&](http::HttpClient& client, int t, uint64_t round) {
+        "PutStart+PutEnd", batch, options, address, client_id,
+        [&](client::MasterClient& client, int t, uint64_t round) {
           std::vector<std::string> keys = KeysFor(t, round + (single ? 1u << 30 : 0), batch);
-          json start =
-              single
-                  ? json{{"client_id", client_id}, {"key", keys[0]}, {"size", options.value_size}}
-                  : json{{"client_id", client_id},
-                         {"keys", keys},
-                         {"sizes", std::vector<uint64_t>(batch, options.value_size)}};
-          json end = single ? json{{"client_id", client_id}, {"key", keys[0]}}
-                            : json{{"client_id", client_id}, {"keys", keys}};
-          bool ok = AllOk(client.CallJson("POST", prefix + "PutStart", start)) &&
-                    AllOk(client.CallJson("POST", prefix + "PutEnd", end));
+          const std::vector<uint64_t> sizes(batch, options.value_size);
+          bool ok = AllOk(client.PutStart(keys, sizes, {})) && AllOk(client.PutEnd(keys));
           rounds_done[t % 64] = round + 1;
           return ok;
         }));
-    for (const char* op : {"ExistKey", "GetReplicaList"}) {
-      results.push_back(
-          RunPhase(op, batch, options, host, port, UINT64_MAX,
-                   [&, op](http::HttpClient& client, int t, uint64_t round) {
-                     const uint64_t have = std::max<uint64_t>(1, rounds_done[t % 64]);
-                     std::vector<std::string> keys =
-                         KeysFor(t, round % have + (single ? 1u << 30 : 0), batch);
-                     json body = single ? json{{"key", keys[0]}} : json{{"keys", keys}};
-                     return AllOk(client.CallJson("POST", prefix + op, body));
-                   }));
-    }
+    // The keys of a round some put phase completed.
+    auto written = [&](int t, uint64_t round) {
+      const uint64_t have = std::max<uint64_t>(1, rounds_done[t % 64]);
+      return KeysFor(t, round % have + (single ? 1u << 30 : 0), batch);
+    };
+    results.push_back(RunPhase("ExistKey", batch, options, address, client_id,
+                               [&](client::MasterClient& client, int t, uint64_t round) {
+                                 std::vector<absl::StatusOr<bool>> found =
+                                     client.ExistKey(written(t, round));
+                                 for (const absl::StatusOr<bool>& one : found) {
+                                   if (!one.ok() || !*one) return false;
+                                 }
+                                 return true;
+                               }));
+    results.push_back(RunPhase("GetReplicaList", batch, options, address, client_id,
+                               [&](client::MasterClient& client, int t, uint64_t round) {
+                                 return AllOk(client.GetReplicaList(written(t, round)));
+                               }));
   }
   stop_heartbeat.Notify();
   heartbeat.join();

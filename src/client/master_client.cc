@@ -1,5 +1,7 @@
 #include "client/master_client.h"
 
+#include <iterator>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
@@ -7,6 +9,7 @@
 #include "common/strings.h"
 #include "fmt/format.h"
 #include "http/etcd_leader.h"
+#include "http/fast_json.h"
 #include "http/json_body.h"
 
 namespace mooncake::client {
@@ -20,16 +23,16 @@ absl::Status Malformed(std::string_view method, std::string_view what) {
 }
 
 // The status of one batch result: OK for code 0, otherwise the code and message it carries.
-absl::Status ResultStatus(const json& result) {
-  const json* code = result.contains("code") ? &result["code"] : nullptr;
-  if (code == nullptr || !code->is_number_integer()) {
+absl::Status ResultStatus(const simdjson::dom::element& result) {
+  int64_t value = 0;
+  if (result["code"].get_int64().get(value) != simdjson::SUCCESS) {
     return MakeError(ErrorCode::RPC_FAIL, "batch result without a code");
   }
-  const int64_t value = code->get<int64_t>();
   if (value == 0) return absl::OkStatus();
-  std::string message = result.contains("message") && result["message"].is_string()
-                            ? result["message"].get<std::string>()
-                            : std::string(ErrorCodeName(static_cast<ErrorCode>(value)));
+  std::string_view message;
+  if (result["message"].get_string().get(message) != simdjson::SUCCESS) {
+    message = ErrorCodeName(static_cast<ErrorCode>(value));
+  }
   return MakeError(
       IsKnownErrorCode(value) ? static_cast<ErrorCode>(value) : ErrorCode::INTERNAL_ERROR, message);
 }
@@ -41,24 +44,52 @@ bool ReadUint(const json& object, const char* field, uint64_t* out) {
   return true;
 }
 
-absl::StatusOr<std::vector<Replica>> ReadReplicas(const json& object) {
-  auto it = object.find("replicas");
-  if (it == object.end() || !it->is_array()) return Malformed("replica", "no replicas array");
+bool ReadUint(const simdjson::dom::element& object, const char* field, uint64_t* out) {
+  return object[field].get_uint64().get(*out) == simdjson::SUCCESS;
+}
+
+absl::StatusOr<std::vector<Replica>> ReadReplicas(const simdjson::dom::element& object) {
+  simdjson::dom::array items;
+  if (object["replicas"].get_array().get(items) != simdjson::SUCCESS) {
+    return Malformed("replica", "no replicas array");
+  }
   std::vector<Replica> replicas;
-  replicas.reserve(it->size());
-  for (const json& r : *it) {
+  replicas.reserve(items.size());
+  for (simdjson::dom::element r : items) {
     Replica replica;
-    if (!r.is_object() || !r.contains("segment") || !r["segment"].is_string() ||
+    std::string_view segment;
+    if (r["segment"].get_string().get(segment) != simdjson::SUCCESS ||
         !ReadUint(r, "address", &replica.address) || !ReadUint(r, "size", &replica.size)) {
-      return Malformed("replica", r.dump());
+      return Malformed("replica", simdjson::minify(r));
     }
-    replica.segment = r["segment"].get<std::string>();
-    if (r.contains("incarnation") && !ReadUint(r, "incarnation", &replica.incarnation)) {
-      return Malformed("replica", r.dump());
+    replica.segment = std::string(segment);
+    if (simdjson::dom::element incarnation;
+        r["incarnation"].get(incarnation) == simdjson::SUCCESS &&
+        !ReadUint(r, "incarnation", &replica.incarnation)) {
+      return Malformed("replica", simdjson::minify(r));
     }
     replicas.push_back(std::move(replica));
   }
   return replicas;
+}
+
+// Appends `"name":[...]` with `values` as JSON strings; false if one is not UTF-8.
+bool AppendStrings(std::string& body, std::string_view name, absl::Span<const std::string> values) {
+  fmt::format_to(std::back_inserter(body), "\"{}\":[", name);
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) body += ',';
+    if (!http::AppendJsonString(body, values[i])) return false;
+  }
+  body += ']';
+  return true;
+}
+
+// The answer's body parsed as a JSON object (RPC_FAIL otherwise).
+absl::StatusOr<json> ParseObject(std::string_view method, const absl::StatusOr<std::string>& text) {
+  if (!text.ok()) return text.status();
+  json reply = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!reply.is_object()) return Malformed(method, "not a JSON object");
+  return reply;
 }
 
 json ConfigJson(const ReplicateConfig& config, bool upsert) {
@@ -160,6 +191,11 @@ absl::Status MasterClient::Resolve(uint64_t failed_epoch) {
 
 absl::StatusOr<json> MasterClient::Call(std::string_view method, const json& request,
                                         bool idempotent) {
+  return ParseObject(method, CallText(method, request.dump(), idempotent));
+}
+
+absl::StatusOr<std::string> MasterClient::CallText(std::string_view method, std::string_view body,
+                                                   bool idempotent) {
   const std::string target = fmt::format("/v1/{}", method);
   for (int attempt = 0;; ++attempt) {
     // The epoch of the master this call goes to, read before the connection: another thread may
@@ -179,11 +215,8 @@ absl::StatusOr<json> MasterClient::Call(std::string_view method, const json& req
       call.capture_header = "X-Mooncake-Epoch";
       call.captured = &epoch_text;
     }
-    absl::StatusOr<json> reply = (*http)->CallJson("POST", target, request, call);
-    if (etcd_ == nullptr) {
-      if (reply.ok() && !reply->is_object()) return Malformed(method, "not a JSON object");
-      return reply;
-    }
+    absl::StatusOr<std::string> reply = (*http)->CallText("POST", target, body, call);
+    if (etcd_ == nullptr) return reply;
     uint64_t epoch = 0;
     (void)absl::SimpleAtoi(epoch_text, &epoch);
     const ErrorCode code = reply.ok() ? ErrorCode::OK : ErrorCodeOf(reply.status());
@@ -195,10 +228,7 @@ absl::StatusOr<json> MasterClient::Call(std::string_view method, const json& req
       uint64_t newest = newest_epoch_.load(std::memory_order_acquire);
       while (epoch > newest && !newest_epoch_.compare_exchange_weak(newest, epoch)) {
       }
-      if (epoch != 0 && epoch >= newest) {
-        if (reply.ok() && !reply->is_object()) return Malformed(method, "not a JSON object");
-        return reply;
-      }
+      if (epoch != 0 && epoch >= newest) return reply;
       reply = MakeError(
           ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS,
           fmt::format("the master answered under epoch {}, older than {}", epoch, newest));
@@ -217,7 +247,7 @@ void MasterClient::ReleaseLease(const std::string& key, uint32_t lease_id) {
   releases_.emplace_back(key, lease_id);
 }
 
-void MasterClient::AttachReleases(json& request) {
+void MasterClient::AppendReleases(std::string& body) {
   // Small enough to leave a batch call inside the body limit.
   constexpr size_t kMaxReleases = 4096;
   constexpr size_t kMaxReleaseKeyBytes = 256u << 10;
@@ -235,30 +265,17 @@ void MasterClient::AttachReleases(json& request) {
                  std::make_move_iterator(releases_.begin() + count));
     releases_.erase(releases_.begin(), releases_.begin() + count);
   }
-  json keys = json::array(), ids = json::array();
-  for (auto& [key, id] : taken) {
-    keys.push_back(std::move(key));
-    ids.push_back(id);
+  // The keys were sent in a call before, so they are UTF-8.
+  body += ",\"release_leases\":{\"keys\":[";
+  for (size_t i = 0; i < taken.size(); ++i) {
+    if (i > 0) body += ',';
+    http::AppendJsonString(body, taken[i].first);
   }
-  request["release_leases"] = {{"keys", std::move(keys)}, {"lease_ids", std::move(ids)}};
-}
-
-absl::StatusOr<std::vector<json>> MasterClient::CallBatch(std::string_view method, json request,
-                                                          size_t keys, bool idempotent) {
-  AttachReleases(request);
-  absl::StatusOr<json> reply = Call(method, request, idempotent);
-  if (!reply.ok()) return reply.status();
-  auto it = reply->find("results");
-  if (it == reply->end() || !it->is_array() || it->size() != keys) {
-    return Malformed(method, fmt::format("expected {} results", keys));
+  body += "],\"lease_ids\":[";
+  for (size_t i = 0; i < taken.size(); ++i) {
+    fmt::format_to(std::back_inserter(body), "{}{}", i == 0 ? "" : ",", taken[i].second);
   }
-  std::vector<json> results;
-  results.reserve(keys);
-  for (json& r : *it) {
-    if (!r.is_object()) return Malformed(method, "a result is not an object");
-    results.push_back(std::move(r));
-  }
-  return results;
+  body += "]}";
 }
 
 absl::Status MasterClient::MountSegment(const std::string& name, uint64_t base, uint64_t size,
@@ -360,10 +377,14 @@ absl::Status MasterClient::UnmountSegment(const std::string& name) {
 }
 
 absl::StatusOr<HeartbeatReply> MasterClient::Heartbeat(const std::vector<std::string>& segments) {
-  json request = {{"client_id", client_id_}};
-  if (!segments.empty()) request["segments"] = segments;
-  AttachReleases(request);
-  absl::StatusOr<json> reply = Call("Heartbeat", request, true);
+  std::string body = "{\"client_id\":";
+  if (!http::AppendJsonString(body, client_id_) ||
+      (!segments.empty() && !AppendStrings(body += ',', "segments", segments))) {
+    return MakeError(ErrorCode::INVALID_PARAMS, "a client id or segment name is not UTF-8");
+  }
+  AppendReleases(body);
+  body += '}';
+  absl::StatusOr<json> reply = ParseObject("Heartbeat", CallText("Heartbeat", body, true));
   if (!reply.ok()) return reply.status();
   HeartbeatReply out;
   auto remount = reply->find("remount");
@@ -404,13 +425,14 @@ absl::StatusOr<std::vector<SegmentInfo>> MasterClient::ListSegments() {
 }
 
 template <typename R>
-std::vector<R> MasterClient::Batch(std::string_view method, absl::Span<const std::string> keys,
-                                   bool idempotent,
-                                   absl::FunctionRef<json(size_t begin, size_t end)> request,
-                                   absl::FunctionRef<R(const json&)> parse) {
+std::vector<R> MasterClient::Batch(
+    std::string_view method, absl::Span<const std::string> keys, bool idempotent,
+    absl::FunctionRef<void(std::string& body, size_t begin, size_t end)> members,
+    absl::FunctionRef<R(const simdjson::dom::element&)> parse) {
   std::vector<R> out;
   out.reserve(keys.size());
   size_t begin = 0;
+  http::FastJsonDocument answer;
   while (begin < keys.size()) {
     // Stay inside the master's limits: keys per batch, and bytes per body even if every key
     // byte needs a six-byte JSON escape.
@@ -421,10 +443,36 @@ std::vector<R> MasterClient::Batch(std::string_view method, absl::Span<const std
       bytes += keys[end].size();
       ++end;
     }
-    absl::StatusOr<std::vector<json>> results =
-        CallBatch(method, request(begin, end), end - begin, idempotent);
-    for (size_t i = 0; i < end - begin; ++i) {
-      out.push_back(results.ok() ? parse((*results)[i]) : R(results.status()));
+    const size_t count = end - begin;
+    absl::Status failed;
+    std::string body = "{";
+    body.reserve(bytes + 4 * count + 256);
+    if (!AppendStrings(body, "keys", keys.subspan(begin, count))) {
+      failed = MakeError(ErrorCode::INVALID_KEY,
+                         fmt::format("{}: a key of this call is not UTF-8", method));
+    }
+    simdjson::dom::array results;
+    if (failed.ok()) {
+      members(body, begin, end);
+      AppendReleases(body);
+      body += '}';
+      absl::StatusOr<std::string> reply = CallText(method, body, idempotent);
+      if (!reply.ok()) {
+        failed = reply.status();
+      } else if (absl::Status parsed = answer.Parse(*reply); !parsed.ok()) {
+        failed = Malformed(method, std::string(parsed.message()));
+      } else if (answer.root()["results"].get_array().get(results) != simdjson::SUCCESS ||
+                 results.size() != count) {
+        failed = Malformed(method, fmt::format("expected {} results", count));
+      }
+    }
+    if (!failed.ok()) {
+      out.insert(out.end(), count, R(failed));
+    } else {
+      for (simdjson::dom::element result : results) {
+        out.push_back(result.is_object() ? parse(result)
+                                         : R(Malformed(method, "a result is not an object")));
+      }
     }
     begin = end;
   }
@@ -435,16 +483,19 @@ std::vector<absl::StatusOr<std::vector<Replica>>> MasterClient::PutStart(
     absl::Span<const std::string> keys, absl::Span<const uint64_t> sizes,
     const ReplicateConfig& config, bool upsert) {
   using Result = absl::StatusOr<std::vector<Replica>>;
-  const json config_json = ConfigJson(config, upsert);
+  const std::string fixed = fmt::format(",\"client_id\":{},\"config\":{}", json(client_id_).dump(),
+                                        ConfigJson(config, upsert).dump());
   return Batch<Result>(
       "BatchPutStart", keys, false,
-      [&](size_t b, size_t e) {
-        return json{{"client_id", client_id_},
-                    {"keys", keys.subspan(b, e - b)},
-                    {"sizes", sizes.subspan(b, e - b)},
-                    {"config", config_json}};
+      [&](std::string& body, size_t b, size_t e) {
+        body += fixed;
+        body += ",\"sizes\":[";
+        for (size_t i = b; i < e; ++i) {
+          fmt::format_to(std::back_inserter(body), "{}{}", i == b ? "" : ",", sizes[i]);
+        }
+        body += ']';
       },
-      [](const json& r) -> Result {
+      [](const simdjson::dom::element& r) -> Result {
         absl::Status status = ResultStatus(r);
         if (!status.ok()) return status;
         return ReadReplicas(r);
@@ -453,20 +504,16 @@ std::vector<absl::StatusOr<std::vector<Replica>>> MasterClient::PutStart(
 
 std::vector<absl::Status> MasterClient::PutEnd(absl::Span<const std::string> keys) {
   // Repeating PutEnd is harmless (a complete object answers OK), so retries are safe.
+  const std::string client = ",\"client_id\":" + json(client_id_).dump();
   return Batch<absl::Status>(
-      "BatchPutEnd", keys, true,
-      [&](size_t b, size_t e) {
-        return json{{"client_id", client_id_}, {"keys", keys.subspan(b, e - b)}};
-      },
+      "BatchPutEnd", keys, true, [&](std::string& body, size_t, size_t) { body += client; },
       ResultStatus);
 }
 
 std::vector<absl::Status> MasterClient::PutRevoke(absl::Span<const std::string> keys) {
+  const std::string client = ",\"client_id\":" + json(client_id_).dump();
   return Batch<absl::Status>(
-      "BatchPutRevoke", keys, true,
-      [&](size_t b, size_t e) {
-        return json{{"client_id", client_id_}, {"keys", keys.subspan(b, e - b)}};
-      },
+      "BatchPutRevoke", keys, true, [&](std::string& body, size_t, size_t) { body += client; },
       ResultStatus);
 }
 
@@ -474,25 +521,23 @@ std::vector<absl::StatusOr<ReplicaList>> MasterClient::GetReplicaList(
     absl::Span<const std::string> keys) {
   using Result = absl::StatusOr<ReplicaList>;
   return Batch<Result>(
-      "BatchGetReplicaList", keys, true,
-      [&](size_t b, size_t e) {
-        return json{{"keys", keys.subspan(b, e - b)}};
-      },
-      [](const json& r) -> Result {
+      "BatchGetReplicaList", keys, true, [](std::string&, size_t, size_t) {},
+      [](const simdjson::dom::element& r) -> Result {
         if (absl::Status status = ResultStatus(r); !status.ok()) return status;
         ReplicaList list;
         uint64_t lease_ms = 0;
         absl::StatusOr<std::vector<Replica>> replicas = ReadReplicas(r);
         if (!replicas.ok() || !ReadUint(r, "size", &list.size) ||
             !ReadUint(r, "lease_ms", &lease_ms)) {
-          return Malformed("BatchGetReplicaList", r.dump());
+          return Malformed("BatchGetReplicaList", simdjson::minify(r));
         }
         list.lease = absl::Milliseconds(lease_ms);
         list.replicas = *std::move(replicas);
         uint64_t lease_id = 0;
-        if (r.contains("lease_id") &&
+        if (simdjson::dom::element id;
+            r["lease_id"].get(id) == simdjson::SUCCESS &&
             (!ReadUint(r, "lease_id", &lease_id) || lease_id > UINT32_MAX)) {
-          return Malformed("BatchGetReplicaList", r.dump());
+          return Malformed("BatchGetReplicaList", simdjson::minify(r));
         }
         list.lease_id = static_cast<uint32_t>(lease_id);
         return list;
@@ -502,29 +547,25 @@ std::vector<absl::StatusOr<ReplicaList>> MasterClient::GetReplicaList(
 std::vector<absl::StatusOr<bool>> MasterClient::ExistKey(absl::Span<const std::string> keys) {
   using Result = absl::StatusOr<bool>;
   return Batch<Result>(
-      "BatchExistKey", keys, true,
-      [&](size_t b, size_t e) {
-        return json{{"keys", keys.subspan(b, e - b)}};
-      },
-      [](const json& r) -> Result {
+      "BatchExistKey", keys, true, [](std::string&, size_t, size_t) {},
+      [](const simdjson::dom::element& r) -> Result {
         if (absl::Status status = ResultStatus(r); !status.ok()) return status;
-        auto exists = r.find("exists");
-        if (exists == r.end() || !exists->is_boolean()) return Malformed("BatchExistKey", r.dump());
-        return exists->get<bool>();
+        bool exists = false;
+        if (r["exists"].get_bool().get(exists) != simdjson::SUCCESS) {
+          return Malformed("BatchExistKey", simdjson::minify(r));
+        }
+        return exists;
       });
 }
 
 std::vector<absl::StatusOr<uint64_t>> MasterClient::GetSize(absl::Span<const std::string> keys) {
   using Result = absl::StatusOr<uint64_t>;
   return Batch<Result>(
-      "BatchGetSize", keys, true,
-      [&](size_t b, size_t e) {
-        return json{{"keys", keys.subspan(b, e - b)}};
-      },
-      [](const json& r) -> Result {
+      "BatchGetSize", keys, true, [](std::string&, size_t, size_t) {},
+      [](const simdjson::dom::element& r) -> Result {
         if (absl::Status status = ResultStatus(r); !status.ok()) return status;
         uint64_t size = 0;
-        if (!ReadUint(r, "size", &size)) return Malformed("BatchGetSize", r.dump());
+        if (!ReadUint(r, "size", &size)) return Malformed("BatchGetSize", simdjson::minify(r));
         return size;
       });
 }
@@ -532,8 +573,8 @@ std::vector<absl::StatusOr<uint64_t>> MasterClient::GetSize(absl::Span<const std
 std::vector<absl::Status> MasterClient::Remove(absl::Span<const std::string> keys, bool force) {
   return Batch<absl::Status>(
       "BatchRemove", keys, true,
-      [&](size_t b, size_t e) {
-        return json{{"keys", keys.subspan(b, e - b)}, {"force", force}};
+      [&](std::string& body, size_t, size_t) {
+        body += force ? ",\"force\":true" : ",\"force\":false";
       },
       ResultStatus);
 }

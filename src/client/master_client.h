@@ -21,6 +21,10 @@
 #include "http/client.h"
 #include "http/etcd_client.h"
 
+namespace simdjson::dom {
+class element;
+}  // namespace simdjson::dom
+
 namespace mooncake::client {
 
 // What an upsert does to the soft pin of the object it replaces.
@@ -164,24 +168,27 @@ class MasterClient {
   // and connects to it. A leader of the same epoch is taken again only once the wait is over.
   absl::Status Resolve(uint64_t failed_epoch);
 
+  // Sends `body` to `method` and returns the 2xx answer's body; follows the leader with etcd.
+  absl::StatusOr<std::string> CallText(std::string_view method, std::string_view body,
+                                       bool idempotent);
+  // CallText with a JSON request, and the answer parsed (RPC_FAIL unless it is a JSON object).
   absl::StatusOr<nlohmann::json> Call(std::string_view method, const nlohmann::json& request,
                                       bool idempotent);
   // RemoveByRegex and RemoveAll: how many objects the master removed.
   absl::StatusOr<uint64_t> CallRemoved(std::string_view method, const nlohmann::json& request);
-  // Sends `method` for all `keys`, in as many calls as the master's limits require (`request`
-  // builds the body for keys [begin, end)), and parses each key's result. A failed call fails
-  // each of its keys with its status.
+  // Sends `method` for all `keys`, in as many calls as the master's limits require, and parses
+  // each key's result. A call's body is {"keys": [...keys begin..end...]} plus what `members`
+  // appends for those keys (each member after a comma), plus leases waiting to be released;
+  // bodies are written as text and answers read with simdjson (http/fast_json.h). A failed
+  // call fails each of its keys with its status; a key that is not UTF-8 fails its call with
+  // INVALID_KEY.
   template <typename R>
   std::vector<R> Batch(std::string_view method, absl::Span<const std::string> keys, bool idempotent,
-                       absl::FunctionRef<nlohmann::json(size_t begin, size_t end)> request,
-                       absl::FunctionRef<R(const nlohmann::json&)> parse);
-  // Sends a batch call and returns its `results`, checked to hold one object per key.
-  absl::StatusOr<std::vector<nlohmann::json>> CallBatch(std::string_view method,
-                                                        nlohmann::json request, size_t keys,
-                                                        bool idempotent);
+                       absl::FunctionRef<void(std::string& body, size_t begin, size_t end)> members,
+                       absl::FunctionRef<R(const simdjson::dom::element&)> parse);
 
-  // Adds to `request` ("release_leases") leases waiting to be released, as many as fit.
-  void AttachReleases(nlohmann::json& request);
+  // Appends to `body` (`,"release_leases":{...}`) leases waiting to be released, as many as fit.
+  void AppendReleases(std::string& body);
 
   absl::Mutex http_mu_;
   std::shared_ptr<http::HttpClient> http_ ABSL_GUARDED_BY(http_mu_);

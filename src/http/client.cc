@@ -213,16 +213,23 @@ absl::StatusOr<HttpResult> HttpClient::Send(std::string_view method, std::string
   return last_error;
 }
 
+absl::StatusOr<std::string> HttpClient::CallText(std::string_view method, std::string_view target,
+                                                 std::string_view body, const CallOptions& call) {
+  absl::StatusOr<HttpResult> result = Send(method, target, body, "application/json", call);
+  if (!result.ok()) return result.status();
+  if (result->status >= 400) return StatusFromErrorResponse(result->status, result->body);
+  return std::move(result->body);
+}
+
 absl::StatusOr<nlohmann::json> HttpClient::CallJson(std::string_view method,
                                                     std::string_view target,
                                                     const nlohmann::json& request,
                                                     const CallOptions& call) {
-  std::string body = request.is_null() ? std::string() : request.dump();
-  absl::StatusOr<HttpResult> result = Send(method, target, body, "application/json", call);
-  if (!result.ok()) return result.status();
-  if (result->status >= 400) return StatusFromErrorResponse(result->status, result->body);
-  if (result->body.empty()) return nlohmann::json();
-  nlohmann::json parsed = nlohmann::json::parse(result->body, nullptr, /*allow_exceptions=*/false);
+  absl::StatusOr<std::string> body =
+      CallText(method, target, request.is_null() ? std::string() : request.dump(), call);
+  if (!body.ok()) return body.status();
+  if (body->empty()) return nlohmann::json();
+  nlohmann::json parsed = nlohmann::json::parse(*body, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) {
     return MakeError(ErrorCode::RPC_FAIL,
                      fmt::format("{} {}: response is not valid JSON", method, target));

@@ -88,6 +88,11 @@ class HttpClient {
     return Send("GET", target, {}, {}, call);
   }
 
+  // Sends `body` as a JSON body (none when it is empty) and returns the body of a 2xx response.
+  // An error response becomes the status it carries.
+  absl::StatusOr<std::string> CallText(std::string_view method, std::string_view target,
+                                       std::string_view body, const CallOptions& call = {});
+
   // Sends `request` as a JSON body (none when it is null) and returns the parsed 2xx response.
   // An error response becomes the status it carries.
   absl::StatusOr<nlohmann::json> CallJson(std::string_view method, std::string_view target,

@@ -84,10 +84,14 @@ absl::Status CheckBatch(const nlohmann::json& items, std::string_view field, siz
   if (!items.is_array()) {
     return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("'{}' must be an array", field));
   }
-  if (items.size() > limit) {
-    return MakeError(ErrorCode::INVALID_PARAMS,
-                     fmt::format("'{}' has {} entries; a batch may carry at most {}", field,
-                                 items.size(), limit));
+  return CheckBatchSize(items.size(), field, limit);
+}
+
+absl::Status CheckBatchSize(size_t entries, std::string_view field, size_t limit) {
+  if (entries > limit) {
+    return MakeError(
+        ErrorCode::INVALID_PARAMS,
+        fmt::format("'{}' has {} entries; a batch may carry at most {}", field, entries, limit));
   }
   return absl::OkStatus();
 }

@@ -44,5 +44,7 @@ absl::Status StatusFromErrorResponse(int http_status, std::string_view body);
 // INVALID_PARAMS unless `items` is an array of at most `limit` elements.
 absl::Status CheckBatch(const nlohmann::json& items, std::string_view field,
                         size_t limit = kMaxBatchKeys);
+// INVALID_PARAMS unless `entries` <= `limit` (the count check of CheckBatch).
+absl::Status CheckBatchSize(size_t entries, std::string_view field, size_t limit = kMaxBatchKeys);
 
 }  // namespace mooncake::http

@@ -2,12 +2,12 @@
 
 #include <iterator>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "common/error_code.h"
 #include "common/strings.h"
+#include "http/fast_json.h"
 #include "http/json_body.h"
 
 namespace mooncake::master {
@@ -47,23 +47,17 @@ absl::StatusOr<bool> BoolField(const json& body, std::string_view field, bool fa
   return it->get<bool>();
 }
 
-// A JSON array of strings, at most `limit` long. From a mutable `body`, the strings are moved out
-// (a batch's keys are not copied twice).
-template <typename Json>
-absl::StatusOr<std::vector<std::string>> StringList(Json& body, std::string_view field,
+// A JSON array of strings, at most `limit` long.
+absl::StatusOr<std::vector<std::string>> StringList(const json& body, std::string_view field,
                                                     size_t limit) {
   auto it = body.find(field);
   if (it == body.end()) return FieldError(field, "an array of strings");
   if (absl::Status bounded = http::CheckBatch(*it, field, limit); !bounded.ok()) return bounded;
   std::vector<std::string> out;
   out.reserve(it->size());
-  for (auto& item : *it) {
+  for (const json& item : *it) {
     if (!item.is_string()) return FieldError(field, "an array of strings");
-    if constexpr (std::is_const_v<Json>) {
-      out.push_back(item.template get<std::string>());
-    } else {
-      out.push_back(std::move(item.template get_ref<std::string&>()));
-    }
+    out.push_back(item.get<std::string>());
   }
   return out;
 }
@@ -183,29 +177,111 @@ std::string ReplicaListMembers(const ReplicaList& list) {
   return out;
 }
 
-// The parts of a request most calls share (ParseRequest moves the keys out of the body).
+// A per-key call's request. The members every call shares, and the leases it releases, are read
+// with simdjson (fast_json.h: the keys of a batch are most of a body); any other member is kept in
+// `rest` as nlohmann JSON for the call's own parser.
 struct Request {
   std::string client_id;
   std::vector<std::string> keys;
+  std::vector<LeaseRelease> releases;
+  json rest = json::object();
 };
 
-absl::StatusOr<Request> ParseRequest(json& body, bool with_client, bool batch, size_t limit) {
-  if (absl::Status object = RequireObject(body); !object.ok()) return object;
+// An array of strings of at most `limit` entries, appended to `out`.
+absl::Status ReadStrings(simdjson::dom::element value, std::string_view field, size_t limit,
+                         std::vector<std::string>& out) {
+  simdjson::dom::array items;
+  if (value.get_array().get(items) != simdjson::SUCCESS) {
+    return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("'{}' must be an array", field));
+  }
+  if (absl::Status bounded = http::CheckBatchSize(items.size(), field, limit); !bounded.ok()) {
+    return bounded;
+  }
+  out.clear();
+  out.reserve(items.size());
+  for (simdjson::dom::element item : items) {
+    std::string_view text;
+    if (item.get_string().get(text) != simdjson::SUCCESS) {
+      return FieldError(field, "an array of strings");
+    }
+    out.emplace_back(text);
+  }
+  return absl::OkStatus();
+}
+
+// "release_leases": {"keys": [...], "lease_ids": [...]} (the ids GetReplicaList answered).
+absl::Status ReadReleases(simdjson::dom::element value, size_t limit,
+                          std::vector<LeaseRelease>& out) {
+  simdjson::dom::object releases;
+  if (value.get_object().get(releases) != simdjson::SUCCESS) {
+    return FieldError("release_leases", "an object");
+  }
+  std::vector<std::string> keys;
+  simdjson::dom::element keys_value, ids_value;
+  if (releases["keys"].get(keys_value) != simdjson::SUCCESS) {
+    return FieldError("keys", "an array of strings");
+  }
+  if (absl::Status s = ReadStrings(keys_value, "keys", limit, keys); !s.ok()) return s;
+  simdjson::dom::array ids;
+  if (releases["lease_ids"].get(ids_value) != simdjson::SUCCESS ||
+      ids_value.get_array().get(ids) != simdjson::SUCCESS || ids.size() != keys.size()) {
+    return FieldError("release_leases.lease_ids", "an array as long as release_leases.keys");
+  }
+  out.clear();
+  out.reserve(keys.size());
+  size_t i = 0;
+  for (simdjson::dom::element id : ids) {
+    uint64_t lease_id = 0;
+    if (id.get_uint64().get(lease_id) != simdjson::SUCCESS || lease_id > UINT32_MAX) {
+      return FieldError("release_leases.lease_ids", "32-bit unsigned integers");
+    }
+    out.push_back(LeaseRelease{std::move(keys[i++]), static_cast<uint32_t>(lease_id)});
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Request> ParseRequest(std::string_view text, bool with_client, bool batch,
+                                     size_t limit) {
+  http::FastJsonDocument document;
+  if (absl::Status parsed = document.Parse(text); !parsed.ok()) return parsed;
+  simdjson::dom::object body;
+  if (document.root().get_object().get(body) != simdjson::SUCCESS) {
+    return MakeError(ErrorCode::INVALID_PARAMS, "request body must be a JSON object");
+  }
   Request request;
-  if (with_client) {
-    absl::StatusOr<std::string> client = StringField(body, "client_id");
-    if (!client.ok()) return client.status();
-    request.client_id = *std::move(client);
+  bool have_client = false, have_keys = false;
+  // A member given twice counts as its last, as nlohmann reads it.
+  for (simdjson::dom::key_value_pair member : body) {
+    const std::string_view name = member.key;
+    if (with_client && name == "client_id") {
+      std::string_view client;
+      if (member.value.get_string().get(client) != simdjson::SUCCESS) {
+        return FieldError("client_id", "a string");
+      }
+      request.client_id = std::string(client);
+      have_client = true;
+    } else if (batch && name == "keys") {
+      if (absl::Status s = ReadStrings(member.value, "keys", limit, request.keys); !s.ok()) {
+        return s;
+      }
+      have_keys = true;
+    } else if (!batch && name == "key") {
+      std::string_view key;
+      if (member.value.get_string().get(key) != simdjson::SUCCESS) {
+        return FieldError("key", "a string");
+      }
+      request.keys.assign(1, std::string(key));
+      have_keys = true;
+    } else if (name == "release_leases") {
+      if (absl::Status s = ReadReleases(member.value, limit, request.releases); !s.ok()) return s;
+    } else {
+      // Small members (config, sizes, force): their text again, for nlohmann.
+      request.rest[std::string(name)] = json::parse(simdjson::minify(member.value));
+    }
   }
-  if (batch) {
-    absl::StatusOr<std::vector<std::string>> keys = StringList(body, "keys", limit);
-    if (!keys.ok()) return keys.status();
-    request.keys = *std::move(keys);
-  } else {
-    absl::StatusOr<std::string> key = StringField(body, "key");
-    if (!key.ok()) return key.status();
-    request.keys.push_back(*std::move(key));
-  }
+  if (with_client && !have_client) return FieldError("client_id", "a string");
+  if (!have_keys)
+    return batch ? FieldError("keys", "an array of strings") : FieldError("key", "a string");
   return request;
 }
 
@@ -248,14 +324,10 @@ void RegisterPerKey(http::HttpServer& server, MasterService& service, const std:
   // Parses the body and runs the batch; `write` turns its results into the answer's body.
   auto route = [&service, run, with_client, limit](bool batch, auto write) {
     return [&service, run, with_client, limit, batch, write](const http::HttpRequest& http) {
-      absl::StatusOr<json> body = http::ParseJsonRequestBody(http.body);
-      if (!body.ok()) return http::HttpResponse::FromStatus(body.status());
-      absl::StatusOr<Request> request = ParseRequest(*body, with_client, batch, limit);
+      absl::StatusOr<Request> request = ParseRequest(http.body, with_client, batch, limit);
       if (!request.ok()) return http::HttpResponse::FromStatus(request.status());
-      if (absl::Status s = ReleaseLeasesIn(service, *body, limit); !s.ok()) {
-        return http::HttpResponse::FromStatus(s);
-      }
-      absl::StatusOr<Results> results = run(*body, *request);
+      if (!request->releases.empty()) service.ReleaseLeases(request->releases);
+      absl::StatusOr<Results> results = run(request->rest, *request);
       if (!results.ok()) return http::HttpResponse::FromStatus(results.status());
       return write(*results);
     };

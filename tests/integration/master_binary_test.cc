@@ -152,6 +152,38 @@ TEST_F(MasterBinaryTest, BatchFormsAnswerPerKey) {
   EXPECT_EQ(CodeOf("BatchPutRevoke", {{"client_id", kClient}, {"keys", {"absent"}}}), 0);
 }
 
+TEST_F(MasterBinaryTest, KeysThatNeedEscapesAreTheKeysTheyEscape) {
+  Mount("127.0.0.1:4", 1 << 20);
+  std::string control = "ctrl\x01\ttab";
+  const std::vector<std::string> keys = {"quote\"d", "back\\slash", "\xc3\xa9t\xc3\xa9", control,
+                                         "slash/and space"};
+  ASSERT_EQ(CodeOf("BatchPutStart", {{"client_id", kClient},
+                                     {"keys", keys},
+                                     {"sizes", std::vector<uint64_t>(keys.size(), 64)}}),
+            0);
+  json ended = Call("BatchPutEnd", {{"client_id", kClient}, {"keys", keys}});
+  for (const json& r : ended["results"]) EXPECT_EQ(r["code"], 0) << r;
+  // Each key is found under its own name and under no other; \u escapes name the same key.
+  json found = Call("BatchExistKey", {{"keys", {keys[0], keys[2], "quote", "\xc3\xa9t"}}});
+  EXPECT_EQ(found["results"][0]["exists"], true);
+  EXPECT_EQ(found["results"][1]["exists"], true);
+  EXPECT_EQ(found["results"][2]["exists"], false);
+  EXPECT_EQ(found["results"][3]["exists"], false);
+  absl::StatusOr<http::HttpResult> escaped =
+      rpc_->Send("POST", "/v1/BatchExistKey",
+                 R"({"keys": ["\u00e9t\u00e9", "ctrl\u0001\u0009tab"]})", "application/json");
+  ASSERT_TRUE(escaped.ok());
+  EXPECT_EQ(json::parse(escaped->body)["results"],
+            json::parse(R"([{"code": 0, "exists": true}, {"code": 0, "exists": true}])"));
+  // A member given twice counts as its last, as for every other call.
+  absl::StatusOr<http::HttpResult> twice =
+      rpc_->Send("POST", "/v1/BatchExistKey", R"({"keys": ["quote\"d"], "keys": ["absent", "x"]})",
+                 "application/json");
+  ASSERT_TRUE(twice.ok());
+  EXPECT_EQ(json::parse(twice->body)["results"],
+            json::parse(R"([{"code": 0, "exists": false}, {"code": 0, "exists": false}])"));
+}
+
 TEST_F(MasterBinaryTest, BadInputGetsItsCodeAndTheMasterKeepsServing) {
   Mount("127.0.0.1:2", 1 << 20);
   struct Case {
@@ -223,6 +255,23 @@ TEST_F(MasterBinaryTest, BadInputGetsItsCodeAndTheMasterKeepsServing) {
        -600},
       {"Heartbeat", R"({})", -600},
       {"NoSuchMethod", R"({})", -600},
+      // The per-key calls' own reading of their bodies (http/fast_json.h).
+      {"BatchExistKey", R"({"keys": ["a"]} trailing)", -600},
+      {"BatchExistKey", "{\"keys\": [\"ok\", \"bad\xff\"]}", -600},
+      {"BatchExistKey",
+       R"({"keys": ["a"], "x": )" + std::string(65, '[') + std::string(65, ']') + "}", -600},
+      {"BatchExistKey", R"({"keys": ["a"], "release_leases": []})", -600},
+      {"BatchExistKey",
+       R"({"keys": ["a"], "release_leases": {"keys": ["a", "b"], "lease_ids": [1]}})", -600},
+      {"BatchExistKey",
+       R"({"keys": ["a"], "release_leases": {"keys": ["a"], "lease_ids": [4294967296]}})", -600},
+      {"BatchExistKey", R"({"keys": ["a"], "release_leases": {"lease_ids": [1]}})", -600},
+      {"BatchExistKey", R"({"key": "a"})", -600},
+      {"ExistKey", R"({"key": ["a"]})", -600},
+      {"BatchPutEnd", R"({"keys": ["a"]})", -600},
+      {"BatchPutStart", R"({"client_id": "c", "keys": ["a"], "sizes": [18446744073709551616]})",
+       -600},
+      {"BatchRemove", R"({"keys": ["a"], "force": "yes"})", -600},
   };
   for (const Case& c : cases) {
     EXPECT_EQ(RawCode(c.method, c.body), c.code) << c.method << " " << c.body.substr(0, 120);

@@ -1,0 +1,90 @@
+#include "http/fast_json.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "common/error_code.h"
+#include "common/strings.h"
+#include "http/json_body.h"
+#include "nlohmann/json.hpp"
+
+namespace mooncake::http {
+namespace {
+
+// A parser's buffers grow to the largest body it read (about ten bytes per byte of JSON); one
+// that read more than this is not kept, so a thread holds little once a large body has passed.
+constexpr size_t kKeptCapacity = 1u << 20;
+constexpr size_t kSparesPerThread = 4;
+
+std::vector<std::unique_ptr<simdjson::dom::parser>>& Spares() {
+  thread_local std::vector<std::unique_ptr<simdjson::dom::parser>> spares;
+  return spares;
+}
+
+}  // namespace
+
+FastJsonDocument::~FastJsonDocument() {
+  if (parser_ == nullptr || parser_->capacity() > kKeptCapacity) return;
+  std::vector<std::unique_ptr<simdjson::dom::parser>>& spares = Spares();
+  if (spares.size() < kSparesPerThread) spares.push_back(std::move(parser_));
+}
+
+absl::Status FastJsonDocument::Parse(std::string_view body) {
+  if (parser_ == nullptr) {
+    std::vector<std::unique_ptr<simdjson::dom::parser>>& spares = Spares();
+    if (!spares.empty()) {
+      parser_ = std::move(spares.back());
+      spares.pop_back();
+    } else {
+      parser_ = std::make_unique<simdjson::dom::parser>();
+      // Capacity grows with the first body; the depth limit stays.
+      if (parser_->allocate(simdjson::dom::MINIMAL_DOCUMENT_CAPACITY, kMaxJsonDepth) !=
+          simdjson::SUCCESS) {
+        parser_.reset();
+        return MakeError(ErrorCode::INTERNAL_ERROR, "cannot allocate a JSON parser");
+      }
+    }
+  }
+  if (absl::StripAsciiWhitespace(AsAbsl(body)).empty()) body = "null";
+  simdjson::error_code error =
+      parser_->parse(body.data(), body.size(), /*realloc_if_needed=*/true).get(root_);
+  if (error == simdjson::SUCCESS) return absl::OkStatus();
+  if (error == simdjson::DEPTH_ERROR) {
+    return MakeError(ErrorCode::INVALID_PARAMS,
+                     fmt::format("malformed JSON body: nested deeper than {}", kMaxJsonDepth));
+  }
+  if (error == simdjson::MEMALLOC || error == simdjson::CAPACITY) {
+    return MakeError(ErrorCode::INTERNAL_ERROR,
+                     fmt::format("cannot parse a JSON body of {} bytes: {}", body.size(),
+                                 simdjson::error_message(error)));
+  }
+  return MakeError(ErrorCode::INVALID_PARAMS,
+                   fmt::format("malformed JSON body: {}", simdjson::error_message(error)));
+}
+
+bool AppendJsonString(std::string& out, std::string_view value) {
+  bool plain = true;
+  for (char c : value) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte >= 0x80 || c == '"' || c == '\\') {
+      plain = false;
+      break;
+    }
+  }
+  if (!plain) {
+    try {
+      out += nlohmann::json(value).dump();
+    } catch (const nlohmann::json::type_error&) {
+      return false;  // not UTF-8
+    }
+    return true;
+  }
+  out.reserve(out.size() + value.size() + 2);
+  out += '"';
+  out += value;
+  out += '"';
+  return true;
+}
+
+}  // namespace mooncake::http
