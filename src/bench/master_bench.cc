@@ -52,11 +52,14 @@ bool AllOk(const Results& results) {
 }
 
 // Runs `op` on every thread for `duration`, each thread with a client of its own as the product's
-// (client/master_client.h: the same request writing and answer parsing); each call handles
-// `batch` keys and returns false on an error. Thread t's round r uses KeysFor(t, r, batch).
-PhaseResult RunPhase(const std::string& name, int batch, const MasterBenchOptions& options,
-                     const std::string& address, const std::string& client_id,
-                     const std::function<bool(client::MasterClient&, int, uint64_t)>& op) {
+// (client/master_client.h: the same request writing and answer parsing); each call handles the
+// `batch` keys that `keys_for(t, round)` names for thread t's round, made before the call is
+// timed, and returns false on an error.
+using KeysOf = std::function<std::vector<std::string>(int t, uint64_t round)>;
+PhaseResult RunPhase(
+    const std::string& name, int batch, const MasterBenchOptions& options,
+    const std::string& address, const std::string& client_id, const KeysOf& keys_for,
+    const std::function<bool(client::MasterClient&, const std::vector<std::string>&)>& op) {
   std::vector<std::vector<double>> latencies(options.threads);
   std::atomic<uint64_t> keys{0}, errors{0};
   std::atomic<bool> stop{false};
@@ -71,8 +74,9 @@ PhaseResult RunPhase(const std::string& name, int batch, const MasterBenchOption
         return;
       }
       for (uint64_t round = 0; !stop.load(std::memory_order_relaxed); ++round) {
+        const std::vector<std::string> batch_keys = keys_for(t, round);
         const auto begin = std::chrono::steady_clock::now();
-        const bool ok = op(**client, t, round);
+        const bool ok = op(**client, batch_keys);
         const auto end = std::chrono::steady_clock::now();
         latencies[t].push_back(std::chrono::duration<double, std::micro>(end - begin).count());
         keys.fetch_add(batch, std::memory_order_relaxed);
@@ -180,33 +184,34 @@ int RunMasterBench(const MasterBenchOptions& options) {
     const bool single = batch == 1;
     for (auto& r : rounds_done) r = 0;
     // Puts: each thread writes fresh keys; the rounds it completes are what later phases read.
+    const std::vector<uint64_t> sizes(batch, options.value_size);
     results.push_back(RunPhase(
         "PutStart+PutEnd", batch, options, address, client_id,
-        [&](client::MasterClient& client, int t, uint64_t round) {
-          std::vector<std::string> keys = KeysFor(t, round + (single ? 1u << 30 : 0), batch);
-          const std::vector<uint64_t> sizes(batch, options.value_size);
-          bool ok = AllOk(client.PutStart(keys, sizes, {})) && AllOk(client.PutEnd(keys));
-          rounds_done[t % 64] = round + 1;
-          return ok;
+        [&](int t, uint64_t round) {
+          rounds_done[t % 64] = round;  // the rounds before this one are complete
+          return KeysFor(t, round + (single ? 1u << 30 : 0), batch);
+        },
+        [&](client::MasterClient& client, const std::vector<std::string>& keys) {
+          return AllOk(client.PutStart(keys, sizes, {})) && AllOk(client.PutEnd(keys));
         }));
-    // The keys of a round some put phase completed.
-    auto written = [&](int t, uint64_t round) {
+    // The keys of a round the put phase completed.
+    KeysOf written = [&](int t, uint64_t round) {
       const uint64_t have = std::max<uint64_t>(1, rounds_done[t % 64]);
       return KeysFor(t, round % have + (single ? 1u << 30 : 0), batch);
     };
-    results.push_back(RunPhase("ExistKey", batch, options, address, client_id,
-                               [&](client::MasterClient& client, int t, uint64_t round) {
-                                 std::vector<absl::StatusOr<bool>> found =
-                                     client.ExistKey(written(t, round));
-                                 for (const absl::StatusOr<bool>& one : found) {
-                                   if (!one.ok() || !*one) return false;
-                                 }
-                                 return true;
-                               }));
-    results.push_back(RunPhase("GetReplicaList", batch, options, address, client_id,
-                               [&](client::MasterClient& client, int t, uint64_t round) {
-                                 return AllOk(client.GetReplicaList(written(t, round)));
-                               }));
+    results.push_back(
+        RunPhase("ExistKey", batch, options, address, client_id, written,
+                 [&](client::MasterClient& client, const std::vector<std::string>& keys) {
+                   for (const absl::StatusOr<bool>& one : client.ExistKey(keys)) {
+                     if (!one.ok() || !*one) return false;
+                   }
+                   return true;
+                 }));
+    results.push_back(
+        RunPhase("GetReplicaList", batch, options, address, client_id, written,
+                 [&](client::MasterClient& client, const std::vector<std::string>& keys) {
+                   return AllOk(client.GetReplicaList(keys));
+                 }));
   }
   stop_heartbeat.Notify();
   heartbeat.join();
