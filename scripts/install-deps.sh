@@ -119,46 +119,37 @@ fetch_source() {  # source package, version
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# cpp-httplib: its single header, compiled into the binary.
-httplib_version=$(dpkg-query -W -f '${Version}' libcpp-httplib-dev)
-stamp="$deps_dir/cpp-httplib/.debian-version"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$httplib_version" ]; then
-  echo "install-deps: fetching Debian source of cpp-httplib $httplib_version"
-  mkdir -p "$tmp/httplib"
-  src=$(fetch_source "$tmp/httplib" cpp-httplib "$httplib_version")
-  rm -rf "$deps_dir/cpp-httplib"
-  mkdir -p "$deps_dir/cpp-httplib"
-  cp "$src/httplib.h" "$src/LICENSE" "$deps_dir/cpp-httplib/"
-  echo "$httplib_version" > "$stamp"
-fi
+# vendor_source SOURCE BINARY FILE...: Debian's source package SOURCE of the installed package
+# BINARY's version, fetched again only when that version changes; FILE... (paths in the source
+# tree, or "." for the whole tree) land in $deps_dir/SOURCE.
+vendor_source() {
+  local pkg=$1 binary=$2 version stamp src f
+  shift 2
+  version=$(dpkg-query -W -f '${Version}' "$binary")
+  stamp="$deps_dir/$pkg/.debian-version"
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then return 0; fi
+  echo "install-deps: fetching Debian source of $pkg $version"
+  mkdir -p "$tmp/$pkg"
+  src=$(fetch_source "$tmp/$pkg" "$pkg" "$version")
+  rm -rf "${deps_dir:?}/$pkg"
+  mkdir -p "$deps_dir"
+  if [ "$1" = . ]; then
+    cp -r "$src" "$deps_dir/$pkg"
+  else
+    mkdir -p "$deps_dir/$pkg"
+    for f in "$@"; do cp "$src/$f" "$deps_dir/$pkg/"; done
+  fi
+  echo "$version" > "$stamp"
+}
 
+# cpp-httplib: its single header, compiled into the binary.
+vendor_source cpp-httplib libcpp-httplib-dev httplib.h LICENSE
 # simdjson: Debian ships it only as a shared library; its amalgamated source (one header, one .cpp)
 # is compiled into the binary and the wheel, like cpp-httplib. It parses the control plane's hot
 # batch bodies (docs/performance.md).
-simdjson_version=$(dpkg-query -W -f '${Version}' libsimdjson-dev)
-stamp="$deps_dir/simdjson/.debian-version"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$simdjson_version" ]; then
-  echo "install-deps: fetching Debian source of simdjson $simdjson_version"
-  mkdir -p "$tmp/simdjson"
-  src=$(fetch_source "$tmp/simdjson" simdjson "$simdjson_version")
-  rm -rf "$deps_dir/simdjson"
-  mkdir -p "$deps_dir/simdjson"
-  cp "$src/singleheader/simdjson.h" "$src/singleheader/simdjson.cpp" "$src/LICENSE" "$deps_dir/simdjson/"
-  echo "$simdjson_version" > "$stamp"
-fi
-
+vendor_source simdjson libsimdjson-dev singleheader/simdjson.h singleheader/simdjson.cpp LICENSE
 # abseil: the source of the installed libabsl-dev, for the ThreadSanitizer build only (TSan sees
 # the ordering that absl::Mutex gives only when abseil itself is instrumented, so that build
 # compiles abseil from this tree; every other build links Debian's archives).
-absl_version=$(dpkg-query -W -f '${Version}' libabsl-dev)
-stamp="$deps_dir/abseil/.debian-version"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$absl_version" ]; then
-  echo "install-deps: fetching Debian source of abseil $absl_version"
-  mkdir -p "$tmp/abseil"
-  src=$(fetch_source "$tmp/abseil" abseil "$absl_version")
-  rm -rf "$deps_dir/abseil"
-  mkdir -p "$deps_dir"
-  cp -r "$src" "$deps_dir/abseil"
-  echo "$absl_version" > "$stamp"
-fi
+vendor_source abseil libabsl-dev .
 echo "install-deps: ok"
