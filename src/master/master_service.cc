@@ -380,6 +380,7 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlace(Shard& shard, const
   object.replicas.assign(placed->begin(), placed->end());
   Count(item.key, object, +1);
   shard.objects.emplace(item.key, std::move(object));
+  shard.processing.push_back(item.key);
   return placed;
 }
 

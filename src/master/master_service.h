@@ -253,6 +253,10 @@ class MasterService {
     absl::flat_hash_map<std::string, Object> objects ABSL_GUARDED_BY(mu);
     absl::flat_hash_map<std::string, Upsert> upserts ABSL_GUARDED_BY(mu);
     std::vector<Retired> retired ABSL_GUARDED_BY(mu);
+    // Keys whose put started since the last maintenance pass or that were still being written at
+    // it: where that pass looks for puts never ended, instead of walking every object. A key may
+    // be here twice, or after its put ended; the pass checks each.
+    std::vector<std::string> processing ABSL_GUARDED_BY(mu);
   };
 
   // Mounts (with `index`, if not null), dropping the replicas of a segment of the same name that
@@ -313,6 +317,8 @@ class MasterService {
   // Releases the ids below in_use.size() that no record holds (in_use[i] false) and that were not
   // used since MarkClientIndexes().
   void ReleaseClientIndexes(const std::vector<bool>& in_use);
+  // Releases the ids no object or upsert holds: a walk of every object (Mark, walk, Release).
+  void ReleaseUnusedClientIds();
   // PutEnd and PutRevoke: for each key whose put `client_id` started and has not ended, runs
   // `finish` under the shard's lock. OBJECT_NOT_FOUND when no put is in progress (except, with
   // `complete_is_done`, for a complete object), ILLEGAL_CLIENT when another client started it.
@@ -370,6 +376,10 @@ class MasterService {
   std::vector<uint32_t> free_client_indexes_ ABSL_GUARDED_BY(client_names_mu_);
   // Indexes used since the last MarkClientIndexes(): not released by that pass.
   std::vector<bool> client_index_touched_ ABSL_GUARDED_BY(client_names_mu_);
+  // Client ids interned after the last pass that released unused ones: the next such pass (a walk
+  // of every object) waits until twice as many are, so that its cost is shared by the ids it
+  // may release. Maintenance thread only.
+  size_t interned_after_release_ = 0;
 
   std::unique_ptr<absl::Notification> stop_maintenance_;
   std::thread maintenance_;

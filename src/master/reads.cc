@@ -53,6 +53,9 @@ std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
     found[i].status = ValidateKey(keys[i]);
     if (found[i].status.ok()) valid.push_back(i);
   }
+  // One clock reading for the batch: its leases start together.
+  const int64_t now = clock_->NowMicros();
+  uint64_t granted = 0;
   ForEachKeyByShard(keys, valid, [&](Shard& shard, uint32_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     const std::string& key = keys[i];
     auto it = shard.objects.find(key);
@@ -65,7 +68,6 @@ std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
       return;
     }
     Object& object = it->second;
-    const int64_t now = clock_->NowMicros();
     if (!Leased(object, now)) {
       // A new lease: releases of the previous one no longer count.
       object.lease_id = object.lease_id == UINT32_MAX ? 1 : object.lease_id + 1;
@@ -73,13 +75,17 @@ std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
     }
     if (object.readers < UINT16_MAX) ++object.readers;
     object.lease_deadline_us = std::max(object.lease_deadline_us, now + lease_us);
-    leases_granted_->Increment();
+    ++granted;
     object.last_access_us = now;
     found[i].size = object.size;
     found[i].lease_id = object.lease_id;
     found[i].replicas.assign(object.replicas.begin(), object.replicas.end());
   });
 
+  if (granted > 0) leases_granted_->Increment(granted);
+  std::vector<absl::Span<const Replica>> lists(keys.size());
+  for (uint32_t i = 0; i < keys.size(); ++i) lists[i] = found[i].replicas;
+  std::vector<std::vector<ReplicaLocation>> located = segments_.LocateEach(lists);
   std::vector<absl::StatusOr<ReplicaList>> results;
   results.reserve(keys.size());
   size_t errors = 0;
@@ -90,15 +96,14 @@ std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
       ++errors;
       continue;
     }
-    ReplicaList list{f.size, segments_.Locate(f.replicas.data(), f.replicas.size()),
-                     config_.default_kv_lease_ttl, f.lease_id};
-    if (list.replicas.empty()) {
+    if (located[i].empty()) {
       results.push_back(MakeError(ErrorCode::OBJECT_NOT_FOUND,
                                   fmt::format("key '{}' has no replica left", keys[i])));
       ++errors;
       continue;
     }
-    results.push_back(std::move(list));
+    results.push_back(
+        ReplicaList{f.size, std::move(located[i]), config_.default_kv_lease_ttl, f.lease_id});
   }
   CountOp("get_replica_list", keys.size(), errors);
   return results;

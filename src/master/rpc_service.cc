@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/error_code.h"
 #include "common/strings.h"
 #include "http/fast_json.h"
@@ -154,27 +155,33 @@ json ErrorEntry(const absl::Status& status) {
 // `value` as a JSON string, quoted and escaped.
 std::string JsonString(std::string_view value) { return http::DumpJson(json(value)); }
 
-// The per-key answers are written as text, not built as JSON documents: a batch of 128 keys
-// would otherwise cost several hundred allocations, most of the master's time for an ExistKey.
+// `value` as a JSON string: as it is when it needs no escape, else escaped (leniently, for text
+// that is not UTF-8, as DumpJson does).
+void AppendString(std::string& out, std::string_view value) {
+  if (!http::AppendJsonString(out, value)) out += JsonString(value);
+}
+
+// The per-key answers are written as text straight into the answer (KeyResults), not built as
+// JSON documents or strings per key: a batch of 128 keys would otherwise cost several hundred
+// allocations, most of the master's time for a batch call.
 void AppendLocations(std::string& out, const std::vector<ReplicaLocation>& locations,
                      uint64_t size) {
   out += '[';
   for (size_t i = 0; i < locations.size(); ++i) {
     const ReplicaLocation& location = locations[i];
-    fmt::format_to(std::back_inserter(out),
-                   "{}{{\"address\":{},\"incarnation\":{},\"segment\":{},\"size\":{}}}",
-                   i == 0 ? "" : ",", location.address, location.incarnation,
-                   JsonString(location.segment), size);
+    absl::StrAppend(&out, i == 0 ? "{\"address\":" : ",{\"address\":", location.address,
+                    ",\"incarnation\":", location.incarnation, ",\"segment\":");
+    AppendString(out, location.segment);
+    absl::StrAppend(&out, ",\"size\":", size, "}");
   }
   out += ']';
 }
 
-std::string ReplicaListMembers(const ReplicaList& list) {
-  std::string out = fmt::format("\"lease_id\":{},\"lease_ms\":{},\"replicas\":", list.lease_id,
-                                absl::ToInt64Milliseconds(list.lease));
+void AppendReplicaList(std::string& out, const ReplicaList& list) {
+  absl::StrAppend(&out, "\"lease_id\":", list.lease_id,
+                  ",\"lease_ms\":", absl::ToInt64Milliseconds(list.lease), ",\"replicas\":");
   AppendLocations(out, list.replicas, list.size);
-  fmt::format_to(std::back_inserter(out), ",\"size\":{}", list.size);
-  return out;
+  absl::StrAppend(&out, ",\"size\":", list.size);
 }
 
 // A per-key call's request. The members every call shares, and the leases it releases, are read
@@ -184,8 +191,37 @@ struct Request {
   std::string client_id;
   std::vector<std::string> keys;
   std::vector<LeaseRelease> releases;
+  // PutStart's sizes: "sizes" (one per key) or "size" (every key's), read with the keys since a
+  // batch has as many; checked by PutStart.
+  struct Sizes {
+    bool given = false;
+    bool valid = false;  // "sizes": an array of uint64; "size": a uint64
+    std::vector<uint64_t> values;
+  };
+  Sizes sizes, size;
+  bool batch = false;
   json rest = json::object();
 };
+
+// Reads "sizes" (an array) or "size" (one number) into `out`; what is wrong is left to its user.
+void ReadSizes(simdjson::dom::element value, bool array, Request::Sizes& out) {
+  out = Request::Sizes{};
+  out.given = true;
+  uint64_t n = 0;
+  if (!array) {
+    out.valid = value.get_uint64().get(n) == simdjson::SUCCESS;
+    if (out.valid) out.values.push_back(n);
+    return;
+  }
+  simdjson::dom::array items;
+  if (value.get_array().get(items) != simdjson::SUCCESS) return;
+  out.values.reserve(items.size());
+  out.valid = true;
+  for (simdjson::dom::element item : items) {
+    out.valid = out.valid && item.get_uint64().get(n) == simdjson::SUCCESS;
+    out.values.push_back(n);
+  }
+}
 
 // An array of strings of at most `limit` entries, appended to `out`.
 absl::Status ReadStrings(simdjson::dom::element value, std::string_view field, size_t limit,
@@ -249,6 +285,7 @@ absl::StatusOr<Request> ParseRequest(std::string_view text, bool with_client, bo
     return MakeError(ErrorCode::INVALID_PARAMS, "request body must be a JSON object");
   }
   Request request;
+  request.batch = batch;
   bool have_client = false, have_keys = false;
   // A member given twice counts as its last, as nlohmann reads it.
   for (simdjson::dom::key_value_pair member : body) {
@@ -274,8 +311,10 @@ absl::StatusOr<Request> ParseRequest(std::string_view text, bool with_client, bo
       have_keys = true;
     } else if (name == "release_leases") {
       if (absl::Status s = ReadReleases(member.value, limit, request.releases); !s.ok()) return s;
+    } else if (name == "sizes" || name == "size") {
+      ReadSizes(member.value, name == "sizes", name == "sizes" ? request.sizes : request.size);
     } else {
-      // Small members (config, sizes, force): their text again, for nlohmann.
+      // Small members (config, force): their text again, for nlohmann.
       request.rest[std::string(name)] = json::parse(simdjson::minify(member.value));
     }
   }
@@ -310,76 +349,97 @@ absl::Status ReleaseLeasesIn(MasterService& service, const json& body, size_t li
   return absl::OkStatus();
 }
 
-// Registers the single-key and batch routes of one per-key call. `run` handles a batch and returns
-// one result per key: the members of its JSON object on success (without braces, e.g.
-// `"exists":true`; "" for none), its error as a Status otherwise. A request-level error (a
-// malformed request) fails the call as a whole.
-using Results = std::vector<absl::StatusOr<std::string>>;
+// The answer of a per-key call, written as its results are made, in key order. The batch route
+// answers {"results":[{"code":0,...members...}, {"code":N,"message":...}, ...]}; the single-key
+// route answers the members of its one result as an object, or its error.
+class KeyResults {
+ public:
+  explicit KeyResults(size_t keys) { out_.reserve(32 + 64 * keys); }
+
+  // A successful result; `members` appends its members (without braces; none is fine).
+  template <typename F>
+  void Ok(F&& members) {
+    out_ += count_++ == 0 ? "{\"code\":0" : ",{\"code\":0";
+    const size_t mark = out_.size();
+    out_ += ',';
+    members(out_);
+    if (out_.size() == mark + 1) out_.pop_back();
+    if (count_ == 1) first_members_ = {mark + 1, out_.size()};
+    out_ += '}';
+  }
+  void Error(const absl::Status& status) {
+    if (count_++ > 0) out_ += ',';
+    out_ += http::DumpJson(ErrorEntry(status));
+    if (count_ == 1) first_error_ = status;
+  }
+  // Each value: members(out, value) if it is one, its status if not.
+  template <typename T, typename Members>
+  void AddEach(const std::vector<absl::StatusOr<T>>& values, Members members) {
+    for (const absl::StatusOr<T>& value : values) {
+      if (value.ok()) {
+        Ok([&](std::string& out) { members(out, *value); });
+      } else {
+        Error(value.status());
+      }
+    }
+  }
+  void AddEach(const std::vector<absl::Status>& statuses) {
+    for (const absl::Status& status : statuses) {
+      if (status.ok()) {
+        Ok([](std::string&) {});
+      } else {
+        Error(status);
+      }
+    }
+  }
+
+  http::HttpResponse Batch() {
+    std::string body;
+    body.reserve(out_.size() + 14);
+    body += "{\"results\":[";
+    body += out_;
+    body += "]}";
+    return http::HttpResponse{200, "application/json", std::move(body)};
+  }
+  // REQUIRES: a result was added.
+  http::HttpResponse Single() {
+    if (!first_error_.ok()) return http::HttpResponse::FromStatus(first_error_);
+    std::string body = "{";
+    body.append(out_, first_members_.first, first_members_.second - first_members_.first);
+    body += '}';
+    return http::HttpResponse{200, "application/json", std::move(body)};
+  }
+
+ private:
+  std::string out_;
+  size_t count_ = 0;
+  absl::Status first_error_;
+  std::pair<size_t, size_t> first_members_;  // where the first result's members are in out_
+};
+
+// Registers the single-key and batch routes of one per-key call. `run` handles a batch and adds
+// one result per key to `out`; an error it returns (a malformed request) fails the call as a
+// whole.
 using BatchRunner =
-    std::function<absl::StatusOr<Results>(const json& body, const Request& request)>;
+    std::function<absl::Status(const json& body, const Request& request, KeyResults& out)>;
 
 void RegisterPerKey(http::HttpServer& server, MasterService& service, const std::string& method,
                     bool with_client, BatchRunner run) {
   const size_t limit = service.config().max_batch_keys;
-  // Parses the body and runs the batch; `write` turns its results into the answer's body.
-  auto route = [&service, run, with_client, limit](bool batch, auto write) {
-    return [&service, run, with_client, limit, batch, write](const http::HttpRequest& http) {
+  auto route = [&service, run, with_client, limit](bool batch) {
+    return [&service, run, with_client, limit, batch](const http::HttpRequest& http) {
       absl::StatusOr<Request> request = ParseRequest(http.body, with_client, batch, limit);
       if (!request.ok()) return http::HttpResponse::FromStatus(request.status());
       if (!request->releases.empty()) service.ReleaseLeases(request->releases);
-      absl::StatusOr<Results> results = run(request->rest, *request);
-      if (!results.ok()) return http::HttpResponse::FromStatus(results.status());
-      return write(*results);
+      KeyResults results(request->keys.size());
+      if (absl::Status s = run(request->rest, *request, results); !s.ok()) {
+        return http::HttpResponse::FromStatus(s);
+      }
+      return batch ? results.Batch() : results.Single();
     };
   };
-  server.Route("POST", "/v1/" + method, route(false, [](Results& results) {
-                 if (!results[0].ok()) return http::HttpResponse::FromStatus(results[0].status());
-                 return http::HttpResponse{200, "application/json", "{" + *results[0] + "}"};
-               }));
-  server.Route("POST", "/v1/Batch" + method, route(true, [](Results& results) {
-                 std::string out = "{\"results\":[";
-                 for (size_t i = 0; i < results.size(); ++i) {
-                   if (i > 0) out += ',';
-                   if (!results[i].ok()) {
-                     out += http::DumpJson(ErrorEntry(results[i].status()));
-                     continue;
-                   }
-                   out += "{\"code\":0";
-                   if (!results[i]->empty()) out += ',';
-                   out += *results[i];
-                   out += '}';
-                 }
-                 out += "]}";
-                 return http::HttpResponse{200, "application/json", std::move(out)};
-               }));
-}
-
-// One result per key: `members(value)` for a successful one, the status of a failed one.
-template <typename T, typename Members>
-Results ToResults(std::vector<absl::StatusOr<T>> values, Members members) {
-  Results out;
-  out.reserve(values.size());
-  for (absl::StatusOr<T>& value : values) {
-    if (value.ok()) {
-      out.push_back(members(*value));
-    } else {
-      out.push_back(value.status());
-    }
-  }
-  return out;
-}
-
-Results FromStatuses(std::vector<absl::Status> statuses) {
-  Results out;
-  out.reserve(statuses.size());
-  for (absl::Status& status : statuses) {
-    if (status.ok()) {
-      out.push_back(std::string());
-    } else {
-      out.push_back(std::move(status));
-    }
-  }
-  return out;
+  server.Route("POST", "/v1/" + method, route(false));
+  server.Route("POST", "/v1/Batch" + method, route(true));
 }
 
 }  // namespace
@@ -514,79 +574,77 @@ void RegisterRpcRoutes(http::HttpServer& server, MasterService& service) {
     return json{{"removed", service.RemoveAll()}};
   });
 
-  RegisterPerKey(server, service, "PutStart", /*with_client=*/true,
-                 [&service](const json& body, const Request& request) -> absl::StatusOr<Results> {
-                   Results out;
-                   absl::StatusOr<ReplicateConfig> config = ParseReplicateConfig(body);
-                   // Sizes: "size" for one key, "sizes" (one per key) for a batch.
-                   std::vector<PutItem> items;
-                   absl::Status sizes_error;
-                   if (body.contains("sizes")) {
-                     const json& sizes = body["sizes"];
-                     if (!sizes.is_array() || sizes.size() != request.keys.size()) {
-                       sizes_error = FieldError("sizes", "an array as long as 'keys'");
-                     }
-                   }
-                   for (size_t i = 0; i < request.keys.size() && sizes_error.ok(); ++i) {
-                     const json* size = nullptr;
-                     if (body.contains("sizes")) {
-                       size = &body["sizes"][i];
-                     } else if (body.contains("size")) {
-                       size = &body["size"];
-                     }
-                     if (size == nullptr || !size->is_number_unsigned()) {
-                       sizes_error = body.contains("sizes")
-                                         ? FieldError("sizes", "an array of non-negative integers")
-                                         : FieldError("size", "a non-negative integer");
-                       break;
-                     }
-                     items.push_back(PutItem{request.keys[i], size->get<uint64_t>()});
-                   }
-                   if (!config.ok()) return config.status();
-                   if (!sizes_error.ok()) return sizes_error;
-                   std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> placed =
-                       service.PutStart(request.client_id, items, *config);
-                   out.reserve(placed.size());
-                   for (size_t i = 0; i < placed.size(); ++i) {
-                     if (!placed[i].ok()) {
-                       out.push_back(placed[i].status());
-                       continue;
-                     }
-                     // The size of each replica is the object's.
-                     std::string members = "\"replicas\":";
-                     AppendLocations(members, *placed[i], items[i].size);
-                     out.push_back(std::move(members));
-                   }
-                   return out;
-                 });
+  RegisterPerKey(
+      server, service, "PutStart", /*with_client=*/true,
+      [&service](const json& body, const Request& request, KeyResults& out) -> absl::Status {
+        absl::StatusOr<ReplicateConfig> config = ParseReplicateConfig(body);
+        if (!config.ok()) return config.status();
+        // Sizes: "sizes", one per key, or "size" for every key.
+        const Request::Sizes& sizes = request.sizes;
+        if (sizes.given && (sizes.values.size() != request.keys.size() ||
+                            (!sizes.valid && sizes.values.empty()))) {
+          return FieldError("sizes", "an array as long as 'keys'");
+        }
+        std::vector<PutItem> items;
+        items.reserve(request.keys.size());
+        for (size_t i = 0; i < request.keys.size(); ++i) {
+          if (sizes.given ? !sizes.valid : !request.size.valid) {
+            return sizes.given ? FieldError("sizes", "an array of non-negative integers")
+                               : FieldError("size", "a non-negative integer");
+          }
+          items.push_back(
+              PutItem{request.keys[i], sizes.given ? sizes.values[i] : request.size.values[0]});
+        }
+        std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> placed =
+            service.PutStart(request.client_id, items, *config);
+        for (size_t i = 0; i < placed.size(); ++i) {
+          if (!placed[i].ok()) {
+            out.Error(placed[i].status());
+            continue;
+          }
+          // The size of each replica is the object's.
+          out.Ok([&](std::string& members) {
+            members += "\"replicas\":";
+            AppendLocations(members, *placed[i], items[i].size);
+          });
+        }
+        return absl::OkStatus();
+      });
   RegisterPerKey(server, service, "PutEnd", true,
-                 [&service](const json&, const Request& request) -> absl::StatusOr<Results> {
-                   return FromStatuses(service.PutEnd(request.client_id, request.keys));
+                 [&service](const json&, const Request& request, KeyResults& out) {
+                   out.AddEach(service.PutEnd(request.client_id, request.keys));
+                   return absl::OkStatus();
                  });
   RegisterPerKey(server, service, "PutRevoke", true,
-                 [&service](const json&, const Request& request) -> absl::StatusOr<Results> {
-                   return FromStatuses(service.PutRevoke(request.client_id, request.keys));
+                 [&service](const json&, const Request& request, KeyResults& out) {
+                   out.AddEach(service.PutRevoke(request.client_id, request.keys));
+                   return absl::OkStatus();
                  });
   RegisterPerKey(server, service, "GetReplicaList", false,
-                 [&service](const json&, const Request& request) -> absl::StatusOr<Results> {
-                   return ToResults(service.GetReplicaList(request.keys), ReplicaListMembers);
+                 [&service](const json&, const Request& request, KeyResults& out) {
+                   out.AddEach(service.GetReplicaList(request.keys), AppendReplicaList);
+                   return absl::OkStatus();
                  });
   RegisterPerKey(server, service, "ExistKey", false,
-                 [&service](const json&, const Request& request) -> absl::StatusOr<Results> {
-                   return ToResults(service.ExistKey(request.keys), [](bool exists) {
-                     return std::string(exists ? "\"exists\":true" : "\"exists\":false");
+                 [&service](const json&, const Request& request, KeyResults& out) {
+                   out.AddEach(service.ExistKey(request.keys), [](std::string& members, bool yes) {
+                     members += yes ? "\"exists\":true" : "\"exists\":false";
                    });
+                   return absl::OkStatus();
                  });
   RegisterPerKey(server, service, "GetSize", false,
-                 [&service](const json&, const Request& request) -> absl::StatusOr<Results> {
-                   return ToResults(service.GetSize(request.keys),
-                                    [](uint64_t size) { return fmt::format("\"size\":{}", size); });
+                 [&service](const json&, const Request& request, KeyResults& out) {
+                   out.AddEach(service.GetSize(request.keys), [](std::string& members, uint64_t n) {
+                     absl::StrAppend(&members, "\"size\":", n);
+                   });
+                   return absl::OkStatus();
                  });
   RegisterPerKey(server, service, "Remove", false,
-                 [&service](const json& body, const Request& request) -> absl::StatusOr<Results> {
+                 [&service](const json& body, const Request& request, KeyResults& out) {
                    absl::StatusOr<bool> force = BoolField(body, "force", false);
                    if (!force.ok()) return force.status();
-                   return FromStatuses(service.Remove(request.keys, *force));
+                   out.AddEach(service.Remove(request.keys, *force));
+                   return absl::OkStatus();
                  });
 }
 

@@ -344,14 +344,22 @@ absl::StatusOr<IndexSync> SegmentManager::Sync(std::string_view name, std::strin
 }
 
 std::vector<ReplicaLocation> SegmentManager::Locate(const Replica* replicas, size_t n) const {
-  std::vector<ReplicaLocation> out;
-  out.reserve(n);
+  const absl::Span<const Replica> list(replicas, n);
+  return std::move(LocateEach({&list, 1})[0]);
+}
+
+std::vector<std::vector<ReplicaLocation>> SegmentManager::LocateEach(
+    absl::Span<const absl::Span<const Replica>> lists) const {
+  std::vector<std::vector<ReplicaLocation>> out(lists.size());
   absl::ReaderMutexLock lock(&mu_);
-  for (size_t i = 0; i < n; ++i) {
-    auto it = segments_.find(replicas[i].segment);
-    if (it == segments_.end()) continue;
-    out.push_back(ReplicaLocation{it->second.info.name, it->second.info.base + replicas[i].offset,
-                                  it->second.info.incarnation});
+  for (size_t l = 0; l < lists.size(); ++l) {
+    out[l].reserve(lists[l].size());
+    for (const Replica& replica : lists[l]) {
+      auto it = segments_.find(replica.segment);
+      if (it == segments_.end()) continue;
+      out[l].push_back(ReplicaLocation{it->second.info.name, it->second.info.base + replica.offset,
+                                       it->second.info.incarnation});
+    }
   }
   return out;
 }

@@ -155,6 +155,9 @@ class SegmentManager {
 
   // Locations of replicas, skipping those on unmounted segments.
   std::vector<ReplicaLocation> Locate(const Replica* replicas, size_t n) const;
+  // Locate() of each list, under one lock (a batch of GetReplicaList locates 128 objects).
+  std::vector<std::vector<ReplicaLocation>> LocateEach(
+      absl::Span<const absl::Span<const Replica>> lists) const;
 
   bool IsMounted(SegmentId id) const;
   std::vector<SegmentInfo> List() const;

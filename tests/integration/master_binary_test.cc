@@ -332,7 +332,7 @@ TEST_F(MasterBinaryTest, SegmentNamesCannotInjectMetricLines) {
     const std::string line = metrics.substr(start, end - start);
     // Every line is a comment or "name[{labels}] value".
     EXPECT_TRUE(line.empty() || line[0] == '#' ||
-                std::regex_match(line, std::regex(R"([a-z_]+(\{.*\})? -?[0-9.e+]+)")))
+                std::regex_match(line, std::regex(R"([a-z_]+(\{.*\})? -?[0-9.]+(e[+-][0-9]+)?)")))
         << line;
   }
 }

@@ -121,6 +121,35 @@ TEST_F(MasterServiceTest, AbandonedPutsArePreemptedThenReclaimed) {
   EXPECT_EQ(service_.Stats().used_bytes, 0u);
 }
 
+// Maintenance looks only at the keys whose puts it noted (Shard::processing), not at every
+// object: a put that ended, or whose key was removed and put again, is judged by the object the
+// key holds now.
+TEST_F(MasterServiceTest, MaintenanceReclaimsByTheKeysCurrentPut) {
+  Mount("seg:1", 8 * kMiB);
+  ASSERT_TRUE(Put("ended", kMiB).ok());
+  ASSERT_TRUE(Put("again", kMiB).ok());
+  ASSERT_TRUE(service_.Remove({std::string("again")}, /*force=*/true)[0].ok());
+  ASSERT_TRUE(Start("old", kMiB).ok());
+  for (int i = 0; i < 300; ++i) {  // half of put_start_release_timeout; the owner stays alive
+    clock_.Advance(absl::Seconds(1));
+    service_.Heartbeat(kClient);
+  }
+  ASSERT_TRUE(Start("again", kMiB).ok());  // a new put of the removed key, 300 s younger
+  for (int i = 0; i < 300; ++i) {
+    clock_.Advance(absl::Seconds(1));
+    service_.Heartbeat(kClient);
+  }
+  service_.RunMaintenance();
+  EXPECT_TRUE(Exists("ended"));
+  EXPECT_EQ(GetCode("old"), ErrorCode::OBJECT_NOT_FOUND);        // 600 s: reclaimed
+  EXPECT_EQ(GetCode("again"), ErrorCode::REPLICA_IS_NOT_READY);  // 300 s: still written
+  EXPECT_EQ(service_.Stats().processing, 1u);
+  ASSERT_TRUE(service_.PutEnd(kClient, {std::string("again")})[0].ok());
+  EXPECT_TRUE(Exists("again"));
+  service_.RunMaintenance();
+  EXPECT_EQ(service_.Stats().used_bytes, 2 * kMiB);  // "ended" and "again"
+}
+
 TEST_F(MasterServiceTest, ReplicasGoToDistinctSegmentsBestEffort) {
   Mount("a:1", 16 * kMiB);
   Mount("b:1", 16 * kMiB);
