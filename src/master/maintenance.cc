@@ -122,6 +122,7 @@ void MasterService::RunMaintenance() {
 }
 
 void MasterService::ReleaseUnusedClientIds() {
+  absl::MutexLock no_put_starts(&owner_release_mu_);
   std::vector<bool> owners(MarkClientIndexes(), false);
   auto hold = [&owners](uint32_t owner) {
     if (owner < owners.size()) owners[owner] = true;

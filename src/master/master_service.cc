@@ -303,46 +303,69 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
     request_error = MakeError(ErrorCode::INVALID_PARAMS,
                               fmt::format("replica_num must be 1 to {}", config_.max_replicas));
   }
-  bool evicted = false;
   size_t errors = 0;
-  for (const PutItem& item : items) {
-    absl::Status valid = request_error.ok() ? ValidateKey(item.key) : request_error;
-    if (valid.ok() && (item.size == 0 || item.size > config_.max_object_bytes)) {
-      valid = MakeError(ErrorCode::INVALID_PARAMS, fmt::format("size of '{}' must be 1 to {} bytes",
-                                                               item.key, config_.max_object_bytes));
+  std::vector<absl::StatusOr<std::vector<Replica>>> placed(items.size());
+  std::vector<uint32_t> valid;
+  valid.reserve(items.size());
+  for (uint32_t i = 0; i < items.size(); ++i) {
+    absl::Status status = request_error.ok() ? ValidateKey(items[i].key) : request_error;
+    if (status.ok() && (items[i].size == 0 || items[i].size > config_.max_object_bytes)) {
+      status =
+          MakeError(ErrorCode::INVALID_PARAMS, fmt::format("size of '{}' must be 1 to {} bytes",
+                                                           items[i].key, config_.max_object_bytes));
     }
-    if (!valid.ok()) {
-      results.push_back(valid);
+    if (status.ok()) {
+      valid.push_back(i);
+    } else {
+      placed[i] = std::move(status);
+    }
+  }
+  // Placed shard by shard, each shard's lock taken once. The client's id is interned once for the
+  // batch; owner_release_mu_ keeps it from being released until the batch's objects hold it.
+  auto place = [&](absl::Span<const uint32_t> indexes) {
+    absl::ReaderMutexLock no_release(&owner_release_mu_);
+    const uint32_t owner = ClientIndex(client_id);  // the same again if an object holds it
+    const int64_t now = clock_->NowMicros();
+    ForEachKeyByShard([items](uint32_t i) { return absl::string_view(items[i].key); }, indexes,
+                      [&](Shard& shard, uint32_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                        placed[i] = TryPlaceLocked(shard, items[i], config, owner, now);
+                      });
+  };
+  if (!valid.empty()) place(valid);
+  std::vector<uint32_t> no_room;
+  for (uint32_t i : valid) {
+    if (ErrorCodeOf(placed[i].status()) == ErrorCode::NO_AVAILABLE_HANDLE) no_room.push_back(i);
+  }
+  if (!no_room.empty()) {
+    // No room: evict once for the whole batch, then try those keys again.
+    Evict(static_cast<uint64_t>(config_.eviction_ratio *
+                                static_cast<double>(segments_.total_bytes())));
+    // Evicted space on indexed segments is reusable once their owners know it is gone.
+    AwaitOwners(segments_.Barrier());
+    place(no_room);
+  }
+  // Located under one lock for the batch.
+  std::vector<absl::Span<const Replica>> lists(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (placed[i].ok()) lists[i] = *placed[i];
+  }
+  std::vector<std::vector<ReplicaLocation>> located = segments_.LocateEach(lists);
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (placed[i].ok()) {
+      results.push_back(std::move(located[i]));
+    } else {
+      results.push_back(placed[i].status());
       ++errors;
-      continue;
     }
-    Shard& shard = ShardOf(item.key);
-    absl::StatusOr<std::vector<Replica>> placed = TryPlace(shard, item, config, client_id);
-    if (ErrorCodeOf(placed.status()) == ErrorCode::NO_AVAILABLE_HANDLE && !evicted) {
-      // No room: evict once for the whole batch, then try this key again.
-      evicted = true;
-      Evict(static_cast<uint64_t>(config_.eviction_ratio *
-                                  static_cast<double>(segments_.total_bytes())));
-      // Evicted space on indexed segments is reusable once their owners know it is gone.
-      AwaitOwners(segments_.Barrier());
-      placed = TryPlace(shard, item, config, client_id);
-    }
-    if (!placed.ok()) {
-      results.push_back(placed.status());
-      ++errors;
-      continue;
-    }
-    results.push_back(segments_.Locate(placed->data(), placed->size()));
   }
   CountOp("put_start", items.size(), errors);
   return results;
 }
 
-absl::StatusOr<std::vector<Replica>> MasterService::TryPlace(Shard& shard, const PutItem& item,
-                                                             const ReplicateConfig& config,
-                                                             std::string_view client_id) {
-  absl::MutexLock lock(&shard.mu);
-  const int64_t now = clock_->NowMicros();
+absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceLocked(Shard& shard,
+                                                                   const PutItem& item,
+                                                                   const ReplicateConfig& config,
+                                                                   uint32_t owner, int64_t now) {
   auto it = shard.objects.find(item.key);
   if (it != shard.objects.end()) {
     const Object& existing = it->second;
@@ -350,7 +373,7 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlace(Shard& shard, const
         existing.state == State::kProcessing &&
         now - existing.put_start_us >= absl::ToInt64Microseconds(config_.put_start_discard_timeout);
     if (config.upsert && existing.state == State::kComplete) {
-      return TryPlaceUpsert(shard, item, config, client_id, now);
+      return TryPlaceUpsert(shard, item, config, owner, now);
     }
     if (config.upsert && !abandoned) {
       return MakeError(ErrorCode::REPLICA_IS_NOT_READY,
@@ -376,7 +399,7 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlace(Shard& shard, const
     object.soft_pin_deadline_us =
         absl::ToInt64Microseconds(config.soft_pin_ttl.value_or(config_.default_kv_soft_pin_ttl));
   }
-  object.owner = ClientIndex(client_id);
+  object.owner = owner;
   object.replicas.assign(placed->begin(), placed->end());
   Count(item.key, object, +1);
   shard.objects.emplace(item.key, std::move(object));
@@ -387,8 +410,7 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlace(Shard& shard, const
 absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceUpsert(Shard& shard,
                                                                    const PutItem& item,
                                                                    const ReplicateConfig& config,
-                                                                   std::string_view client_id,
-                                                                   int64_t now) {
+                                                                   uint32_t owner, int64_t now) {
   if (auto up = shard.upserts.find(item.key); up != shard.upserts.end()) {
     const bool abandoned = now - up->second.put_start_us >=
                            absl::ToInt64Microseconds(config_.put_start_discard_timeout);
@@ -405,7 +427,7 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceUpsert(Shard& shard,
   Upsert upsert;
   upsert.size = item.size;
   upsert.put_start_us = now;
-  upsert.owner = ClientIndex(client_id);
+  upsert.owner = owner;
   upsert.hard_pin = config.with_hard_pin;
   upsert.soft_pin_action = config.with_soft_pin ? SoftPinAction::kEnable : config.soft_pin_action;
   upsert.soft_pin_ttl_us =
@@ -551,7 +573,13 @@ std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
   // Answered once the owners know: a failover right after loses none of these objects.
   AwaitOwners(segments_.Barrier(touched));
   // Meanwhile a segment may have gone (its owner declared dead, a new term began) and taken the
-  // object with it: that put did not succeed.
+  // object with it: that put did not succeed. Which of the few segments are mounted is asked once.
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  std::vector<SegmentId> mounted;
+  for (SegmentId segment : touched) {
+    if (segments_.IsMounted(segment)) mounted.push_back(segment);
+  }
   for (size_t i = 0; i < keys.size(); ++i) {
     auto put = ended.find(keys[i]);
     if (!results[i].ok() || put == ended.end()) continue;
@@ -562,7 +590,9 @@ std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
     const bool alive =
         it != shard.objects.end() && it->second.put_id == put->second &&
         std::any_of(it->second.replicas.begin(), it->second.replicas.end(),
-                    [this](const Replica& r) { return segments_.IsMounted(r.segment); });
+                    [&mounted](const Replica& r) {
+                      return std::binary_search(mounted.begin(), mounted.end(), r.segment);
+                    });
     if (!alive) {
       results[i] = MakeError(ErrorCode::OBJECT_NOT_FOUND,
                              fmt::format("'{}' was lost while its put ended: its segment was "

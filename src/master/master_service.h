@@ -272,6 +272,10 @@ class MasterService {
   // one another (for a large table they are most of a lookup's cost).
   void ForEachKeyByShard(absl::Span<const std::string> keys, absl::Span<const uint32_t> indexes,
                          absl::FunctionRef<void(Shard& shard, uint32_t i)> visit) const;
+  // The same, for the keys key_of(i).
+  void ForEachKeyByShard(absl::FunctionRef<absl::string_view(uint32_t i)> key_of,
+                         absl::Span<const uint32_t> indexes,
+                         absl::FunctionRef<void(Shard& shard, uint32_t i)> visit) const;
   absl::Status ValidateKey(std::string_view key) const;
   // INVALID_PARAMS naming segment `name` and the entry when an index entry's key is invalid.
   absl::Status ValidateIndexKeys(std::string_view name, const std::vector<IndexEntry>& index) const;
@@ -280,8 +284,8 @@ class MasterService {
   }
   // Under the shard's lock: starts replacing the complete object `existing` (an upsert).
   absl::StatusOr<std::vector<Replica>> TryPlaceUpsert(Shard& shard, const PutItem& item,
-                                                      const ReplicateConfig& config,
-                                                      std::string_view client_id, int64_t now)
+                                                      const ReplicateConfig& config, uint32_t owner,
+                                                      int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // Takes an object's replicas away: freed now, or, while leased, when the lease ends (their
   // owners drop them from their index now).
@@ -300,10 +304,12 @@ class MasterService {
   // Updates counts_ for an object entering (+1) or leaving (-1) the table.
   void Count(const std::string& key, const Object& object, int sign);
   // Under the shard's lock: refuses an existing key (or preempts an abandoned put), allocates the
-  // replicas and records the object as processing.
-  absl::StatusOr<std::vector<Replica>> TryPlace(Shard& shard, const PutItem& item,
-                                                const ReplicateConfig& config,
-                                                std::string_view client_id);
+  // replicas and records the object as processing, owned by ClientIndex `owner`.
+  // REQUIRES: owner_release_mu_ held (shared) since `owner` was interned.
+  absl::StatusOr<std::vector<Replica>> TryPlaceLocked(Shard& shard, const PutItem& item,
+                                                      const ReplicateConfig& config, uint32_t owner,
+                                                      int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu) ABSL_SHARED_LOCKS_REQUIRED(owner_release_mu_);
   // A small number standing for `client_id` in object records. Only clients that own an object
   // (or an upsert) are interned, and each maintenance pass releases the ids no record holds, so
   // the table holds no more names than there are owners.
@@ -370,6 +376,9 @@ class MasterService {
 
   IndexStaging staging_;  // index parts for mounts to come
 
+  // Held shared by a PutStart from interning its client's id until its objects record it, and
+  // exclusively by ReleaseUnusedClientIds: an id is never released between the two.
+  absl::Mutex owner_release_mu_;
   mutable absl::Mutex client_names_mu_;
   absl::flat_hash_map<std::string, uint32_t> client_indexes_ ABSL_GUARDED_BY(client_names_mu_);
   std::vector<std::string> client_names_ ABSL_GUARDED_BY(client_names_mu_);  // "" = free

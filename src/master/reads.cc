@@ -6,6 +6,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "common/error_code.h"
+#include "common/strings.h"
 #include "fmt/format.h"
 #include "master/master_service.h"
 
@@ -14,11 +15,17 @@ namespace mooncake::master {
 void MasterService::ForEachKeyByShard(
     absl::Span<const std::string> keys, absl::Span<const uint32_t> indexes,
     absl::FunctionRef<void(Shard& shard, uint32_t i)> visit) const {
+  ForEachKeyByShard([keys](uint32_t i) { return absl::string_view(keys[i]); }, indexes, visit);
+}
+
+void MasterService::ForEachKeyByShard(
+    absl::FunctionRef<absl::string_view(uint32_t i)> key_of, absl::Span<const uint32_t> indexes,
+    absl::FunctionRef<void(Shard& shard, uint32_t i)> visit) const {
   // Counting sort of the indexes by shard.
   std::array<uint32_t, kShards + 1> start{};
   absl::InlinedVector<uint8_t, 256> shard_of(indexes.size());
   for (size_t n = 0; n < indexes.size(); ++n) {
-    shard_of[n] = static_cast<uint8_t>(ShardIndexOf(keys[indexes[n]]));
+    shard_of[n] = static_cast<uint8_t>(ShardIndexOf(AsStd(key_of(indexes[n]))));
     ++start[shard_of[n] + 1];
   }
   for (size_t s = 0; s < kShards; ++s) start[s + 1] += start[s];
@@ -31,7 +38,7 @@ void MasterService::ForEachKeyByShard(
     if (start[s] == start[s + 1]) continue;
     Shard& shard = shards_[s];
     absl::MutexLock lock(&shard.mu);
-    for (uint32_t n = start[s]; n < start[s + 1]; ++n) shard.objects.prefetch(keys[sorted[n]]);
+    for (uint32_t n = start[s]; n < start[s + 1]; ++n) shard.objects.prefetch(key_of(sorted[n]));
     for (uint32_t n = start[s]; n < start[s + 1]; ++n) visit(shard, sorted[n]);
   }
 }
