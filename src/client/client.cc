@@ -706,9 +706,12 @@ std::vector<absl::StatusOr<uint64_t>> Client::Read(
 }
 
 void Client::ReleaseLeases(absl::Span<const absl::StatusOr<Located>> located) {
+  std::vector<std::pair<std::string, uint32_t>> leases;
+  leases.reserve(located.size());
   for (const absl::StatusOr<Located>& where : located) {
-    if (where.ok() && where->lease_id != 0) master_->ReleaseLease(where->key, where->lease_id);
+    if (where.ok() && where->lease_id != 0) leases.emplace_back(where->key, where->lease_id);
   }
+  if (!leases.empty()) master_->ReleaseLeases(std::move(leases));
 }
 
 bool Client::DestinationOk(const Range& range) const {

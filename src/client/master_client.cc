@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/error_code.h"
 #include "common/strings.h"
@@ -247,6 +248,16 @@ void MasterClient::ReleaseLease(const std::string& key, uint32_t lease_id) {
   releases_.emplace_back(key, lease_id);
 }
 
+void MasterClient::ReleaseLeases(std::vector<std::pair<std::string, uint32_t>> leases) {
+  absl::MutexLock lock(&release_mu_);
+  if (releases_.empty()) {
+    releases_ = std::move(leases);
+  } else {
+    releases_.insert(releases_.end(), std::make_move_iterator(leases.begin()),
+                     std::make_move_iterator(leases.end()));
+  }
+}
+
 void MasterClient::AppendReleases(std::string& body) {
   // Small enough to leave a batch call inside the body limit.
   constexpr size_t kMaxReleases = 4096;
@@ -261,9 +272,13 @@ void MasterClient::AppendReleases(std::string& body) {
       bytes += releases_[count].first.size();
       ++count;
     }
-    taken.assign(std::make_move_iterator(releases_.begin()),
-                 std::make_move_iterator(releases_.begin() + count));
-    releases_.erase(releases_.begin(), releases_.begin() + count);
+    if (count == releases_.size()) {
+      taken.swap(releases_);  // the usual case: all of them
+    } else {
+      taken.assign(std::make_move_iterator(releases_.begin()),
+                   std::make_move_iterator(releases_.begin() + count));
+      releases_.erase(releases_.begin(), releases_.begin() + count);
+    }
   }
   // The keys were sent in a call before, so they are UTF-8.
   body += ",\"release_leases\":{\"keys\":[";
@@ -273,7 +288,8 @@ void MasterClient::AppendReleases(std::string& body) {
   }
   body += "],\"lease_ids\":[";
   for (size_t i = 0; i < taken.size(); ++i) {
-    fmt::format_to(std::back_inserter(body), "{}{}", i == 0 ? "" : ",", taken[i].second);
+    if (i > 0) body += ',';
+    absl::StrAppend(&body, taken[i].second);
   }
   body += "]}";
 }

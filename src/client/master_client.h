@@ -115,6 +115,8 @@ class MasterClient {
   // Ends this client's lease on `key` (a read of it is done); sent with the next batch call or
   // heartbeat, so it costs no call of its own. Thread-safe.
   void ReleaseLease(const std::string& key, uint32_t lease_id);
+  // ReleaseLease of each (key, lease_id).
+  void ReleaseLeases(std::vector<std::pair<std::string, uint32_t>> leases);
 
   // `incarnation`: the transfer engine's, handed out with every replica in the segment.
   absl::Status MountSegment(const std::string& name, uint64_t base, uint64_t size,

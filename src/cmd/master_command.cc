@@ -38,6 +38,7 @@ struct MasterFlags {
   std::string ha_lease_ttl_sec = "2";
   std::string ha_advertise_host;
   size_t rpc_thread_num = 0;
+  int64_t rpc_spin_us = 50;
   std::string cluster_id = "mooncake_cluster";
   std::string log_level = "info";
   std::string auth_token_file;
@@ -136,6 +137,7 @@ absl::StatusOr<master::MasterServerOptions> BuildOptions(const MasterFlags& f) {
   options.rpc_address = f.rpc_address;
   options.rpc_port = f.port;
   options.rpc_threads = f.rpc_thread_num;
+  options.rpc_spin = absl::Microseconds(f.rpc_spin_us);
   options.metrics_address = f.rpc_address;
   options.metrics_port = f.metrics_port;
   options.enable_metric_reporting = f.enable_metric_reporting;
@@ -243,6 +245,11 @@ Command AddMasterCommand(CLI::App& parent) {
                   "Most RPC connections served at once (0: automatic)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65536));
+  app->add_option(BothSpellings("rpc_spin_us"), f->rpc_spin_us,
+                  "After answering, how long an RPC worker polls its connection for the next "
+                  "request before it sleeps (us; at most CPUs-1 workers at once; 0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
   text("cluster_id", f->cluster_id, "Name of this cluster");
   text("log_level", f->log_level, "trace, debug (adds an access log), info, warn, error or off");
   AddAuthTokenOption(app, &f->auth_token_file);

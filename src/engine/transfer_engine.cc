@@ -319,6 +319,10 @@ std::shared_ptr<TransferBatch> TransferEngine::Submit(
   };
   std::vector<ShmCopy> shm_copies;
   std::vector<SegmentId> reloaded;  // fetched again in this call: once is enough
+  SegmentId last_segment = 0;
+  uint64_t last_incarnation = 0;
+  std::shared_ptr<const SegmentDescriptor> last_target;
+  bool last_stale = false;
   for (size_t i = 0; i < requests.size(); ++i) {
     const TransferRequest& r = requests[i];
     const uint64_t local = reinterpret_cast<uint64_t>(r.local);
@@ -328,9 +332,14 @@ std::shared_ptr<TransferBatch> TransferEngine::Submit(
                                            local, r.length)));
       continue;
     }
+    // A batch's requests mostly go to one segment or a few: the previous request's look-up is
+    // used again for the same segment.
     std::shared_ptr<const SegmentDescriptor> target;
     bool stale = false;
-    {
+    if (r.segment != 0 && r.segment == last_segment && r.incarnation == last_incarnation) {
+      target = last_target;
+      stale = last_stale;
+    } else {
       absl::MutexLock lock(&mu_);
       if (r.segment != 0 && r.segment <= segments_.size()) {
         target = segments_[r.segment - 1];
@@ -347,6 +356,12 @@ std::shared_ptr<TransferBatch> TransferEngine::Submit(
       batch->Fail(i, MakeError(ErrorCode::INVALID_PARAMS,
                                fmt::format("segment id {} is not open", r.segment)));
       continue;
+    }
+    if (r.segment != last_segment || r.incarnation != last_incarnation) {
+      last_segment = r.segment;
+      last_incarnation = r.incarnation;
+      last_target = target;
+      last_stale = stale;
     }
     const std::string& name = target->name;
     if (r.incarnation != 0 && r.incarnation != target->incarnation) {
@@ -374,11 +389,9 @@ std::shared_ptr<TransferBatch> TransferEngine::Submit(
       batch->CompleteSlice(i, absl::OkStatus());
       continue;
     }
-    if (shm_->Covers(name, target->incarnation, r.remote_addr, r.length)) {
+    if (shm_->TryCopy(name, target->incarnation, r.op, r.local, r.remote_addr, r.length)) {
       batch->AddSlices(i, 1);
-      shm_copies.push_back(
-          ShmCopy{i, target,
-                  shm_->Copy(name, target->incarnation, r.op, r.local, r.remote_addr, r.length)});
+      shm_copies.push_back(ShmCopy{i, target, absl::OkStatus()});
       continue;
     }
     if (rdma_ && rdma_->CanReach(*target, r.remote_addr, r.length)) {

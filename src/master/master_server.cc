@@ -16,6 +16,7 @@ MasterServer::MasterServer(MasterServerOptions options, Clock* clock)
   rpc.port = options_.rpc_port;
   if (options_.rpc_threads > 0) rpc.max_workers = options_.rpc_threads;
   rpc.auth = options_.auth;
+  rpc.spin = options_.rpc_spin;
   // Every answer names the term it was given in, so that clients can refuse an old leader's.
   rpc.response_headers = [this] {
     return std::vector<std::pair<std::string, std::string>>{

@@ -30,6 +30,11 @@ struct MasterServerOptions {
   std::string rpc_address = "0.0.0.0";
   int rpc_port = 50051;
   size_t rpc_threads = 0;  // 0: automatic (threads start on demand, up to 1024)
+  // After answering, how long an RPC worker polls its connection for that client's next call
+  // before it sleeps (http::HttpServerOptions::spin). A client's calls often follow one another
+  // with its transfer in between (SGLang's batch_is_exist, then batch_get_into): waking a sleeping
+  // worker costs more than the master's whole work on a batch.
+  absl::Duration rpc_spin = absl::Microseconds(50);
   std::string metrics_address = "0.0.0.0";
   int metrics_port = 9003;
   bool enable_metric_reporting = true;  // serve the admin/metrics port

@@ -117,14 +117,16 @@ std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
 }
 
 void MasterService::ReleaseLeases(absl::Span<const LeaseRelease> releases) {
-  for (const LeaseRelease& release : releases) {
-    Shard& shard = ShardOf(release.key);
-    absl::MutexLock lock(&shard.mu);
-    auto it = shard.objects.find(release.key);
-    if (it == shard.objects.end()) continue;
-    Object& object = it->second;
-    if (object.lease_id == release.lease_id && object.readers > 0) --object.readers;
-  }
+  absl::InlinedVector<uint32_t, 256> all(releases.size());
+  for (uint32_t i = 0; i < all.size(); ++i) all[i] = i;
+  ForEachKeyByShard([releases](uint32_t i) { return absl::string_view(releases[i].key); }, all,
+                    [&](Shard& shard, uint32_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                      auto it = shard.objects.find(releases[i].key);
+                      if (it == shard.objects.end()) return;
+                      Object& object = it->second;
+                      if (object.lease_id == releases[i].lease_id && object.readers > 0)
+                        --object.readers;
+                    });
 }
 
 std::vector<absl::StatusOr<bool>> MasterService::ExistKey(absl::Span<const std::string> keys) {

@@ -439,5 +439,20 @@ TEST_F(MasterOptionsTest, MetricsPortCanBeTurnedOff) {
   EXPECT_EQ(line->find("metrics="), std::string::npos) << *line;
 }
 
+// --rpc_spin_us only changes how long a worker waits for a connection's next call: with 0 calls
+// are answered as before; a negative value is refused by name.
+TEST_F(MasterOptionsTest, RpcSpinCanBeTurnedOff) {
+  Start({"--rpc-spin-us", "0"});
+  Mount("127.0.0.1:6", 8 << 20);
+  json started = Call("PutStart", {{"client_id", kClient}, {"key", "spin_k"}, {"size", 4096}});
+  ASSERT_EQ(started["replicas"].size(), 1u) << started;
+  Call("PutEnd", {{"client_id", kClient}, {"key", "spin_k"}});
+  EXPECT_EQ(Call("ExistKey", {{"key", "spin_k"}})["exists"], true);
+
+  Subprocess refused(
+      {MOONCAKE_BINARY, "master", "--rpc_address", "127.0.0.1", "--port", "0", "--rpc_spin_us=-1"});
+  EXPECT_EQ(refused.Wait(absl::Seconds(20)), std::optional<int>(2));
+}
+
 }  // namespace
 }  // namespace mooncake

@@ -195,21 +195,25 @@ bool ShmTransport::Alive(const std::string& segment, uint64_t incarnation) const
 
 absl::Status ShmTransport::Copy(const std::string& segment, uint64_t incarnation, TransferOp op,
                                 void* local, uint64_t remote, uint64_t length) const {
+  if (TryCopy(segment, incarnation, op, local, remote, length)) return absl::OkStatus();
+  return MakeError(
+      ErrorCode::TRANSFER_FAIL,
+      fmt::format("{}: [{:#x}, +{}) is not inside a shared buffer", segment, remote, length));
+}
+
+bool ShmTransport::TryCopy(const std::string& segment, uint64_t incarnation, TransferOp op,
+                           void* local, uint64_t remote, uint64_t length) const {
   std::shared_ptr<const Peer> peer = PeerFor(segment);
   const Peer::Mapping* mapping =
       peer && peer->incarnation == incarnation ? peer->Find(remote, length) : nullptr;
-  if (mapping == nullptr) {
-    return MakeError(
-        ErrorCode::TRANSFER_FAIL,
-        fmt::format("{}: [{:#x}, +{}) is not inside a shared buffer", segment, remote, length));
-  }
+  if (mapping == nullptr) return false;
   uint8_t* there = mapping->view + (remote - mapping->remote);
   if (op == TransferOp::kRead) {
     std::memcpy(local, there, length);
   } else {
     std::memcpy(there, local, length);
   }
-  return absl::OkStatus();
+  return true;
 }
 
 }  // namespace mooncake::engine::shm

@@ -50,6 +50,10 @@ class ShmTransport {
   // TRANSFER_FAIL if no mapped buffer of it holds the whole remote range (nothing is copied then).
   absl::Status Copy(const std::string& segment, uint64_t incarnation, TransferOp op, void* local,
                     uint64_t remote, uint64_t length) const;
+  // Copy() when a mapped buffer holds the whole range, and true; false (nothing copied) when none
+  // does: the caller takes another transport. Covers() and Copy() in one look-up.
+  bool TryCopy(const std::string& segment, uint64_t incarnation, TransferOp op, void* local,
+               uint64_t remote, uint64_t length) const;
 
   // False once the process of incarnation `incarnation` of `segment` has ended (or nothing of it
   // is mapped).
