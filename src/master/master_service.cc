@@ -489,51 +489,53 @@ void MasterService::FreeRetired(int64_t now) {
 std::vector<absl::Status> MasterService::FinishPuts(
     std::string_view op, std::string_view client_id, absl::Span<const std::string> keys,
     bool complete_is_done,
-    absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator)> finish,
+    absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator, size_t i)>
+        finish,
     absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator,
-                           absl::flat_hash_map<std::string, Upsert>::iterator)>
+                           absl::flat_hash_map<std::string, Upsert>::iterator, size_t i)>
         finish_upsert) {
-  std::vector<absl::Status> results;
-  results.reserve(keys.size());
+  std::vector<absl::Status> results(keys.size());
   const absl::Status client = ValidateClientId(client_id);
   // A client never interned owns no object: every key it names fails below.
   const std::optional<uint32_t> found_caller =
       client.ok() ? FindClientIndex(client_id) : std::nullopt;
   const bool known = found_caller.has_value();
   const uint32_t caller = found_caller.value_or(0);
-  size_t errors = 0;
-  for (const std::string& key : keys) {
-    absl::Status status = client.ok() ? ValidateKey(key) : client;
-    if (status.ok()) {
-      Shard& shard = ShardOf(key);
-      absl::MutexLock lock(&shard.mu);
-      auto it = shard.objects.find(key);
-      const bool found = it != shard.objects.end();
-      auto up = shard.upserts.empty() ? shard.upserts.end() : shard.upserts.find(key);
-      if (up != shard.upserts.end() && found) {
-        // An upsert of a complete object (EraseLocked drops an upsert with its object).
-        if (!known || up->second.owner != caller) {
-          status = MakeError(ErrorCode::ILLEGAL_CLIENT,
-                             fmt::format("the upsert of '{}' was started by client {}", key,
-                                         ClientName(up->second.owner)));
-        } else {
-          finish_upsert(shard, it, up);
-        }
-      } else if (found && (!known || it->second.owner != caller)) {
-        status = MakeError(ErrorCode::ILLEGAL_CLIENT,
-                           fmt::format("the put of '{}' was started by client {}", key,
-                                       ClientName(it->second.owner)));
-      } else if (found && it->second.state == State::kProcessing) {
-        finish(shard, it);
-      } else if (!found || !complete_is_done) {
-        status = MakeError(ErrorCode::OBJECT_NOT_FOUND,
-                           fmt::format("no put of '{}' is in progress", key));
-      }
-      // A complete object and complete_is_done: a repeated PutEnd (a retried request) succeeds.
-    }
-    if (!status.ok()) ++errors;
-    results.push_back(std::move(status));
+  absl::InlinedVector<uint32_t, 256> valid;
+  valid.reserve(keys.size());
+  for (uint32_t i = 0; i < keys.size(); ++i) {
+    results[i] = client.ok() ? ValidateKey(keys[i]) : client;
+    if (results[i].ok()) valid.push_back(i);
   }
+  ForEachKeyByShard(keys, valid, [&](Shard& shard, uint32_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    const std::string& key = keys[i];
+    absl::Status& status = results[i];
+    auto it = shard.objects.find(key);
+    const bool found = it != shard.objects.end();
+    auto up = shard.upserts.empty() ? shard.upserts.end() : shard.upserts.find(key);
+    if (up != shard.upserts.end() && found) {
+      // An upsert of a complete object (EraseLocked drops an upsert with its object).
+      if (!known || up->second.owner != caller) {
+        status = MakeError(ErrorCode::ILLEGAL_CLIENT,
+                           fmt::format("the upsert of '{}' was started by client {}", key,
+                                       ClientName(up->second.owner)));
+      } else {
+        finish_upsert(shard, it, up, i);
+      }
+    } else if (found && (!known || it->second.owner != caller)) {
+      status = MakeError(ErrorCode::ILLEGAL_CLIENT,
+                         fmt::format("the put of '{}' was started by client {}", key,
+                                     ClientName(it->second.owner)));
+    } else if (found && it->second.state == State::kProcessing) {
+      finish(shard, it, i);
+    } else if (!found || !complete_is_done) {
+      status =
+          MakeError(ErrorCode::OBJECT_NOT_FOUND, fmt::format("no put of '{}' is in progress", key));
+    }
+    // A complete object and complete_is_done: a repeated PutEnd (a retried request) succeeds.
+  });
+  size_t errors = 0;
+  for (const absl::Status& status : results) errors += status.ok() ? 0 : 1;
   CountOp(op, keys.size(), errors);
   return results;
 }
@@ -541,11 +543,13 @@ std::vector<absl::Status> MasterService::FinishPuts(
 std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
                                                 absl::Span<const std::string> keys) {
   std::vector<SegmentId> touched;  // segments whose owners learn of the new objects
-  // The puts this call ended, by key: checked again once the owners have acknowledged.
-  absl::flat_hash_map<std::string, uint64_t> ended;
+  // The puts this call ended (their put ids, by key index): checked again once the owners have
+  // acknowledged.
+  std::vector<std::optional<uint64_t>> ended(keys.size());
   std::vector<absl::Status> results = FinishPuts(
       "put_end", client_id, keys, /*complete_is_done=*/true,
-      [this, &touched, &ended](Shard&, absl::flat_hash_map<std::string, Object>::iterator it) {
+      [this, &touched, &ended](Shard&, absl::flat_hash_map<std::string, Object>::iterator it,
+                               size_t i) {
         Object& object = it->second;
         const int64_t now = clock_->NowMicros();
         object.state = State::kComplete;
@@ -558,16 +562,16 @@ std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
         segments_.Index(it->first, object.size, object.put_id, object.replicas.data(),
                         object.replicas.size());
         for (const Replica& r : object.replicas) touched.push_back(r.segment);
-        ended[it->first] = object.put_id;
+        ended[i] = object.put_id;
       },
       [this, &touched, &ended](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it,
-                               absl::flat_hash_map<std::string, Upsert>::iterator up)
+                               absl::flat_hash_map<std::string, Upsert>::iterator up, size_t i)
           ABSL_NO_THREAD_SAFETY_ANALYSIS {
             for (const Replica& r : it->second.replicas) touched.push_back(r.segment);
             FinishUpsertLocked(shard, it->first, it->second, up->second, clock_->NowMicros());
             shard.upserts.erase(up);
             for (const Replica& r : it->second.replicas) touched.push_back(r.segment);
-            ended[it->first] = it->second.put_id;
+            ended[i] = it->second.put_id;
           });
   if (touched.empty()) return results;
   // Answered once the owners know: a failover right after loses none of these objects.
@@ -580,9 +584,14 @@ std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
   for (SegmentId segment : touched) {
     if (segments_.IsMounted(segment)) mounted.push_back(segment);
   }
+  // A key named twice was ended by its first mention: both are checked.
+  absl::flat_hash_map<absl::string_view, uint64_t> ended_by_key;
   for (size_t i = 0; i < keys.size(); ++i) {
-    auto put = ended.find(keys[i]);
-    if (!results[i].ok() || put == ended.end()) continue;
+    if (ended[i].has_value()) ended_by_key.emplace(keys[i], *ended[i]);
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto put = ended_by_key.find(keys[i]);
+    if (!results[i].ok() || put == ended_by_key.end()) continue;
     Shard& shard = ShardOf(keys[i]);
     absl::MutexLock lock(&shard.mu);
     auto it = shard.objects.find(keys[i]);
@@ -607,10 +616,11 @@ std::vector<absl::Status> MasterService::PutRevoke(std::string_view client_id,
                                                    absl::Span<const std::string> keys) {
   return FinishPuts(
       "put_revoke", client_id, keys, /*complete_is_done=*/false,
-      [this](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it)
+      [this](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it, size_t)
           ABSL_NO_THREAD_SAFETY_ANALYSIS { EraseLocked(shard, it); },
       [this](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator,
-             absl::flat_hash_map<std::string, Upsert>::iterator up) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+             absl::flat_hash_map<std::string, Upsert>::iterator up,
+             size_t) ABSL_NO_THREAD_SAFETY_ANALYSIS {
         // The object keeps its old value.
         segments_.Free(up->second.replicas.data(), up->second.replicas.size(), /*indexed=*/false);
         shard.upserts.erase(up);

@@ -326,14 +326,16 @@ class MasterService {
   // Releases the ids no object or upsert holds: a walk of every object (Mark, walk, Release).
   void ReleaseUnusedClientIds();
   // PutEnd and PutRevoke: for each key whose put `client_id` started and has not ended, runs
-  // `finish` under the shard's lock. OBJECT_NOT_FOUND when no put is in progress (except, with
+  // `finish` under the shard's lock (`i`: the key's index in `keys`; keys are visited shard by
+  // shard, each shard's lock taken once). OBJECT_NOT_FOUND when no put is in progress (except, with
   // `complete_is_done`, for a complete object), ILLEGAL_CLIENT when another client started it.
   std::vector<absl::Status> FinishPuts(
       std::string_view op, std::string_view client_id, absl::Span<const std::string> keys,
       bool complete_is_done,
-      absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator)> finish,
+      absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator, size_t i)>
+          finish,
       absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator,
-                             absl::flat_hash_map<std::string, Upsert>::iterator)>
+                             absl::flat_hash_map<std::string, Upsert>::iterator, size_t i)>
           finish_upsert);
   // Removes complete, unleased objects whose key `match`es; returns how many.
   uint64_t RemoveUnleasedWhere(absl::FunctionRef<bool(const std::string&)> match);
