@@ -38,7 +38,7 @@ struct MasterFlags {
   std::string ha_lease_ttl_sec = "2";
   std::string ha_advertise_host;
   size_t rpc_thread_num = 0;
-  int64_t rpc_spin_us = 50;
+  int64_t rpc_spin_us = 300;
   std::string cluster_id = "mooncake_cluster";
   std::string log_level = "info";
   std::string auth_token_file;

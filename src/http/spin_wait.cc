@@ -41,7 +41,9 @@ bool SpinUntilReadable(int fd, absl::Duration budget, SpinRole role) {
     spinners.fetch_sub(1, std::memory_order_acq_rel);
     return false;
   }
-  const absl::Time until = absl::Now() + budget;
+  const absl::Time start = absl::Now();
+  const absl::Time until = start + budget;
+  const absl::Time polite = start + kSpinBeforeYield;
   pollfd pfd{fd, POLLIN, 0};
   bool ready = false;
   for (;;) {
@@ -49,7 +51,9 @@ bool SpinUntilReadable(int fd, absl::Duration budget, SpinRole role) {
       ready = true;
       break;
     }
-    if (absl::Now() >= until) break;
+    const absl::Time now = absl::Now();
+    if (now >= until) break;
+    if (now >= polite) sched_yield();
   }
   spinners.fetch_sub(1, std::memory_order_acq_rel);
   return ready;

@@ -34,7 +34,7 @@ struct MasterServerOptions {
   // before it sleeps (http::HttpServerOptions::spin). A client's calls often follow one another
   // with its transfer in between (SGLang's batch_is_exist, then batch_get_into): waking a sleeping
   // worker costs more than the master's whole work on a batch.
-  absl::Duration rpc_spin = absl::Microseconds(50);
+  absl::Duration rpc_spin = absl::Microseconds(300);
   std::string metrics_address = "0.0.0.0";
   int metrics_port = 9003;
   bool enable_metric_reporting = true;  // serve the admin/metrics port
