@@ -5,7 +5,9 @@
 #   - the floor: a blocking two-process ping-pong with a batch call's sizes, and Redis GET/SET 4 KiB,
 #   - `mooncake bench master`, batches of 128, one thread and four,
 #   - through the wheel: batch_is_exist of 128 keys, single 4 KiB get and put, batch_is_exist then
-#     batch_get_into against batch_get_into alone, and four processes' batch_is_exist at once.
+#     batch_get_into against batch_get_into alone, and four processes' batch_is_exist at once,
+#   - `mooncake bench store`: the copying calls' batches of 32 x 1 MiB and 4 MiB against the same
+#     keys one by one and against the zero-copy batch.
 #   scripts/bench-control.sh [seconds per run, default 3]      (after scripts/wheel.sh)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +33,9 @@ for i in 1 2 3 4; do
 done
 for p in "${pids[@]}"; do wait "$p"; done
 concurrent=$(cat "$cluster_work"/exists*.json)
+# The copying calls against the zero-copy ones and against themselves one key at a time.
+store=$("$mooncake" bench store --master "$rpc" --metadata "$metadata" --sizes 1MiB,4MiB \
+  --batch 1,32 --ops get,put --paths zero-copy,copy --duration "${seconds}s" | tail -n 1)
 stop_cluster
 
 # `mooncake bench master` against a master of its own (its objects take the space of the segments
@@ -46,7 +51,7 @@ master1=$(master 1)
 master4=$(master 4)
 stop_cluster
 
-$py - "$pingpong" "$redis" "$master1" "$master4" "$python" "$concurrent" <<'PY'
+$py - "$pingpong" "$redis" "$master1" "$master4" "$python" "$concurrent" "$store" <<'PY'
 import json, sys
 pingpong = float(sys.argv[1])
 redis_get, redis_set = (float(x) for x in sys.argv[2].split())
@@ -74,6 +79,17 @@ row("python put 4 KiB p50", put, "us", f"<= 1.5 x Redis SET ({redis_set:.0f})", 
 both, alone = py["batch_is_exist+batch_get_into"]["p50_us"], py["batch_get_into"]["p50_us"]
 row("exists+get / get, 128 x 4 KiB", both / alone, "x", f"<= 1.2 (get alone {alone:.0f} us)",
     both <= 1.2 * alone)
+
+cases = {(c["op"], c["path"], c["size"], c["batch"]): c["gb_per_s"]
+         for c in json.loads(sys.argv[7])["cases"]}
+for op in ("get", "put"):
+    for size, name in ((1 << 20, "1 MiB"), (4 << 20, "4 MiB")):
+        batch = cases[(op, "copy", size, 32)]
+        one = cases[(op, "copy", size, 1)]
+        zero = cases[(op, "zero-copy", size, 32)]
+        row(f"copy {op} 32 x {name} / one by one", batch / one, "x", ">= 1.0", batch >= one)
+        row(f"copy {op} 32 x {name} / zero-copy", batch / zero, "x",
+            f">= 0.7 (zero-copy {zero:.1f} GB/s)", batch >= 0.7 * zero)
 
 print(f"{'figure':<40} {'value':>10} {'unit':<9} {'target':<40} met")
 for name, value, unit, target, ok in rows:
