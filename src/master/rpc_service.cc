@@ -1,5 +1,6 @@
 #include "master/rpc_service.h"
 
+#include <algorithm>
 #include <iterator>
 #include <string>
 #include <utility>
@@ -364,7 +365,7 @@ class KeyResults {
     out_ += ',';
     members(out_);
     if (out_.size() == mark + 1) out_.pop_back();
-    if (count_ == 1) first_members_ = {mark + 1, out_.size()};
+    if (count_ == 1) first_members_ = {mark + 1, std::max(mark + 1, out_.size())};
     out_ += '}';
   }
   void Error(const absl::Status& status) {
