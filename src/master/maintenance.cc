@@ -85,21 +85,7 @@ void MasterService::RunMaintenance() {
   uint64_t reclaimed = 0;
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
-    std::vector<std::string> pending;
-    for (std::string& key : shard.processing) {
-      auto it = shard.objects.find(key);
-      if (it == shard.objects.end() || it->second.state != State::kProcessing) continue;
-      if (it->second.put_start_us <= release_before) {
-        EraseLocked(shard, it);
-        ++reclaimed;
-      } else {
-        pending.push_back(std::move(key));
-      }
-    }
-    // A key put again after its first put was abandoned is noted twice.
-    std::sort(pending.begin(), pending.end());
-    pending.erase(std::unique(pending.begin(), pending.end()), pending.end());
-    shard.processing = std::move(pending);
+    reclaimed += SweepProcessingLocked(shard, release_before);
     for (auto it = shard.upserts.begin(); it != shard.upserts.end();) {
       auto next = std::next(it);
       if (it->second.put_start_us <= release_before) {
@@ -119,6 +105,36 @@ void MasterService::RunMaintenance() {
                        config_.eviction_high_watermark_ratio * static_cast<double>(total)) {
     Evict(static_cast<uint64_t>(config_.eviction_ratio * static_cast<double>(total)));
   }
+}
+
+size_t MasterService::noted_puts() const {
+  size_t noted = 0;
+  for (const Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    noted += shard.processing.size();
+  }
+  return noted;
+}
+
+uint64_t MasterService::SweepProcessingLocked(Shard& shard, int64_t release_before) {
+  uint64_t reclaimed = 0;
+  std::vector<std::string> pending;
+  for (std::string& key : shard.processing) {
+    auto it = shard.objects.find(key);
+    if (it == shard.objects.end() || it->second.state != State::kProcessing) continue;
+    if (it->second.put_start_us <= release_before) {
+      EraseLocked(shard, it);
+      ++reclaimed;
+    } else {
+      pending.push_back(std::move(key));
+    }
+  }
+  // A key put again after its first put was abandoned is noted twice.
+  std::sort(pending.begin(), pending.end());
+  pending.erase(std::unique(pending.begin(), pending.end()), pending.end());
+  shard.processing = std::move(pending);
+  shard.processing_after_sweep = shard.processing.size();
+  return reclaimed;
 }
 
 void MasterService::ReleaseUnusedClientIds() {

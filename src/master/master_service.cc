@@ -404,6 +404,10 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceLocked(Shard& shard,
   Count(item.key, object, +1);
   shard.objects.emplace(item.key, std::move(object));
   shard.processing.push_back(item.key);
+  // Without maintenance passes (an embedded service), or between them, ended puts would pile up.
+  if (shard.processing.size() > 2 * shard.processing_after_sweep + 1024) {
+    SweepProcessingLocked(shard, INT64_MIN);
+  }
   return placed;
 }
 

@@ -209,6 +209,9 @@ class MasterService {
   void BeginTerm(uint64_t epoch);
   // How many client ids the object records hold (for tests and /metrics).
   size_t interned_clients() const;
+  // Keys noted as being written, over all shards: bounded however many puts end, with or without
+  // maintenance passes (for tests).
+  size_t noted_puts() const;
   const MasterConfig& config() const { return config_; }
 
  private:
@@ -253,10 +256,11 @@ class MasterService {
     absl::flat_hash_map<std::string, Object> objects ABSL_GUARDED_BY(mu);
     absl::flat_hash_map<std::string, Upsert> upserts ABSL_GUARDED_BY(mu);
     std::vector<Retired> retired ABSL_GUARDED_BY(mu);
-    // Keys whose put started since the last maintenance pass or that were still being written at
-    // it: where that pass looks for puts never ended, instead of walking every object. A key may
-    // be here twice, or after its put ended; the pass checks each.
+    // Keys whose put started since the last sweep or that were still being written at it: where
+    // maintenance looks for puts never ended, instead of walking every object. A key may be here
+    // twice, or after its put ended; a sweep checks each (SweepProcessingLocked).
     std::vector<std::string> processing ABSL_GUARDED_BY(mu);
+    size_t processing_after_sweep ABSL_GUARDED_BY(mu) = 0;
   };
 
   // Mounts (with `index`, if not null), dropping the replicas of a segment of the same name that
@@ -295,6 +299,11 @@ class MasterService {
   // leased, when the lease ends.
   void FinishUpsertLocked(Shard& shard, const std::string& key, Object& object, Upsert& upsert,
                           int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Keeps in shard.processing only the keys still being written, once each, and reclaims those
+  // whose put started at or before `release_before` (INT64_MIN: none). Returns how many it
+  // reclaimed.
+  uint64_t SweepProcessingLocked(Shard& shard, int64_t release_before)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // Frees the space of replicas no reader may still be reading.
   void FreeRetired(int64_t now);
   // Frees an object's space (and that of an upsert of it in progress) and erases it.

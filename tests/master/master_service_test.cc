@@ -150,6 +150,22 @@ TEST_F(MasterServiceTest, MaintenanceReclaimsByTheKeysCurrentPut) {
   EXPECT_EQ(service_.Stats().used_bytes, 2 * kMiB);  // "ended" and "again"
 }
 
+// The keys noted for maintenance (puts in flight) are swept as they pile up, so a service whose
+// maintenance never runs (embedded), or a burst between two passes, holds no more than a bounded
+// number of ended puts' keys.
+TEST_F(MasterServiceTest, EndedPutsDoNotPileUpWithoutMaintenance) {
+  Mount("seg:1", 64 * kMiB);
+  for (int i = 0; i < 200000; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    ASSERT_TRUE(Put(key, 64).ok());
+    ASSERT_TRUE(service_.Remove({&key, 1}, /*force=*/true)[0].ok());
+  }
+  ASSERT_TRUE(Start("in-flight", 64).ok());
+  EXPECT_LE(service_.noted_puts(), 64u * 1025u);
+  service_.RunMaintenance();
+  EXPECT_EQ(service_.noted_puts(), 1u);  // "in-flight"
+}
+
 TEST_F(MasterServiceTest, ReplicasGoToDistinctSegmentsBestEffort) {
   Mount("a:1", 16 * kMiB);
   Mount("b:1", 16 * kMiB);
