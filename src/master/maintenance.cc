@@ -138,8 +138,15 @@ uint64_t MasterService::SweepProcessingLocked(Shard& shard, int64_t release_befo
 }
 
 void MasterService::ReleaseUnusedClientIds() {
-  absl::MutexLock no_put_starts(&owner_release_mu_);
-  std::vector<bool> owners(MarkClientIndexes(), false);
+  size_t marked = 0;
+  {
+    // The mark is taken with no PutStart in flight: each one before it has recorded its objects
+    // (the walk below sees them), each one after it interns its id after the mark (which keeps
+    // the id this pass). PutStarts wait only for the mark, not for the walk.
+    absl::MutexLock no_put_starts(&owner_release_mu_);
+    marked = MarkClientIndexes();
+  }
+  std::vector<bool> owners(marked, false);
   auto hold = [&owners](uint32_t owner) {
     if (owner < owners.size()) owners[owner] = true;
   };

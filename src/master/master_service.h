@@ -388,7 +388,9 @@ class MasterService {
   IndexStaging staging_;  // index parts for mounts to come
 
   // Held shared by a PutStart from interning its client's id until its objects record it, and
-  // exclusively by ReleaseUnusedClientIds: an id is never released between the two.
+  // exclusively by ReleaseUnusedClientIds while it marks the start of a pass: a PutStart's id is
+  // then either held by objects the pass's walk sees or used after the mark, and never released
+  // between its interning and its objects.
   absl::Mutex owner_release_mu_;
   mutable absl::Mutex client_names_mu_;
   absl::flat_hash_map<std::string, uint32_t> client_indexes_ ABSL_GUARDED_BY(client_names_mu_);

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "common/error_code.h"
 
@@ -164,6 +166,31 @@ TEST_F(MasterServiceTest, EndedPutsDoNotPileUpWithoutMaintenance) {
   EXPECT_LE(service_.noted_puts(), 64u * 1025u);
   service_.RunMaintenance();
   EXPECT_EQ(service_.noted_puts(), 1u);  // "in-flight"
+}
+
+// Client ids are released by maintenance while puts start: a put's id is never released between
+// its PutStart and its objects (else another client would get the id, and the put's own PutEnd
+// would be refused as ILLEGAL_CLIENT).
+TEST_F(MasterServiceTest, ClientIdsReleasedWhilePutsStartStayWithTheirPuts) {
+  Mount("seg:1", 64 * kMiB);
+  std::atomic<bool> done{false};
+  std::thread maintenance([&] {
+    while (!done.load()) service_.RunMaintenance();
+  });
+  for (int i = 0; i < 20000; ++i) {
+    const std::string client = "client-" + std::to_string(i);
+    const std::string key = "k" + std::to_string(i % 64);
+    PutItem item{key, 64};
+    ASSERT_TRUE(service_.PutStart(client, {&item, 1}, {})[0].ok()) << i;
+    ASSERT_TRUE(service_.PutEnd(client, {&key, 1})[0].ok()) << i;
+    ASSERT_TRUE(service_.Remove({&key, 1}, /*force=*/true)[0].ok()) << i;
+  }
+  done.store(true);
+  maintenance.join();
+  service_.RunMaintenance();
+  // Ids were released along the way (20,000 were interned in all); the last pass may leave up to
+  // twice those kept by the pass before, plus 64.
+  EXPECT_LT(service_.interned_clients(), 1000u);
 }
 
 TEST_F(MasterServiceTest, ReplicasGoToDistinctSegmentsBestEffort) {
