@@ -304,17 +304,30 @@ class MooncakeDistributedStore {
         config);
   }
 
-  py::bytes Get(const std::string& key) {
-    std::vector<absl::StatusOr<std::string>> got = GetValues({key});
-    return got[0].ok() ? py::bytes(*got[0]) : py::bytes();
-  }
+  py::bytes Get(const std::string& key) { return GetBatch({key})[0]; }
 
+  // Each value is read straight into the bytes object returned (Client::BatchGetWith); empty
+  // bytes for a key that failed.
   std::vector<py::bytes> GetBatch(const std::vector<std::string>& keys) {
-    std::vector<absl::StatusOr<std::string>> got = GetValues(keys);
-    std::vector<py::bytes> out;
-    out.reserve(got.size());
-    for (auto& value : got) out.push_back(value.ok() ? py::bytes(*value) : py::bytes());
-    return out;
+    std::vector<py::bytes> values(keys.size());
+    std::vector<absl::Status> got(keys.size(), MakeError(ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS,
+                                                         "not set up"));
+    CallVoid([&](Client& c) {
+      got = c.BatchGetWith(keys, [&](size_t i, uint64_t size) -> char* {
+        py::gil_scoped_acquire gil;
+        PyObject* bytes = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size));
+        if (bytes == nullptr) {
+          PyErr_Clear();  // the key fails instead
+          return nullptr;
+        }
+        values[i] = py::reinterpret_steal<py::bytes>(bytes);
+        return PyBytes_AS_STRING(bytes);
+      });
+    });
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (!got[i].ok()) values[i] = py::bytes();
+    }
+    return values;
   }
 
   py::object GetBuffer(const std::string& key) { return BatchGetBuffer({key})[0]; }

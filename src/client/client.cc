@@ -29,6 +29,11 @@ absl::Status Closed() {
   return MakeError(ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS, "the client is closed");
 }
 
+absl::Status NoRoomForValue(uint64_t size) {
+  return MakeError(ErrorCode::BUFFER_OVERFLOW,
+                   fmt::format("no memory could be had for the value ({})", FormatByteSize(size)));
+}
+
 uint64_t TotalSize(const std::vector<Slice>& parts) {
   uint64_t total = 0;
   for (const Slice& part : parts) total += part.size;
@@ -113,6 +118,7 @@ absl::Status Client::Start() {
   engine_config.listen_address = config_.listen_address;
   engine_config.enable_shm = config_.enable_shm;
   engine_config.auth = config_.auth;
+  engine_config.verbs = config_.verbs;
   absl::StatusOr<std::unique_ptr<engine::TransferEngine>> engine =
       engine::TransferEngine::Create(std::move(engine_config));
   if (!engine.ok()) return engine.status();
@@ -619,7 +625,8 @@ absl::StatusOr<std::vector<Client::Piece>> Client::Scatter(const std::vector<Sli
 }
 
 std::vector<absl::Status> Client::ReadPieces(absl::Span<const absl::StatusOr<Located>> located,
-                                             absl::Span<const std::vector<Piece>> pieces) {
+                                             absl::Span<const std::vector<Piece>> pieces,
+                                             bool unregistered) {
   const size_t n = located.size();
   std::vector<absl::Status> results(n);
   std::vector<size_t> attempt(n, 0);
@@ -647,7 +654,7 @@ std::vector<absl::Status> Client::ReadPieces(absl::Span<const absl::StatusOr<Loc
           for (const Piece& piece : pieces[i]) {
             requests.push_back(TransferRequest{TransferOp::kRead, piece.dst.data, *segment,
                                                replica.address + piece.offset, piece.dst.size,
-                                               replica.incarnation});
+                                               replica.incarnation, unregistered});
           }
           break;
         }
@@ -795,18 +802,48 @@ absl::StatusOr<uint64_t> Client::GetInto(const std::string& key, Slice buffer) {
   return BatchGetInto({&key, 1}, {&buffer, 1})[0];
 }
 
-std::vector<absl::StatusOr<std::string>> Client::BatchGet(absl::Span<const std::string> keys) {
+std::vector<absl::Status> Client::BatchGetWith(absl::Span<const std::string> keys,
+                                               Allocator allocate) {
   absl::ReaderMutexLock lock(&state_mu_);
-  if (closed_) return std::vector<absl::StatusOr<std::string>>(keys.size(), Closed());
-  if (!staging_) {
-    return std::vector<absl::StatusOr<std::string>>(
-        keys.size(),
-        MakeError(ErrorCode::INVALID_PARAMS,
-                  "local_buffer_size is 0, so copying gets cannot stage their bytes; use the "
-                  "zero-copy calls on registered memory"));
-  }
+  if (closed_) return std::vector<absl::Status>(keys.size(), Closed());
   std::vector<absl::StatusOr<Located>> located = Locate(keys);
-  std::vector<absl::StatusOr<std::string>> results(keys.size());
+  if (engine_->LocalNeedsRegistration()) return GetStaged(keys, std::move(located), allocate);
+  // Each value is read where it will live: one copy, and no local buffer needed.
+  std::vector<std::vector<Piece>> pieces(keys.size());
+  std::vector<absl::Status> unallocated(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!located[i].ok()) continue;
+    const uint64_t size = located[i]->size;
+    char* value = allocate(i, size);
+    if (value == nullptr) {
+      unallocated[i] = NoRoomForValue(size);
+    } else if (size > 0) {
+      pieces[i].push_back({0, Slice{value, size}});
+    }
+  }
+  std::vector<absl::Status> results = ReadPieces(located, pieces, /*unregistered=*/true);
+  ReleaseLeases(located);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!unallocated[i].ok()) results[i] = unallocated[i];
+  }
+  return results;
+}
+
+std::vector<absl::Status> Client::GetStaged(absl::Span<const std::string> keys,
+                                            std::vector<absl::StatusOr<Located>> located,
+                                            Allocator allocate) {
+  std::vector<absl::Status> results(keys.size());
+  if (!staging_) {
+    absl::Status no_buffer = MakeError(
+        ErrorCode::INVALID_PARAMS,
+        "local_buffer_size is 0, so copying gets cannot stage their bytes for RDMA; use the "
+        "zero-copy calls on registered memory");
+    for (size_t i = 0; i < keys.size(); ++i) {
+      results[i] = located[i].ok() ? no_buffer : located[i].status();
+    }
+    ReleaseLeases(located);
+    return results;
+  }
   size_t next = 0;
   while (next < keys.size()) {
     std::vector<size_t> group;
@@ -824,6 +861,7 @@ std::vector<absl::StatusOr<std::string>> Client::BatchGet(absl::Span<const std::
             MakeError(ErrorCode::BUFFER_OVERFLOW,
                       fmt::format("'{}' ({}) is larger than the local buffer ({})", keys[next],
                                   FormatByteSize(size), FormatByteSize(staging_->capacity())));
+        ReleaseLeases({&located[next], 1});
         continue;
       }
       std::optional<StagingBuffer::Block> block =
@@ -837,13 +875,36 @@ std::vector<absl::StatusOr<std::string>> Client::BatchGet(absl::Span<const std::
     if (group.empty()) continue;
     std::vector<absl::StatusOr<uint64_t>> read = Read(group_located, parts);
     for (size_t k = 0; k < group.size(); ++k) {
-      if (read[k].ok()) {
-        results[group[k]] = std::string(blocks[k].data, *read[k]);
-      } else {
+      if (!read[k].ok()) {
         results[group[k]] = read[k].status();
+        continue;
+      }
+      char* value = allocate(group[k], *read[k]);
+      if (value == nullptr) {
+        results[group[k]] = NoRoomForValue(*read[k]);
+      } else if (*read[k] > 0) {
+        std::memcpy(value, blocks[k].data, *read[k]);
       }
     }
     for (const StagingBuffer::Block& block : blocks) staging_->Release(block);
+  }
+  return results;
+}
+
+std::vector<absl::StatusOr<std::string>> Client::BatchGet(absl::Span<const std::string> keys) {
+  std::vector<std::string> values(keys.size());
+  std::vector<absl::Status> read = BatchGetWith(keys, [&](size_t i, uint64_t size) {
+    values[i].resize(size);
+    return values[i].data();
+  });
+  std::vector<absl::StatusOr<std::string>> results;
+  results.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (read[i].ok()) {
+      results.emplace_back(std::move(values[i]));
+    } else {
+      results.emplace_back(std::move(read[i]));
+    }
   }
   return results;
 }

@@ -39,6 +39,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -130,6 +131,14 @@ class Client {
 
   std::vector<absl::StatusOr<std::string>> BatchGet(absl::Span<const std::string> keys);
   absl::StatusOr<std::string> Get(const std::string& key);
+  // The copying gets' core, for callers that own the values' memory (the Python wheel's bytes).
+  // Once key i's size is known, `allocate(i, size)` returns `size` writable bytes of the caller's
+  // (not registered; never called for a key that failed before). The value is read there directly
+  // where no NIC needs registered memory (LocalNeedsRegistration), through the local buffer
+  // otherwise. Per key: OK once its bytes are all there, or why not (the memory then holds no
+  // value). `allocate` runs on the calling thread, during the call: it must not call the client.
+  using Allocator = absl::FunctionRef<char*(size_t index, uint64_t size)>;
+  std::vector<absl::Status> BatchGetWith(absl::Span<const std::string> keys, Allocator allocate);
 
   // Whether a complete object exists (an existing one is leased, as for a read).
   std::vector<absl::StatusOr<bool>> BatchExists(absl::Span<const std::string> keys);
@@ -200,9 +209,15 @@ class Client {
   // Reads each located object's pieces (one transfer batch per round), moving on to the next
   // replica for objects whose read failed. Per key: OK, or why not (errors of `located` pass
   // through).
+  // `unregistered`: the pieces' memory is the caller's own (TransferRequest::local_unregistered).
   std::vector<absl::Status> ReadPieces(absl::Span<const absl::StatusOr<Located>> located,
-                                       absl::Span<const std::vector<Piece>> pieces)
+                                       absl::Span<const std::vector<Piece>> pieces,
+                                       bool unregistered = false)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  // BatchGetWith through the local buffer (where the NIC needs registered memory).
+  std::vector<absl::Status> GetStaged(absl::Span<const std::string> keys,
+                                      std::vector<absl::StatusOr<Located>> located,
+                                      Allocator allocate) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   // Tells the master (with its next call) that the reads of `located` are done, so their leases no
   // longer keep the objects from eviction.
   void ReleaseLeases(absl::Span<const absl::StatusOr<Located>> located)

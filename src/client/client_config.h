@@ -3,12 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/auth.h"
+#include "engine/rdma/verbs.h"
 #include "nlohmann/json.hpp"
 
 namespace mooncake::client {
@@ -28,7 +30,8 @@ struct ClientConfig {
   // processes on the same host copy to and from it directly.
   uint64_t global_segment_size = 16u << 20;
   // Staging memory of the copying calls (Put/Get of values that are not in registered memory).
-  // 0: the copying calls fail; the zero-copy calls need none.
+  // 0: copying puts fail, and so do copying gets where RDMA is in use (otherwise a copying get
+  // reads straight into the value); the zero-copy calls need none.
   uint64_t local_buffer_size = 16u << 20;
 
   // Beyond SPEC.md: offered by the C++ API and the store's flags.
@@ -41,6 +44,9 @@ struct ClientConfig {
   // MOONCAKE_AUTH_TOKEN. Off: nothing is proven, and this client's own data endpoint and shared
   // memory are open to anyone who can reach them.
   AuthToken auth;
+  // The verbs implementation for protocol rdma; null means libibverbs. Tests put a software
+  // stand-in for a NIC here (EngineConfig::verbs).
+  std::shared_ptr<engine::rdma::Verbs> verbs;
 };
 
 // Reads the keys of SPEC.md §2 from `json` on top of `base`. Sizes may be integers or strings with

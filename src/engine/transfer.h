@@ -22,7 +22,7 @@ using SegmentId = uint64_t;
 
 struct TransferRequest {
   TransferOp op = TransferOp::kRead;
-  void* local = nullptr;  // inside memory registered with this engine
+  void* local = nullptr;  // inside memory registered with this engine (but see below)
   SegmentId segment = 0;  // from TransferEngine::OpenSegment
   uint64_t remote_addr =
       0;  // an address in the target segment's buffers (what the master hands out)
@@ -30,6 +30,12 @@ struct TransferRequest {
   // The incarnation of the target that `remote_addr` belongs to (what the master hands out with
   // it); 0: whichever is current. A request never reaches another incarnation.
   uint64_t incarnation = 0;
+  // The local range is the caller's own memory, not registered here (a copying get's value, read
+  // in place). Allowed where no transport needs local registration (a memcpy, shared memory,
+  // TCP); a request that would go over RDMA fails with INVALID_PARAMS instead
+  // (TransferEngine::LocalNeedsRegistration tells in advance). The target's side is checked as
+  // always.
+  bool local_unregistered = false;
 };
 
 // The state of one submitted batch. Transports complete its requests slice by slice.

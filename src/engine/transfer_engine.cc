@@ -326,7 +326,7 @@ std::shared_ptr<TransferBatch> TransferEngine::Submit(
   for (size_t i = 0; i < requests.size(); ++i) {
     const TransferRequest& r = requests[i];
     const uint64_t local = reinterpret_cast<uint64_t>(r.local);
-    if (r.length == 0 || !registry_.Contains(local, r.length)) {
+    if (r.length == 0 || (!r.local_unregistered && !registry_.Contains(local, r.length))) {
       batch->Fail(i, MakeError(ErrorCode::INVALID_PARAMS,
                                fmt::format("local range [{:#x}, +{}) is not registered memory",
                                            local, r.length)));
@@ -395,6 +395,13 @@ std::shared_ptr<TransferBatch> TransferEngine::Submit(
       continue;
     }
     if (rdma_ && rdma_->CanReach(*target, r.remote_addr, r.length)) {
+      if (r.local_unregistered) {
+        batch->Fail(i, MakeError(ErrorCode::INVALID_PARAMS,
+                                 fmt::format("local range [{:#x}, +{}) is not registered memory, "
+                                             "which RDMA to {} needs",
+                                             local, r.length, name)));
+        continue;
+      }
       rdma_->Submit(target, r.op, local, r.remote_addr, r.length, batch, i);
       continue;
     }

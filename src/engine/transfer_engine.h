@@ -6,9 +6,10 @@
 // process's own segment is a memcpy; to a process on the same host, into memory it allocated with
 // AllocateSharedMemory, a memcpy through shared memory; otherwise it goes over TCP.
 //
-// Safety: a request's local range must lie inside memory registered here, and the target checks the
-// remote range against its own registered memory before touching it; nothing outside registered
-// buffers is ever read or written. Unregister memory only when no transfer uses it.
+// Safety: a request's local range must lie inside memory registered here (or be declared the
+// caller's own, local_unregistered, where no NIC needs it registered), and the target checks the
+// remote range against its own registered memory before touching it; nothing of a segment outside
+// its registered buffers is ever read or written. Unregister memory only when no transfer uses it.
 //
 // Thread safety: all methods are thread-safe.
 #pragma once
@@ -99,6 +100,10 @@ class TransferEngine {
   std::optional<BufferInfo> RegisteredBufferAt(const void* addr) const {
     return registry_.Find(reinterpret_cast<uint64_t>(addr));
   }
+
+  // Whether requests may need their local range registered: true where RDMA is in use (the NIC
+  // reads and writes only registered memory); false, every request may set local_unregistered.
+  bool LocalNeedsRegistration() const { return rdma_ != nullptr; }
 
   // Resolves a segment by name (cached). SEGMENT_NOT_FOUND if the metadata service does not know
   // it; TRANSFER_FAIL if its endpoint does not answer a handshake.

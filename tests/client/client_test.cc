@@ -2,14 +2,18 @@
 // byte for byte. (Real processes are exercised by tests/integration/store_cluster_test.cc.)
 #include "client/client.h"
 
+#include <atomic>
 #include <cstring>
 #include <random>
+#include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/error_code.h"
 #include "gtest/gtest.h"
 #include "master/master_server.h"
 #include "support/memory.h"
+#include "support/soft_verbs.h"
 
 namespace mooncake::client {
 namespace {
@@ -301,6 +305,150 @@ TEST_F(ClientTest, CopyingCallsNeedALocalBuffer) {
   auto client = Make(0, 0);
   EXPECT_EQ(ErrorCodeOf(client->Put("k", "v")), ErrorCode::INVALID_PARAMS);
   EXPECT_FALSE(*client->Exists("k"));
+}
+
+// Copying gets read each value straight into the memory the caller hands out for it, over TCP and
+// through shared memory, with no local buffer; a key without memory fails alone, a missing key is
+// never given any, and every lease is given back.
+TEST_F(ClientTest, CopyingGetsReadIntoTheCallersMemory) {
+  for (bool shm : {false, true}) {
+    auto store = Make(64 * kMiB, 0, shm);
+    auto writer = Make(0, 16 * kMiB, shm);
+    auto reader = Make(0, 0, shm);
+    std::vector<std::string> keys, values;
+    for (uint32_t i = 0; i < 12; ++i) {
+      keys.push_back(absl::StrCat("own", shm, "_", i));
+      values.push_back(Pattern(1 + i * 77777, i));
+      ASSERT_TRUE(writer->Put(keys.back(), values.back()).ok());
+    }
+    keys.insert(keys.begin() + 5, "absent");
+    values.insert(values.begin() + 5, "");
+    std::vector<std::string> got(keys.size());
+    std::vector<int> asked(keys.size(), 0);
+    std::vector<absl::Status> read =
+        reader->BatchGetWith(keys, [&](size_t i, uint64_t size) -> char* {
+          ++asked[i];
+          if (i == 3) return nullptr;
+          got[i].assign(size, '\0');
+          return got[i].data();
+        });
+    ASSERT_EQ(read.size(), keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (i == 5) {
+        EXPECT_EQ(ErrorCodeOf(read[i]), ErrorCode::OBJECT_NOT_FOUND);
+        EXPECT_EQ(asked[i], 0);
+      } else if (i == 3) {
+        EXPECT_EQ(ErrorCodeOf(read[i]), ErrorCode::BUFFER_OVERFLOW);
+        EXPECT_EQ(asked[i], 1);
+      } else {
+        ASSERT_TRUE(read[i].ok()) << i << ": " << read[i];
+        EXPECT_EQ(asked[i], 1);
+        EXPECT_TRUE(got[i] == values[i]) << "key " << i << " shm " << shm;
+      }
+    }
+    // The copying forms agree.
+    absl::StatusOr<std::string> one = reader->Get(keys[7]);
+    ASSERT_TRUE(one.ok()) << one.status();
+    EXPECT_TRUE(*one == values[7]);
+    (void)reader->Exists("anything");  // carries the lease releases
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (i == 5) continue;
+      EXPECT_TRUE(writer->Remove(keys[i]).ok()) << "leased still: " << i;
+    }
+  }
+}
+
+// A copying get racing upserts and removes of its keys returns a whole value of one version or an
+// error, never a mix of two versions or another object's bytes.
+TEST_F(ClientTest, CopyingGetsRacingUpsertsAndRemovesReturnWholeValues) {
+  // Room for every version written (a replaced value's space waits for its readers' leases).
+  auto store = Make(128 * kMiB, 0, /*shm=*/false);
+  auto writer = Make(0, 16 * kMiB, /*shm=*/false);
+  auto reader = Make(0, 0, /*shm=*/false);
+  constexpr size_t kKeys = 8, kSize = 256 << 10;
+  // Version v of key k: its first 4 bytes say v, the rest is a pattern of (k, v).
+  auto value_of = [](size_t k, uint32_t v) {
+    std::string value = Pattern(kSize, static_cast<uint32_t>(k * 100000 + v));
+    std::memcpy(value.data(), &v, sizeof(v));
+    return value;
+  };
+  std::vector<std::string> keys;
+  for (size_t k = 0; k < kKeys; ++k) {
+    keys.push_back(absl::StrCat("race_", k));
+    ASSERT_TRUE(writer->Put(keys[k], value_of(k, 0)).ok());
+  }
+  std::atomic<bool> done{false};
+  std::thread writes([&] {
+    for (uint32_t v = 1; v <= 40; ++v) {
+      for (size_t k = 0; k < kKeys; ++k) {
+        if ((v + k) % 7 == 0) {
+          (void)writer->Remove(keys[k]);  // refused while a reader holds the lease
+        } else {
+          absl::Status upserted = writer->Upsert(keys[k], value_of(k, v));
+          EXPECT_TRUE(upserted.ok()) << upserted;
+        }
+      }
+    }
+    done = true;
+  });
+  size_t whole = 0;
+  while (!done) {
+    std::vector<absl::StatusOr<std::string>> got = reader->BatchGet(keys);
+    for (size_t k = 0; k < kKeys; ++k) {
+      if (!got[k].ok()) {
+        EXPECT_EQ(ErrorCodeOf(got[k].status()), ErrorCode::OBJECT_NOT_FOUND) << got[k].status();
+        continue;
+      }
+      ASSERT_EQ(got[k]->size(), kSize);
+      uint32_t v = 0;
+      std::memcpy(&v, got[k]->data(), sizeof(v));
+      ASSERT_LE(v, 40u);
+      ASSERT_TRUE(*got[k] == value_of(k, v)) << "key " << k << " version " << v;
+      ++whole;
+    }
+  }
+  writes.join();
+  EXPECT_GT(whole, 0u);
+}
+
+// Where RDMA is in use the NIC reads only registered memory: copying gets go through the local
+// buffer (SoftVerbs stands in for the NICs these machines lack), and without one they fail
+// clearly.
+TEST_F(ClientTest, CopyingGetsOverRdmaAreStagedThroughTheLocalBuffer) {
+  auto fabric = std::make_shared<test::SoftFabric>();
+  auto rdma = [&](uint64_t segment, uint64_t local, const std::string& nic) {
+    ClientConfig config = Config(segment, local);
+    config.protocol = "rdma";
+    config.device_name = nic;
+    config.enable_shm = false;  // one process: RDMA, not shared memory, is under test
+    config.verbs = std::make_shared<test::SoftVerbs>(fabric, std::vector<std::string>{nic});
+    absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(config);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? *std::move(client) : nullptr;
+  };
+  auto store = rdma(64 * kMiB, 0, "soft_s0");
+  auto client = rdma(0, 2 * kMiB, "soft_c0");
+  auto bare = rdma(0, 0, "soft_b0");
+  ASSERT_TRUE(store && client && bare);
+  std::vector<std::string> keys, values;
+  for (uint32_t i = 0; i < 6; ++i) {
+    keys.push_back(absl::StrCat("staged_", i));
+    values.push_back(Pattern(700000 + i, i));
+    ASSERT_TRUE(client->Put(keys.back(), values.back()).ok());
+  }
+  const uint64_t executed = fabric->Executed("soft_c0");
+  std::vector<absl::StatusOr<std::string>> got = client->BatchGet(keys);  // three rounds of two
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_TRUE(got[i].ok()) << got[i].status();
+    EXPECT_TRUE(*got[i] == values[i]) << i;
+  }
+  EXPECT_GT(fabric->Executed("soft_c0"), executed);
+  absl::Status refused = bare->Get(keys[0]).status();
+  EXPECT_EQ(ErrorCodeOf(refused), ErrorCode::INVALID_PARAMS);
+  EXPECT_NE(std::string(refused.message()).find("local_buffer_size"), std::string::npos);
+  (void)client->Exists("anything");  // carries the lease releases
+  (void)bare->Exists("anything");
+  for (const std::string& key : keys) EXPECT_TRUE(store->Remove(key).ok()) << key;
 }
 
 TEST_F(ClientTest, AClientThatIsItsOwnStore) {

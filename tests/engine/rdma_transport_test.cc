@@ -131,6 +131,21 @@ TEST_F(RdmaTransportTest, RangesOutsideTheTargetsBuffersNeverReachTheNic) {
   EXPECT_EQ(fabric_->Executed("soft_a0") + fabric_->Executed("soft_a1"), executed);
 }
 
+// The NIC reads and writes only registered memory: a request whose local range is declared the
+// caller's own (unregistered) fails before any NIC sees it, and the engine says so in advance.
+TEST_F(RdmaTransportTest, UnregisteredLocalMemoryIsRefusedBeforeTheNic) {
+  EXPECT_TRUE(initiator_->LocalNeedsRegistration());
+  const uint64_t executed = fabric_->Executed("soft_a0") + fabric_->Executed("soft_a1");
+  std::vector<uint8_t> own(4096);
+  TransferRequest read{TransferOp::kRead, own.data(), segment_,
+                       reinterpret_cast<uint64_t>(remote_.data()), own.size()};
+  read.local_unregistered = true;
+  absl::Status refused = initiator_->Submit({read})->Wait()[0];
+  EXPECT_EQ(ErrorCodeOf(refused), ErrorCode::INVALID_PARAMS);
+  EXPECT_NE(std::string(refused.message()).find("RDMA"), std::string::npos) << refused;
+  EXPECT_EQ(fabric_->Executed("soft_a0") + fabric_->Executed("soft_a1"), executed);
+}
+
 TEST_F(RdmaTransportTest, DeviceSelection) {
   auto only_a1 = Make({"soft_a0", "soft_a1"}, "soft_a1");
   ASSERT_TRUE(only_a1);

@@ -161,6 +161,46 @@ TEST_F(TransferEngineTest, OwnSegmentIsAMemcpy) {
   EXPECT_EQ(ErrorCodeOf(outside[0]), ErrorCode::TRANSFER_FAIL);
 }
 
+// A copying get reads a value straight into memory the caller owns (not registered): TCP, the
+// own segment's memcpy and shared memory take it when the request says so, and still check the
+// target's range; without the flag the same memory is refused.
+TEST_F(TransferEngineTest, LocalMemoryDeclaredTheCallersOwnNeedsNoRegistration) {
+  EXPECT_FALSE(initiator_->LocalNeedsRegistration());
+  Fill(remote_.data(), 300000, 21);
+  std::vector<uint8_t> own(300000);
+  TransferRequest read{TransferOp::kRead, own.data(), segment_, Remote(0), own.size()};
+  EXPECT_EQ(ErrorCodeOf(initiator_->Submit({read})->Wait()[0]), ErrorCode::INVALID_PARAMS);
+  read.local_unregistered = true;
+  ASSERT_TRUE(initiator_->Submit({read})->Wait()[0].ok());
+  EXPECT_EQ(std::memcmp(own.data(), remote_.data(), own.size()), 0);
+
+  Fill(own.data(), own.size(), 22);
+  TransferRequest write{TransferOp::kWrite, own.data(), segment_, Remote(4096), own.size()};
+  write.local_unregistered = true;
+  ASSERT_TRUE(initiator_->Submit({write})->Wait()[0].ok());
+  EXPECT_EQ(std::memcmp(own.data(), remote_.data() + 4096, own.size()), 0);
+
+  // The target's side is checked as always: past its buffer's end, nothing is written.
+  remote_.data()[remote_.size() - 1] = 0x77;
+  TransferRequest outside{TransferOp::kWrite, own.data(), segment_, Remote(remote_.size() - 10),
+                          20};
+  outside.local_unregistered = true;
+  EXPECT_EQ(ErrorCodeOf(initiator_->Submit({outside})->Wait()[0]), ErrorCode::TRANSFER_FAIL);
+  EXPECT_EQ(remote_.data()[remote_.size() - 1], 0x77);
+
+  // The own segment: a memcpy, the registered side still checked.
+  auto self = initiator_->OpenSegment(initiator_->segment_name());
+  ASSERT_TRUE(self.ok());
+  Fill(local_.data(), 4096, 23);
+  TransferRequest mine{TransferOp::kRead, own.data(), *self,
+                       reinterpret_cast<uint64_t>(local_.data()), 4096};
+  mine.local_unregistered = true;
+  ASSERT_TRUE(initiator_->Submit({mine})->Wait()[0].ok());
+  EXPECT_EQ(std::memcmp(own.data(), local_.data(), 4096), 0);
+  mine.remote_addr = reinterpret_cast<uint64_t>(remote_.data());  // not ours
+  EXPECT_EQ(ErrorCodeOf(initiator_->Submit({mine})->Wait()[0]), ErrorCode::TRANSFER_FAIL);
+}
+
 TEST_F(TransferEngineTest, PeerThatGoesAwayFailsTheTransfer) {
   const std::string name = target_->segment_name();
   ASSERT_TRUE(One(TransferOp::kRead, local_.data(), Remote(0), 4096).ok());
@@ -425,6 +465,13 @@ TEST(SharedMemoryTransportTest, SameHostPeersCopyThroughSharedMemory) {
     ASSERT_TRUE(read[0].ok());
     ASSERT_EQ(std::memcmp(remote + offset, local.data(), length), 0);
   }
+  // Into memory the caller owns, declared so: copied as well.
+  std::vector<uint8_t> own(100000);
+  TransferRequest into_own{TransferOp::kRead, own.data(), *segment, base + 777, own.size()};
+  into_own.local_unregistered = true;
+  ASSERT_TRUE(initiator->Submit({into_own})->Wait()[0].ok());
+  EXPECT_EQ(std::memcmp(own.data(), remote + 777, own.size()), 0);
+
   // Past the end of the shared buffer: refused without a byte copied.
   remote[(4 << 20) - 1] = 0x77;
   auto outside =

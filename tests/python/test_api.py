@@ -54,6 +54,27 @@ def test_put_get_exists_size_remove(store, cluster):
     assert reader.close() == 0
 
 
+def test_get_batch_reads_each_value_into_its_bytes(store, cluster):
+    """get/get_batch read values straight into the bytes they return: right bytes at every size,
+    b"" for a key that is absent, and no local buffer needed where no NIC needs registered
+    memory (local_buffer_size 0)."""
+    rng = np.random.default_rng(5)
+    values = {f"gb_{n}": rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+              for n in (1, 4095, 4096, 65537, 3 * MiB + 3)}
+    for key, value in values.items():
+        assert store.put(key, value) == 0
+    keys = list(values)
+    keys.insert(2, "gb_absent")
+    reader = MooncakeDistributedStore()
+    assert reader.setup("127.0.0.1", cluster.metadata_url, 0, 0, "tcp", "", cluster.master) == 0
+    got = reader.get_batch(keys)
+    assert [len(g) for g in got] == [len(values.get(k, b"")) for k in keys]
+    assert got == [values.get(k, b"") for k in keys]
+    assert all(type(g) is bytes for g in got)
+    assert reader.get("gb_4096") == values["gb_4096"]
+    assert reader.close() == 0
+
+
 def test_absent_keys(store):
     assert store.get("api_absent") == b""
     assert store.get_batch(["api_absent"]) == [b""]
