@@ -322,16 +322,40 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
   }
   // Placed shard by shard, each shard's lock taken once. The client's id is interned once for the
   // batch; owner_release_mu_ keeps it from being released until the batch's objects hold it.
-  auto place = [&](absl::Span<const uint32_t> indexes) {
+  // The space of a batch of new keys is allocated beforehand, under one lock of the segments
+  // instead of one per key (taken while holding a shard's lock, it made the writers of every
+  // shard wait for one another); what a refused key does not take is given back after.
+  std::vector<std::optional<absl::StatusOr<std::vector<Replica>>>> reserved;
+  auto place = [&](absl::Span<const uint32_t> indexes, bool reserve) {
+    if (reserve) {
+      std::vector<uint64_t> sizes;
+      sizes.reserve(indexes.size());
+      for (uint32_t i : indexes) sizes.push_back(items[i].size);
+      std::vector<absl::StatusOr<std::vector<Replica>>> got =
+          segments_.AllocateEach(sizes, config.replica_num, config.preferred_segments);
+      reserved.assign(items.size(), std::nullopt);
+      for (size_t n = 0; n < indexes.size(); ++n) reserved[indexes[n]] = std::move(got[n]);
+    }
     absl::ReaderMutexLock no_release(&owner_release_mu_);
     const uint32_t owner = ClientIndex(client_id);  // the same again if an object holds it
     const int64_t now = clock_->NowMicros();
     ForEachKeyByShard([items](uint32_t i) { return absl::string_view(items[i].key); }, indexes,
                       [&](Shard& shard, uint32_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                        placed[i] = TryPlaceLocked(shard, items[i], config, owner, now);
+                        placed[i] = TryPlaceLocked(shard, items[i], config, owner, now,
+                                                   reserve ? &reserved[i] : nullptr);
                       });
+    if (reserve) {
+      std::vector<Replica> unused;
+      for (uint32_t i : indexes) {
+        if (reserved[i].has_value() && reserved[i]->ok()) {
+          unused.insert(unused.end(), (*reserved[i])->begin(), (*reserved[i])->end());
+        }
+      }
+      // Never journaled: the owners never knew of this space.
+      if (!unused.empty()) segments_.Free(unused.data(), unused.size(), /*indexed=*/false);
+    }
   };
-  if (!valid.empty()) place(valid);
+  if (!valid.empty()) place(valid, /*reserve=*/!config.upsert);
   std::vector<uint32_t> no_room;
   for (uint32_t i : valid) {
     if (ErrorCodeOf(placed[i].status()) == ErrorCode::NO_AVAILABLE_HANDLE) no_room.push_back(i);
@@ -342,7 +366,7 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
                                 static_cast<double>(segments_.total_bytes())));
     // Evicted space on indexed segments is reusable once their owners know it is gone.
     AwaitOwners(segments_.Barrier());
-    place(no_room);
+    place(no_room, /*reserve=*/false);
   }
   // Located under one lock for the batch.
   std::vector<absl::Span<const Replica>> lists(items.size());
@@ -362,10 +386,9 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
   return results;
 }
 
-absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceLocked(Shard& shard,
-                                                                   const PutItem& item,
-                                                                   const ReplicateConfig& config,
-                                                                   uint32_t owner, int64_t now) {
+absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceLocked(
+    Shard& shard, const PutItem& item, const ReplicateConfig& config, uint32_t owner, int64_t now,
+    std::optional<absl::StatusOr<std::vector<Replica>>>* reserved) {
   auto it = shard.objects.find(item.key);
   if (it != shard.objects.end()) {
     const Object& existing = it->second;
@@ -386,7 +409,10 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceLocked(Shard& shard,
     EraseLocked(shard, it);  // an abandoned put: the new one takes its place
   }
   absl::StatusOr<std::vector<Replica>> placed =
-      segments_.Allocate(item.size, config.replica_num, config.preferred_segments);
+      reserved != nullptr && reserved->has_value()
+          ? std::move(**reserved)
+          : segments_.Allocate(item.size, config.replica_num, config.preferred_segments);
+  if (reserved != nullptr) reserved->reset();
   if (!placed.ok()) return placed;
   Object object;
   object.size = item.size;

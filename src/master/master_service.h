@@ -313,11 +313,13 @@ class MasterService {
   // Updates counts_ for an object entering (+1) or leaving (-1) the table.
   void Count(const std::string& key, const Object& object, int sign);
   // Under the shard's lock: refuses an existing key (or preempts an abandoned put), allocates the
-  // replicas and records the object as processing, owned by ClientIndex `owner`.
+  // replicas and records the object as processing, owned by ClientIndex `owner`. `reserved`, when
+  // not null, is the allocation made for the key beforehand (SegmentManager::AllocateEach): it is
+  // used instead of allocating, and set to nullopt once taken.
   // REQUIRES: owner_release_mu_ held (shared) since `owner` was interned.
-  absl::StatusOr<std::vector<Replica>> TryPlaceLocked(Shard& shard, const PutItem& item,
-                                                      const ReplicateConfig& config, uint32_t owner,
-                                                      int64_t now)
+  absl::StatusOr<std::vector<Replica>> TryPlaceLocked(
+      Shard& shard, const PutItem& item, const ReplicateConfig& config, uint32_t owner,
+      int64_t now, std::optional<absl::StatusOr<std::vector<Replica>>>* reserved)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu) ABSL_SHARED_LOCKS_REQUIRED(owner_release_mu_);
   // A small number standing for `client_id` in object records. Only clients that own an object
   // (or an upsert) are interned, and each maintenance pass releases the ids no record holds, so

@@ -198,8 +198,22 @@ std::vector<SegmentManager::Segment*> SegmentManager::CandidatesLocked(
 
 absl::StatusOr<std::vector<Replica>> SegmentManager::Allocate(
     uint64_t size, uint32_t count, const std::vector<std::string>& preferred) {
-  std::vector<Replica> replicas;
   absl::MutexLock lock(&mu_);
+  return AllocateLocked(size, count, preferred);
+}
+
+std::vector<absl::StatusOr<std::vector<Replica>>> SegmentManager::AllocateEach(
+    absl::Span<const uint64_t> sizes, uint32_t count, const std::vector<std::string>& preferred) {
+  std::vector<absl::StatusOr<std::vector<Replica>>> out;
+  out.reserve(sizes.size());
+  absl::MutexLock lock(&mu_);
+  for (uint64_t size : sizes) out.push_back(AllocateLocked(size, count, preferred));
+  return out;
+}
+
+absl::StatusOr<std::vector<Replica>> SegmentManager::AllocateLocked(
+    uint64_t size, uint32_t count, const std::vector<std::string>& preferred) {
+  std::vector<Replica> replicas;
   for (Segment* segment : CandidatesLocked(preferred)) {
     if (replicas.size() == count) break;
     if (segment->journal.size() >= kMaxJournal) continue;  // its owner is far behind

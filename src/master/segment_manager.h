@@ -127,6 +127,9 @@ class SegmentManager {
   // have room (best effort); NO_AVAILABLE_HANDLE when none has.
   absl::StatusOr<std::vector<Replica>> Allocate(uint64_t size, uint32_t count,
                                                 const std::vector<std::string>& preferred);
+  // Allocate for each of `sizes` (a batch of puts), under one lock.
+  std::vector<absl::StatusOr<std::vector<Replica>>> AllocateEach(
+      absl::Span<const uint64_t> sizes, uint32_t count, const std::vector<std::string>& preferred);
 
   // Frees replicas; those on segments no longer mounted are ignored. On a segment with an index,
   // the drop of a replica that was `indexed` (its put ended) is journaled, and its range freed
@@ -184,8 +187,11 @@ class SegmentManager {
   // Owners with this many changes unacknowledged get no new objects until they catch up.
   static constexpr size_t kMaxJournal = 1u << 16;
 
-  // The order in which to try segments for one replica set.
   void RemoveLocked(SegmentId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<Replica>> AllocateLocked(uint64_t size, uint32_t count,
+                                                      const std::vector<std::string>& preferred)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The order in which to try segments for one replica set.
   std::vector<Segment*> CandidatesLocked(const std::vector<std::string>& preferred)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -271,6 +271,52 @@ TEST_F(MasterServiceTest, BatchResultsArePerKeyAndInOrder) {
   EXPECT_EQ(*sizes[3], 100u);
 }
 
+// A batch's space is allocated before its keys are visited (one lock of the segments for the
+// batch): what refused keys were given goes back at once, a preempted abandoned put's key takes
+// its share, and keys that found no room evict and try again.
+TEST_F(MasterServiceTest, ABatchsSpaceNotTakenByItsKeysIsGivenBack) {
+  Mount("seg:1", 16 * kMiB);
+  ASSERT_TRUE(Put("done", kMiB).ok());
+  ASSERT_TRUE(Start("abandoned", kMiB).ok());
+  ASSERT_TRUE(Start("writing", kMiB).ok());
+  clock_.Advance(absl::Hours(1));  // past put_start_discard_timeout: "abandoned" may be preempted
+  ASSERT_TRUE(Start("writing", kMiB).ok());  // preempted too, and started again just now
+  EXPECT_EQ(service_.Stats().used_bytes, 3 * kMiB);
+  std::vector<PutItem> items = {{"done", kMiB},      {"new1", 2 * kMiB}, {"writing", kMiB},
+                                {"abandoned", kMiB}, {"new2", kMiB},     {"new1", kMiB}};
+  auto results = service_.PutStart(kClient, items, {});
+  ASSERT_EQ(results.size(), items.size());
+  EXPECT_EQ(ErrorCodeOf(results[0].status()), ErrorCode::OBJECT_ALREADY_EXISTS);
+  EXPECT_TRUE(results[1].ok()) << results[1].status();
+  EXPECT_EQ(ErrorCodeOf(results[2].status()), ErrorCode::OBJECT_ALREADY_EXISTS);
+  EXPECT_TRUE(results[3].ok()) << results[3].status();  // took the abandoned put's place
+  EXPECT_TRUE(results[4].ok()) << results[4].status();
+  EXPECT_EQ(ErrorCodeOf(results[5].status()), ErrorCode::OBJECT_ALREADY_EXISTS);  // in this batch
+  // done 1 + writing 1 + new1 2 + abandoned 1 + new2 1: nothing else stays allocated.
+  EXPECT_EQ(service_.Stats().used_bytes, 6 * kMiB);
+  for (const SegmentInfo& segment : service_.ListSegments()) EXPECT_EQ(segment.used, 6 * kMiB);
+
+  // A batch larger than the room left: the keys without room evict once and try again.
+  std::vector<std::string> ended = {"new1", "abandoned", "new2", "writing"};
+  for (const absl::Status& status : service_.PutEnd(kClient, ended)) ASSERT_TRUE(status.ok());
+  clock_.Advance(absl::Minutes(1));  // no lease left
+  std::vector<PutItem> big;
+  for (int i = 0; i < 12; ++i) big.push_back({"big" + std::to_string(i), kMiB});
+  uint64_t placed = 0;
+  for (const auto& result : service_.PutStart(kClient, big, {})) {
+    if (result.ok()) {
+      ++placed;
+    } else {
+      EXPECT_EQ(ErrorCodeOf(result.status()), ErrorCode::NO_AVAILABLE_HANDLE);
+    }
+  }
+  const MasterStats stats = service_.Stats();
+  EXPECT_GT(stats.evicted_objects, 0u);
+  EXPECT_GT(placed, 10u);  // 10 MiB were free; the rest were placed after the eviction
+  // Every byte accounted for: what was there, less what was evicted, plus what was placed.
+  EXPECT_EQ(stats.used_bytes, 6 * kMiB - stats.evicted_bytes + placed * kMiB);
+}
+
 // Batch lookups go shard by shard (ForEachKeyByShard); the answers still come one per key, in
 // the keys' order, for a batch that spans every shard and mixes every case.
 TEST_F(MasterServiceTest, LargeBatchLookupsAnswerEveryKeyInOrder) {
