@@ -44,12 +44,19 @@ JSON
   start store serving "$mooncake" store --config "$work/store.json" >&2
   ip netns exec "${tag}cl" "$venv/bin/python" "$root/tests/bench/python_store_bench.py" \
     "$master" "$metadata" "$seconds" 1048576:128 4194304:128
-  ip netns exec "${tag}store" iperf3 -s -1 -B "$subnet.3" -p 5201 >/dev/null 2>&1 &
+  # The server serves until the end (cleanup stops it); a client whose test did not run gets an
+  # error in its JSON instead of the sums, and tries again.
+  ip netns exec "${tag}store" iperf3 -s --forceflush -B "$subnet.3" -p 5201 \
+    >"$work/iperf3.out" 2>&1 &
   pids+=($!)
+  for _ in $(seq 100); do
+    grep -q 'Server listening' "$work/iperf3.out" && break
+    sleep 0.05
+  done
   local out="$work/iperf3.json"
-  for _ in $(seq 50); do
-    ip netns exec "${tag}cl" iperf3 -c "$subnet.3" -p 5201 -t "$seconds" -J >"$out" 2>/dev/null &&
-      break
+  for _ in $(seq 20); do
+    ip netns exec "${tag}cl" iperf3 -c "$subnet.3" -p 5201 -t "$seconds" -J >"$out" 2>/dev/null
+    grep -q '"sum_received"' "$out" && break
     sleep 0.1
   done
   $py -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/8e9)' "$out"
