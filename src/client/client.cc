@@ -1,5 +1,7 @@
 #include "client/client.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
 #include <fstream>
@@ -14,6 +16,10 @@
 
 namespace mooncake::client {
 namespace {
+
+#ifndef MADV_POPULATE_WRITE
+constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14; older kernels refuse it (EINVAL)
+#endif
 
 using engine::TransferOp;
 using engine::TransferRequest;
@@ -150,7 +156,29 @@ absl::Status Client::Start() {
   }
   heartbeat_ = std::thread([this] { HeartbeatLoop(); });
   if (segment_ != nullptr) index_sync_ = std::thread([this] { IndexSyncLoop(); });
+  if (segment_ != nullptr && config_.prefault_segment) {
+    prefault_ = std::thread([this] { Prefault(); });
+  }
   return absl::OkStatus();
+}
+
+void Client::Prefault() {
+  // In steps, so that Close() waits for one step at most. MADV_POPULATE_WRITE faults the pages
+  // in as a write would, without changing a byte: transfers may land in them meanwhile.
+  constexpr uint64_t kStep = 64u << 20;
+  char* base = static_cast<char*>(segment_);
+  const uint64_t size = config_.global_segment_size;
+  const absl::Time started = absl::Now();
+  for (uint64_t offset = 0; offset < size; offset += kStep) {
+    if (stop_heartbeat_.HasBeenNotified()) return;
+    if (madvise(base + offset, std::min(kStep, size - offset), MADV_POPULATE_WRITE) != 0) {
+      spdlog::warn("cannot fault in segment {} ahead of its writes: {}", segment_name_,
+                   strerror(errno));
+      return;
+    }
+  }
+  spdlog::info("segment {}: {} faulted in, in {}", segment_name_, FormatByteSize(size),
+               absl::FormatDuration(absl::Now() - started));
 }
 
 absl::Status Client::Mount() {
@@ -305,6 +333,7 @@ absl::Status Client::Close() {
     if (!status.ok()) spdlog::warn("unmounting segment {}: {}", segment_name_, status.message());
   }
   if (index_sync_.joinable()) index_sync_.join();
+  if (prefault_.joinable()) prefault_.join();
   engine_.reset();     // stops serving peers before the memory goes
   segment_ = nullptr;  // the engine owned the segment's shared memory: unmapped with it
   staging_.reset();

@@ -186,6 +186,7 @@ class Client {
   // Fetches the changes to the index from the master, and mounts again when the master has lost
   // the segment, until Close().
   void IndexSyncLoop();
+  void Prefault();  // config_.prefault_segment
 
   std::vector<absl::Status> PutLocked(absl::Span<const std::string> keys,
                                       absl::Span<const std::vector<Slice>> parts,
@@ -248,6 +249,7 @@ class Client {
   absl::Notification stop_heartbeat_;
   std::thread heartbeat_;
   std::thread index_sync_;
+  std::thread prefault_;  // config_.prefault_segment
   // The index of the objects in the segment, by offset, and where the master's changes to it are.
   struct Indexed {
     std::string key;

@@ -37,6 +37,11 @@ struct ClientConfig {
   // Beyond SPEC.md: offered by the C++ API and the store's flags.
   std::string listen_address = "0.0.0.0";  // where the data endpoint listens
   bool enable_shm = true;                  // copy through shared memory to same-host peers
+  // Once mounted, fault in every page of the segment, in the background: the first writes into
+  // it then run as fast as later ones (on a virtual machine a page's first touch can cost as much
+  // as copying it several times). The segment's size is resident from then on. `mooncake store`
+  // sets it; a client that contributes memory of its own (an inference process) does not.
+  bool prefault_segment = false;
   absl::Duration heartbeat_interval = absl::Seconds(2);
   absl::Duration rpc_timeout = absl::Seconds(10);  // per master call
   std::string client_id;                           // empty: a random UUID

@@ -42,6 +42,7 @@ absl::StatusOr<store::StoreOptions> BuildOptions(const StoreFlags& flags) {
   client::ClientConfig base;
   base.global_segment_size = 0;  // required: from the file or --global-segment-size
   base.local_buffer_size = 0;    // a store issues no requests of its own
+  base.prefault_segment = true;  // its memory is the pool's: first writes as fast as later ones
   std::vector<std::string> ignored;
   absl::StatusOr<client::ClientConfig> config =
       client::ConfigFromFile(flags.config, base, &ignored);

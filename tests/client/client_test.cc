@@ -2,6 +2,9 @@
 // byte for byte. (Real processes are exercised by tests/integration/store_cluster_test.cc.)
 #include "client/client.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstring>
 #include <random>
@@ -449,6 +452,56 @@ TEST_F(ClientTest, CopyingGetsOverRdmaAreStagedThroughTheLocalBuffer) {
   (void)client->Exists("anything");  // carries the lease releases
   (void)bare->Exists("anything");
   for (const std::string& key : keys) EXPECT_TRUE(store->Remove(key).ok()) << key;
+}
+
+// Pages of `size` bytes at `base` that are resident (mincore).
+size_t ResidentPages(uint64_t base, uint64_t size) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> in((size + page - 1) / page);
+  if (mincore(reinterpret_cast<void*>(base), size, in.data()) != 0) return 0;
+  size_t resident = 0;
+  for (unsigned char c : in) resident += c & 1;
+  return resident;
+}
+
+// A store that prefaults its segment has every page resident soon after it starts, while the
+// objects written meanwhile keep their bytes; one that does not touches only what it is given.
+TEST_F(ClientTest, APrefaultedSegmentIsResidentAndKeepsWhatIsWritten) {
+  ClientConfig config = Config(96 * kMiB, 0);
+  config.prefault_segment = true;
+  absl::StatusOr<std::unique_ptr<Client>> store = Client::Create(config);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto lazy = Make(96 * kMiB, 0);
+  auto writer = Make(0, 16 * kMiB);
+  ReplicateConfig there;
+  there.preferred_segment = (*store)->segment_name();
+  std::vector<std::string> values;
+  for (uint32_t i = 0; i < 16; ++i) {
+    values.push_back(Pattern(kMiB + i, i));
+    ASSERT_TRUE(writer->Put(absl::StrCat("pf", i), values.back(), there).ok());
+  }
+  absl::StatusOr<std::vector<SegmentInfo>> segments = writer->ListSegments();
+  ASSERT_TRUE(segments.ok()) << segments.status();
+  uint64_t store_base = 0, lazy_base = 0;
+  for (const SegmentInfo& s : *segments) {
+    if (s.name == (*store)->segment_name()) store_base = s.base;
+    if (s.name == lazy->segment_name()) lazy_base = s.base;
+  }
+  ASSERT_NE(store_base, 0u);
+  ASSERT_NE(lazy_base, 0u);
+  const size_t pages = 96 * kMiB / static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (ResidentPages(store_base, 96 * kMiB) < pages && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(ResidentPages(store_base, 96 * kMiB), pages);
+  EXPECT_LT(ResidentPages(lazy_base, 96 * kMiB), pages / 2);
+  for (uint32_t i = 0; i < values.size(); ++i) {
+    absl::StatusOr<std::string> got = writer->Get(absl::StrCat("pf", i));
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_TRUE(*got == values[i]) << i;
+  }
+  EXPECT_TRUE((*store)->Close().ok());
 }
 
 TEST_F(ClientTest, AClientThatIsItsOwnStore) {
