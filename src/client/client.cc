@@ -49,14 +49,15 @@ uint64_t TotalSize(const std::vector<Slice>& parts) {
 // Appends the writes of `parts`, in order, to bytes [0, size) of the object at `replica`. (Reads go
 // through Client::Scatter and ReadPieces.)
 void AddWrites(const std::vector<Slice>& parts, engine::SegmentId segment, const Replica& replica,
-               uint64_t size, std::vector<TransferRequest>* requests) {
+               uint64_t size, bool unregistered, std::vector<TransferRequest>* requests) {
   uint64_t offset = 0;
   for (const Slice& part : parts) {
     if (offset == size) break;
     const uint64_t length = std::min(part.size, size - offset);
     if (length == 0) continue;
     requests->push_back(TransferRequest{TransferOp::kWrite, part.data, segment,
-                                        replica.address + offset, length, replica.incarnation});
+                                        replica.address + offset, length, replica.incarnation,
+                                        unregistered});
     offset += length;
   }
 }
@@ -380,7 +381,8 @@ int Client::Distance(const std::string& segment) {
 
 std::vector<absl::Status> Client::PutLocked(absl::Span<const std::string> keys,
                                             absl::Span<const std::vector<Slice>> parts,
-                                            const ReplicateConfig& config, bool upsert) {
+                                            const ReplicateConfig& config, bool upsert,
+                                            bool unregistered) {
   std::vector<absl::Status> results(keys.size());
   if (parts.size() != keys.size()) {
     return CountMismatch<absl::Status>(keys.size(), parts.size(), "values");
@@ -398,7 +400,7 @@ std::vector<absl::Status> Client::PutLocked(absl::Span<const std::string> keys,
       continue;
     }
     for (const Slice& part : parts[i]) {
-      if (part.size > 0 && !engine_->IsRegistered(part.data, part.size)) {
+      if (!unregistered && part.size > 0 && !engine_->IsRegistered(part.data, part.size)) {
         results[i] =
             MakeError(ErrorCode::INVALID_PARAMS,
                       fmt::format("the value of '{}' at {} ({} bytes) is not in registered memory",
@@ -446,7 +448,7 @@ std::vector<absl::Status> Client::PutLocked(absl::Span<const std::string> keys,
         requests.resize(first_request[a]);
         break;
       }
-      AddWrites(parts[i], *segment, replica, sizes[a], &requests);
+      AddWrites(parts[i], *segment, replica, sizes[a], unregistered, &requests);
     }
   }
   first_request[asked.size()] = requests.size();
@@ -537,11 +539,21 @@ std::vector<absl::Status> Client::PutCopies(absl::Span<const std::string> keys,
     return CountMismatch<absl::Status>(keys.size(), values.size(), "values");
   }
   if (!staging_) {
+    // SPEC.md §5: with local_buffer_size 0 a copying put fails and stores nothing.
     return std::vector<absl::Status>(
         keys.size(),
         MakeError(ErrorCode::INVALID_PARAMS,
-                  "local_buffer_size is 0, so copying puts cannot stage their bytes; use the "
-                  "zero-copy calls on registered memory"));
+                  "local_buffer_size is 0, so copying puts are refused; use the zero-copy calls "
+                  "on registered memory"));
+  }
+  if (!engine_->LocalNeedsRegistration()) {
+    // Each value is written from where it is: one copy, and values larger than the local buffer
+    // go too. (The transfers only read that memory.)
+    std::vector<std::vector<Slice>> parts(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      parts[i].push_back(Slice{const_cast<char*>(values[i].data()), values[i].size()});
+    }
+    return PutLocked(keys, parts, config, upsert, /*unregistered=*/true);
   }
   // Stage as many values as fit, put them as one batch, release, go on.
   size_t next = 0;

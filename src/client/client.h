@@ -107,8 +107,10 @@ class Client {
       absl::Span<const std::string> keys, absl::Span<const std::vector<Slice>> parts);
   absl::StatusOr<uint64_t> GetInto(const std::string& key, Slice buffer);
 
-  // Copying puts and gets, staged through the local buffer. A value larger than the local buffer
-  // is BUFFER_OVERFLOW.
+  // Copying puts and gets: values written from and read into their own memory where no NIC needs
+  // registered memory (LocalNeedsRegistration); where RDMA is in use, staged through the local
+  // buffer (a value larger than it is BUFFER_OVERFLOW). With local_buffer_size 0 copying puts
+  // fail (SPEC.md §5), and so do copying gets over RDMA.
   std::vector<absl::Status> BatchPut(absl::Span<const std::string> keys,
                                      absl::Span<const std::string_view> values,
                                      const ReplicateConfig& config = {});
@@ -188,11 +190,14 @@ class Client {
   void IndexSyncLoop();
   void Prefault();  // config_.prefault_segment
 
+  // `unregistered`: the parts are the caller's own memory (TransferRequest::local_unregistered).
   std::vector<absl::Status> PutLocked(absl::Span<const std::string> keys,
                                       absl::Span<const std::vector<Slice>> parts,
-                                      const ReplicateConfig& config, bool upsert)
+                                      const ReplicateConfig& config, bool upsert,
+                                      bool unregistered = false)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
-  // The copying puts: values staged through the local buffer, group by group.
+  // The copying puts: each value written from where it is (one copy) where no NIC needs
+  // registered memory; otherwise staged through the local buffer, group by group.
   std::vector<absl::Status> PutCopies(absl::Span<const std::string> keys,
                                       absl::Span<const std::string_view> values,
                                       const ReplicateConfig& config, bool upsert);

@@ -198,10 +198,6 @@ TEST_F(ClientTest, ErrorsCarryTheirCodes) {
   EXPECT_EQ(ErrorCodeOf(client->Put(std::string(4097, 'k'), "v")), ErrorCode::INVALID_KEY);
   EXPECT_TRUE(client->Put(std::string(4096, 'k'), "v").ok());
   EXPECT_EQ(ErrorCodeOf(client->Put("empty", "")), ErrorCode::INVALID_PARAMS);
-  // Larger than the local buffer: refused before anything is stored.
-  EXPECT_EQ(ErrorCodeOf(client->Put("big", std::string(2 * kMiB, 'b'))),
-            ErrorCode::BUFFER_OVERFLOW);
-  EXPECT_FALSE(*client->Exists("big"));
   // No segment has room.
   MappedBuffer pool(32 * kMiB);
   ASSERT_TRUE(client->RegisterBuffer(pool.data(), pool.size()).ok());
@@ -303,11 +299,27 @@ TEST_F(ClientTest, RemoveByRegexAndRemoveAllCount) {
   EXPECT_FALSE(*client->Exists("q"));
 }
 
-TEST_F(ClientTest, CopyingCallsNeedALocalBuffer) {
-  auto store = Make(16 * kMiB, 0);
-  auto client = Make(0, 0);
-  EXPECT_EQ(ErrorCodeOf(client->Put("k", "v")), ErrorCode::INVALID_PARAMS);
-  EXPECT_FALSE(*client->Exists("k"));
+// Copying puts need a local buffer (SPEC.md §5: with local_buffer_size 0 they fail and store
+// nothing); without RDMA they write each value from where it is, so a value may be larger than
+// the buffer. Copying gets read into the value's memory and need none.
+TEST_F(ClientTest, CopyingPutsNeedALocalBufferButNotItsSize) {
+  for (bool shm : {false, true}) {
+    auto store = Make(16 * kMiB, 0, shm);
+    auto bare = Make(0, 0, shm);
+    auto small = Make(0, 1 * kMiB, shm);
+    const std::string key = absl::StrCat("k", shm), big = absl::StrCat("big", shm);
+    const std::string value = Pattern(3 * kMiB, 7);
+    EXPECT_EQ(ErrorCodeOf(bare->Put(key, "v")), ErrorCode::INVALID_PARAMS);
+    EXPECT_FALSE(*bare->Exists(key));
+    ASSERT_TRUE(small->Put(big, value).ok());  // three times its local buffer
+    EXPECT_TRUE(*bare->Get(big) == value);
+    // A batch of two values, one inside the other's bytes: each stored as given.
+    std::vector<std::string> keys = {key + "a", key + "b"};
+    std::vector<std::string_view> values = {value, std::string_view(value).substr(5, 1000)};
+    for (const absl::Status& s : small->BatchPut(keys, values)) ASSERT_TRUE(s.ok()) << s;
+    EXPECT_TRUE(*bare->Get(keys[0]) == value);
+    EXPECT_TRUE(*bare->Get(keys[1]) == value.substr(5, 1000));
+  }
 }
 
 // Copying gets read each value straight into the memory the caller hands out for it, over TCP and
@@ -449,6 +461,13 @@ TEST_F(ClientTest, CopyingGetsOverRdmaAreStagedThroughTheLocalBuffer) {
   absl::Status refused = bare->Get(keys[0]).status();
   EXPECT_EQ(ErrorCodeOf(refused), ErrorCode::INVALID_PARAMS);
   EXPECT_NE(std::string(refused.message()).find("local_buffer_size"), std::string::npos);
+  refused = bare->Put("bare", "v");
+  EXPECT_EQ(ErrorCodeOf(refused), ErrorCode::INVALID_PARAMS);
+  EXPECT_NE(std::string(refused.message()).find("local_buffer_size"), std::string::npos);
+  // Larger than the local buffer: refused before anything is stored.
+  EXPECT_EQ(ErrorCodeOf(client->Put("big", std::string(3 * kMiB, 'b'))),
+            ErrorCode::BUFFER_OVERFLOW);
+  EXPECT_FALSE(*client->Exists("big"));
   (void)client->Exists("anything");  // carries the lease releases
   (void)bare->Exists("anything");
   for (const std::string& key : keys) EXPECT_TRUE(store->Remove(key).ok()) << key;
