@@ -310,8 +310,8 @@ class MooncakeDistributedStore {
   // bytes for a key that failed.
   std::vector<py::bytes> GetBatch(const std::vector<std::string>& keys) {
     std::vector<py::bytes> values(keys.size());
-    std::vector<absl::Status> got(keys.size(), MakeError(ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS,
-                                                         "not set up"));
+    std::vector<absl::Status> got(
+        keys.size(), MakeError(ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS, "not set up"));
     CallVoid([&](Client& c) {
       got = c.BatchGetWith(keys, [&](size_t i, uint64_t size) -> char* {
         py::gil_scoped_acquire gil;

@@ -241,7 +241,10 @@ Command AddBenchCommand(CLI::App& parent) {
       ->capture_default_str()
       ->delimiter(',')
       ->check(CLI::IsMember({"put", "get"}));
-  store_app->add_option("--paths", s.paths, "zero-copy (registered memory), copy (local buffer)")
+  store_app
+      ->add_option(
+          "--paths", s.paths,
+          "zero-copy (registered memory), copy (the copying calls: values in memory of their own)")
       ->capture_default_str()
       ->delimiter(',')
       ->check(CLI::IsMember({"zero-copy", "copy"}));

@@ -318,8 +318,8 @@ class MasterService {
   // used instead of allocating, and set to nullopt once taken.
   // REQUIRES: owner_release_mu_ held (shared) since `owner` was interned.
   absl::StatusOr<std::vector<Replica>> TryPlaceLocked(
-      Shard& shard, const PutItem& item, const ReplicateConfig& config, uint32_t owner,
-      int64_t now, std::optional<absl::StatusOr<std::vector<Replica>>>* reserved)
+      Shard& shard, const PutItem& item, const ReplicateConfig& config, uint32_t owner, int64_t now,
+      std::optional<absl::StatusOr<std::vector<Replica>>>* reserved)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu) ABSL_SHARED_LOCKS_REQUIRED(owner_release_mu_);
   // A small number standing for `client_id` in object records. Only clients that own an object
   // (or an upsert) are interned, and each maintenance pass releases the ids no record holds, so
