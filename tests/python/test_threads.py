@@ -49,7 +49,8 @@ def test_the_gil_is_released_during_transfers(store):
     """While one thread is inside a large batch_get_into, another thread's calls keep completing.
     Python is told to hand the GIL over at once when asked, so a call that held the GIL through its
     transfer would let the other thread finish a call or two per transfer (in the moments before
-    and after it), where a call that releases it lets dozens through."""
+    and after it), where a call that releases it lets dozens through (on a loaded 2-CPU machine,
+    with other tests running alongside, as few as eight)."""
     batch, size = 128, 1 * MiB  # 128 MiB: several milliseconds even through shared memory
     pool = torch.zeros(batch * size, dtype=torch.uint8)
     assert store.register_buffer(pool.data_ptr(), pool.numel()) == 0
@@ -85,6 +86,6 @@ def test_the_gil_is_released_during_transfers(store):
     finally:
         sys.setswitchinterval(interval)
     inside = [t for t in finished if any(a < t < b for a, b in window)]
-    assert len(inside) > 10 * len(window), f"{len(inside)} calls finished during {len(window)} transfers"
+    assert len(inside) > 5 * len(window), f"{len(inside)} calls finished during {len(window)} transfers"
     assert store.batch_remove(keys + ["gil_small"], force=True) == [0] * (batch + 1)
     assert store.unregister_buffer(pool.data_ptr()) == 0
