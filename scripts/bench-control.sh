@@ -42,10 +42,7 @@ netns_figures() (
  "master_server_address": "$master", "protocol": "tcp", "global_segment_size": "2gb"}
 JSON
   start store serving "$mooncake" store --config "$work/store.json" >&2
-  for _ in $(seq 600); do  # the store faults its segment in after it mounts: measure it warm
-    grep -q 'faulted in' "$work/store.out" "$work/store.err" && break
-    sleep 0.1
-  done
+  wait_until_warm "$work/store.out" "$work/store.err"  # lib/cluster.sh: measure the store warm
   ip netns exec "${tag}cl" "$venv/bin/python" "$root/tests/bench/python_store_bench.py" \
     "$master" "$metadata" "$seconds" 1048576:128 4194304:128
   # The server serves until the end (cleanup stops it); a client whose test did not run gets an

@@ -47,11 +47,14 @@ JSON
       --listen-address 127.0.0.1 --http-host 127.0.0.1 --http-port 0
   done
   # A store faults its segment in after it mounts (as a long-running one has): measure it warm.
-  for i in $(seq "$stores"); do
-    for _ in $(seq 600); do
-      grep -q 'faulted in' "$cluster_work/store$i.log" && break
-      sleep 0.1
-    done
+  for i in $(seq "$stores"); do wait_until_warm "$cluster_work/store$i.log"; done
+}
+
+# wait_until_warm LOG...: waits (up to 60 s) until a store's log says its segment is faulted in.
+wait_until_warm() {
+  for _ in $(seq 600); do
+    grep -q 'faulted in' "$@" && return 0
+    sleep 0.1
   done
 }
 
