@@ -29,11 +29,12 @@ struct PhaseResult {
   uint64_t errors = 0;
 };
 
-// The keys thread `t` works on in round `round` of a batch of `n`.
+// The keys thread `t` works on in round `round` of a batch of `n` (each batch size has keys of
+// its own: a later size's puts never find an earlier size's objects).
 std::vector<std::string> KeysFor(int t, uint64_t round, int n) {
   std::vector<std::string> keys;
   keys.reserve(n);
-  for (int i = 0; i < n; ++i) keys.push_back(fmt::format("bench/{}/{}", t, round * n + i));
+  for (int i = 0; i < n; ++i) keys.push_back(fmt::format("bench/{}/{}/{}", n, t, round * n + i));
   return keys;
 }
 
@@ -181,7 +182,6 @@ int RunMasterBench(const MasterBenchOptions& options) {
   std::atomic<uint64_t> rounds_done[64] = {};
   const std::string address = fmt::format("{}:{}", host, port);
   for (int batch : options.batch_sizes) {
-    const bool single = batch == 1;
     for (auto& r : rounds_done) r = 0;
     // Puts: each thread writes fresh keys; the rounds it completes are what later phases read.
     const std::vector<uint64_t> sizes(batch, options.value_size);
@@ -189,7 +189,7 @@ int RunMasterBench(const MasterBenchOptions& options) {
         "PutStart+PutEnd", batch, options, address, client_id,
         [&](int t, uint64_t round) {
           rounds_done[t % 64] = round;  // the rounds before this one are complete
-          return KeysFor(t, round + (single ? 1u << 30 : 0), batch);
+          return KeysFor(t, round, batch);
         },
         [&](client::MasterClient& client, const std::vector<std::string>& keys) {
           return AllOk(client.PutStart(keys, sizes, {})) && AllOk(client.PutEnd(keys));
@@ -197,7 +197,7 @@ int RunMasterBench(const MasterBenchOptions& options) {
     // The keys of a round the put phase completed.
     KeysOf written = [&](int t, uint64_t round) {
       const uint64_t have = std::max<uint64_t>(1, rounds_done[t % 64]);
-      return KeysFor(t, round % have + (single ? 1u << 30 : 0), batch);
+      return KeysFor(t, round % have, batch);
     };
     results.push_back(
         RunPhase("ExistKey", batch, options, address, client_id, written,
