@@ -1,6 +1,11 @@
 // The `mooncake` executable: one binary, one subcommand per service.
 #include <sys/resource.h>
 
+#ifdef MOONCAKE_STATIC_BINARY
+#include <nss.h>
+#include <openssl/crypto.h>
+#endif
+
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -39,7 +44,22 @@ void RaiseDescriptorLimit() {
   }
 }
 
+// The binary is static (src/CMakeLists.txt): it must never load a shared object of the host,
+// which would bring a second C library into the process. So host names are looked up in the
+// sources glibc has built in (/etc/hosts, then DNS through /etc/resolv.conf), whatever
+// /etc/nsswitch.conf lists; and OpenSSL, used for HMAC-SHA256 and random nonces only, does not
+// read the host's openssl.cnf, which may name provider modules to load.
+void UseOnlyWhatIsLinkedIn() {
+#ifdef MOONCAKE_STATIC_BINARY
+  __nss_configure_lookup("hosts", "files dns");
+  __nss_configure_lookup("services", "files");
+  __nss_configure_lookup("protocols", "files");
+  OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, nullptr);
+#endif
+}
+
 int Main(int argc, char** argv) {
+  UseOnlyWhatIsLinkedIn();
   RaiseDescriptorLimit();
   // Debian builds Abseil without NDEBUG, which leaves its mutex deadlock detector on: a global
   // graph consulted on every lock, a cost (and a shared lock) on every call of the master. The

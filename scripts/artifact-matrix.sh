@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# The shipped artifacts on other Debian releases, each in a chroot made with debootstrap from
+# Debian's archive (the mirror this machine's own apt sources name):
+#
+#   scripts/artifact-matrix.sh [--binary FILE] [--dist DIR] [SUITE...]
+#
+# Suites default to bullseye (glibc 2.31, Python 3.9), bookworm (2.36, 3.11) and trixie (2.41,
+# 3.13). In each:
+#   - the static `mooncake` binary runs a cluster of its own processes (metadata service, master,
+#     two stores) and `mooncake bench store --validate` checks every byte through them over TCP;
+#   - the wheel of DIR (default dist/) built for the chroot's Python, if there is one, installs with
+#     pip into a virtual environment and writes and reads values through that cluster.
+# Chroots are made once and kept as tarballs in $MOONCAKE_CHROOT_CACHE (default
+# /var/cache/mooncake/chroots); each run unpacks a fresh copy and removes it. Exits 77 (skipped)
+# when chroots cannot be made here: not root, no debootstrap, or the archive cannot be reached.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+binary=$root/build/src/mooncake
+dist=$root/dist
+suites=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --binary) binary=$2; shift 2 ;;
+    --dist) dist=$2; shift 2 ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) suites+=("$1"); shift ;;
+  esac
+done
+[ ${#suites[@]} -gt 0 ] || suites=(bullseye bookworm trixie)
+cache=${MOONCAKE_CHROOT_CACHE:-/var/cache/mooncake/chroots}
+
+skip() { echo "artifact-matrix: skipped: $*"; exit 77; }
+[ "$(id -u)" -eq 0 ] || skip "chroots need root"
+if ! command -v debootstrap >/dev/null; then
+  apt-get install -y -q debootstrap >/dev/null 2>&1 || skip "debootstrap is not installed and apt-get could not install it"
+fi
+[ -x "$binary" ] || { echo "artifact-matrix: no binary at $binary (scripts/build.sh)" >&2; exit 1; }
+
+# Debian's archive as this machine's apt sources name it: the repository of this release's suite.
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+mirror=$(apt-get indextargets --format '$(RELEASE) $(REPO_URI)' 'Created-By: Packages' 2>/dev/null |
+  awk -v c="$codename" '$1 == c { print $2; exit }')
+[ -n "$mirror" ] || skip "no apt source of this release ($codename) to take Debian's archive from"
+
+work=$(mktemp -d)
+mounts=()
+cleanup() {
+  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount -l "${mounts[$i]}" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# chroot_of SUITE: unpacks a fresh root of SUITE into $work/SUITE (made and cached first if need be).
+chroot_of() {
+  local suite=$1 dir=$work/$1 tarball=$cache/$1.tar
+  if [ ! -f "$tarball" ]; then
+    mkdir -p "$cache"
+    echo "artifact-matrix: debootstrap $suite from $mirror (cached in $tarball)"
+    if ! debootstrap --variant=minbase --include=python3,python3-venv "$suite" "$work/bootstrap-$suite" \
+        "$mirror" >"$work/debootstrap-$suite.log" 2>&1; then
+      tail -n 5 "$work/debootstrap-$suite.log"
+      skip "debootstrap of $suite failed (log above)"
+    fi
+    tar -C "$work/bootstrap-$suite" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    rm -rf "$work/bootstrap-$suite"
+  fi
+  mkdir -p "$dir"
+  tar -C "$dir" -xf "$tarball"
+  mount -t proc proc "$dir/proc" && mounts+=("$dir/proc")
+  mount -t tmpfs tmpfs "$dir/dev/shm" 2>/dev/null && mounts+=("$dir/dev/shm") || true
+}
+
+# What runs inside each chroot: a cluster of separate processes on 127.0.0.1 (ports of their own
+# choosing), validated through the binary, then through the wheel when one is installed.
+cat >"$work/inside.sh" <<'SH'
+#!/bin/sh
+set -eu
+m=/usr/local/bin/mooncake
+w=$(mktemp -d)
+pids=""
+cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+start() {
+  name=$1 pattern=$2
+  shift 2
+  "$@" >"$w/$name.log" 2>&1 &
+  pid=$!
+  pids="$pids $pid"
+  n=0
+  until grep -q "$pattern" "$w/$name.log"; do
+    n=$((n + 1))
+    if [ $n -gt 300 ] || ! kill -0 "$pid" 2>/dev/null; then
+      cat "$w/$name.log" >&2
+      echo "$name did not start" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+}
+echo "glibc $(getconf GNU_LIBC_VERSION | cut -d' ' -f2), $(python3 --version 2>&1)"
+start metadata 'listening on' $m metadata --host 127.0.0.1 --port 0
+metadata=$(grep -o 'http://[^ ]*' "$w/metadata.log" | head -n 1)
+start master listening $m master --rpc_address 127.0.0.1 --port 0 --metrics_port 0
+rpc=$(grep -o 'rpc=[0-9.]*:[0-9]*' "$w/master.log" | head -n 1 | cut -d= -f2)
+for i in 1 2; do
+  cat >"$w/store$i.json" <<JSON
+{"local_hostname": "127.0.0.1", "metadata_server": "$metadata",
+ "master_server_address": "$rpc", "protocol": "tcp", "global_segment_size": "64MiB"}
+JSON
+  start "store$i" 'serving segment' $m store --config "$w/store$i.json" --listen-address 127.0.0.1 \
+    --http-host 127.0.0.1 --http-port 0
+done
+$m bench store --master "$rpc" --metadata "$metadata" --transport tcp --validate \
+  --validate-size 16MiB >"$w/validate.out" 2>&1 || { cat "$w/validate.out"; exit 1; }
+tail -n 1 "$w/validate.out" | grep -q '"ok":true' || { cat "$w/validate.out"; exit 1; }
+echo "binary: 2 stores validated"
+[ -x /opt/venv/bin/python ] || exit 0
+/opt/venv/bin/python - "$metadata" "$rpc" <<'PY'
+import sys
+from mooncake.store import MooncakeDistributedStore
+store = MooncakeDistributedStore()
+assert store.setup("127.0.0.1", sys.argv[1], 64 << 20, 16 << 20, "tcp", "", sys.argv[2]) == 0
+values = {f"matrix/{i}": bytes([i]) * (4096 * (i + 1)) for i in range(8)}
+for key, value in values.items():
+    assert store.put(key, value) == 0, key
+for key, value in values.items():
+    assert store.get(key) == value, key
+assert store.batch_is_exist(list(values)) == [1] * len(values)
+store.close()
+print("wheel: 8 values written and read back")
+PY
+SH
+chmod +x "$work/inside.sh"
+
+failed=0
+for suite in "${suites[@]}"; do
+  chroot_of "$suite"
+  dir=$work/$suite
+  install -m 755 "$binary" "$dir/usr/local/bin/mooncake"
+  cp "$work/inside.sh" "$dir/inside.sh"
+  tag=$(chroot "$dir" python3 -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+  wheel=$(ls "$dist"/mooncake_transfer_engine-*-"$tag"-*.whl 2>/dev/null | head -n 1 || true)
+  note="no wheel for $tag in $dist"
+  if [ -n "$wheel" ]; then
+    cp "$wheel" "$dir/tmp/"
+    if chroot "$dir" sh -c "python3 -m venv /opt/venv && /opt/venv/bin/pip install -q --no-index /tmp/$(basename "$wheel")" \
+        >"$work/pip-$suite.log" 2>&1; then
+      note="wheel $(basename "$wheel")"
+    else
+      cat "$work/pip-$suite.log"
+      note="FAILED to install $(basename "$wheel")"
+      failed=1
+    fi
+  fi
+  if out=$(chroot "$dir" /inside.sh 2>&1); then
+    echo "ok   $suite: $(echo "$out" | tr '\n' ';' | sed 's/;$//') ($note)"
+  else
+    echo "FAIL $suite ($note):"
+    echo "$out"
+    failed=1
+  fi
+  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount -l "${mounts[$i]}" 2>/dev/null || true; done
+  mounts=()
+  rm -rf "$dir"
+done
+exit $failed
