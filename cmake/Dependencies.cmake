@@ -104,5 +104,9 @@ else()
   mooncake_static_pkg(mooncake_absl ${absl_modules})
 endif()
 mooncake_static_pkg(mooncake_rdma libibverbs librdmacm)
+# verbs.h alone, for code that calls libibverbs through engine/rdma/ibverbs.h without linking it.
+add_library(mooncake_rdma_headers INTERFACE)
+target_include_directories(mooncake_rdma_headers SYSTEM INTERFACE
+  ${mooncake_rdma_PC_STATIC_INCLUDE_DIRS})
 mooncake_static_pkg(mooncake_re2 re2)
 mooncake_static_pkg(mooncake_crypto libcrypto)

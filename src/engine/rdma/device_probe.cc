@@ -1,19 +1,18 @@
 #include "engine/rdma/device_probe.h"
 
-#include <infiniband/verbs.h>
-
-#include "engine/rdma/providers.h"
+#include "engine/rdma/ibverbs.h"
 
 namespace mooncake::engine {
 
 std::vector<std::string> ListRdmaDevices() {
   std::vector<std::string> names;
+  absl::StatusOr<const rdma::IbverbsApi*> api = rdma::Ibverbs();
+  if (!api.ok()) return names;  // no libibverbs on this host: no devices
   int count = 0;
-  rdma::RegisterBuiltinProviders();
-  ibv_device** devices = ibv_get_device_list(&count);
+  ibv_device** devices = (*api)->get_device_list(&count);
   if (devices == nullptr) return names;
-  for (int i = 0; i < count; ++i) names.emplace_back(ibv_get_device_name(devices[i]));
-  ibv_free_device_list(devices);
+  for (int i = 0; i < count; ++i) names.emplace_back((*api)->get_device_name(devices[i]));
+  (*api)->free_device_list(devices);
   return names;
 }
 

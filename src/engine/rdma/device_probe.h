@@ -1,4 +1,4 @@
-// Which RDMA devices this host has, through rdma-core with its providers linked in statically.
+// Which RDMA devices this host has, through libibverbs (engine/rdma/ibverbs.h).
 #pragma once
 
 #include <string>
@@ -7,7 +7,7 @@
 namespace mooncake::engine {
 
 // Names of the RDMA devices (e.g. "mlx5_0") the kernel exposes. Empty when there are none,
-// including on kernels without RDMA support. Never fails.
+// including on kernels without RDMA support and hosts without libibverbs. Never fails.
 std::vector<std::string> ListRdmaDevices();
 
 }  // namespace mooncake::engine

@@ -1,6 +1,7 @@
-// The production side of the verbs seam, over libibverbs. There is no RDMA device on our
-// development and CI machines, so this file is compiled and linked but not run there; the
-// transport's logic is tested through SoftVerbs.
+// The production side of the verbs seam, over libibverbs (its functions from Ibverbs():
+// linked in or loaded from the host, see ibverbs.h). There is no RDMA device on our development
+// and CI machines, so this file is compiled and linked but not run there; the transport's logic is
+// tested through SoftVerbs.
 #include <infiniband/verbs.h>
 
 #include <cerrno>
@@ -10,7 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/error_code.h"
 #include "common/strings.h"
-#include "engine/rdma/providers.h"
+#include "engine/rdma/ibverbs.h"
 #include "engine/rdma/verbs.h"
 
 namespace mooncake::engine::rdma {
@@ -26,8 +27,9 @@ absl::Status VerbsError(const char* what, int err) {
 
 class IbQueuePair : public QueuePair {
  public:
-  IbQueuePair(ibv_qp* qp, uint16_t lid, Gid gid) : qp_(qp), lid_(lid), gid_(gid) {}
-  ~IbQueuePair() override { ibv_destroy_qp(qp_); }
+  IbQueuePair(const IbverbsApi& api, ibv_qp* qp, uint16_t lid, Gid gid)
+      : api_(api), qp_(qp), lid_(lid), gid_(gid) {}
+  ~IbQueuePair() override { api_.destroy_qp(qp_); }
 
   QpAddress address() const override { return QpAddress{qp_->qp_num, lid_, gid_}; }
 
@@ -38,7 +40,7 @@ class IbQueuePair : public QueuePair {
     attr.pkey_index = 0;
     attr.qp_access_flags =
         IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE;
-    if (int rc = ibv_modify_qp(
+    if (int rc = api_.modify_qp(
             qp_, &attr, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS)) {
       return VerbsError("modify QP to INIT", rc);
     }
@@ -56,9 +58,9 @@ class IbQueuePair : public QueuePair {
     attr.ah_attr.grh.sgid_index = kGidIndex;
     attr.ah_attr.grh.hop_limit = 64;
     if (int rc =
-            ibv_modify_qp(qp_, &attr,
-                          IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
-                              IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER)) {
+            api_.modify_qp(qp_, &attr,
+                           IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
+                               IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER)) {
       return VerbsError("modify QP to RTR", rc);
     }
     attr = {};
@@ -68,9 +70,9 @@ class IbQueuePair : public QueuePair {
     attr.rnr_retry = 7;
     attr.sq_psn = 0;
     attr.max_rd_atomic = 16;
-    if (int rc = ibv_modify_qp(qp_, &attr,
-                               IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
-                                   IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC)) {
+    if (int rc = api_.modify_qp(qp_, &attr,
+                                IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
+                                    IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC)) {
       return VerbsError("modify QP to RTS", rc);
     }
     return absl::OkStatus();
@@ -94,6 +96,7 @@ class IbQueuePair : public QueuePair {
   }
 
  private:
+  const IbverbsApi& api_;
   ibv_qp* qp_;
   uint16_t lid_;
   Gid gid_;
@@ -101,13 +104,20 @@ class IbQueuePair : public QueuePair {
 
 class IbDevice : public Device {
  public:
-  IbDevice(std::string name, ibv_context* context, ibv_pd* pd, ibv_cq* cq, uint16_t lid, Gid gid)
-      : name_(std::move(name)), context_(context), pd_(pd), cq_(cq), lid_(lid), gid_(gid) {}
+  IbDevice(const IbverbsApi& api, std::string name, ibv_context* context, ibv_pd* pd, ibv_cq* cq,
+           uint16_t lid, Gid gid)
+      : api_(api),
+        name_(std::move(name)),
+        context_(context),
+        pd_(pd),
+        cq_(cq),
+        lid_(lid),
+        gid_(gid) {}
   ~IbDevice() override {
-    for (auto& [addr, mr] : mrs_) ibv_dereg_mr(mr);
-    ibv_destroy_cq(cq_);
-    ibv_dealloc_pd(pd_);
-    ibv_close_device(context_);
+    for (auto& [addr, mr] : mrs_) api_.dereg_mr(mr);
+    api_.destroy_cq(cq_);
+    api_.dealloc_pd(pd_);
+    api_.close_device(context_);
   }
   const std::string& name() const override { return name_; }
   uint16_t lid() const override { return lid_; }
@@ -115,8 +125,8 @@ class IbDevice : public Device {
 
   absl::StatusOr<MemoryKeys> RegisterMemory(void* addr, uint64_t length) override {
     ibv_mr* mr =
-        ibv_reg_mr(pd_, addr, length,
-                   IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE);
+        api_.reg_mr(pd_, addr, length,
+                    IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE);
     if (mr == nullptr) return VerbsError("register memory", errno);
     absl::MutexLock lock(&mu_);
     mrs_[addr] = mr;
@@ -127,7 +137,7 @@ class IbDevice : public Device {
     absl::MutexLock lock(&mu_);
     auto it = mrs_.find(addr);
     if (it == mrs_.end()) return MakeError(ErrorCode::OBJECT_NOT_FOUND, "memory not registered");
-    ibv_dereg_mr(it->second);
+    api_.dereg_mr(it->second);
     mrs_.erase(it);
     return absl::OkStatus();
   }
@@ -141,9 +151,9 @@ class IbDevice : public Device {
     init.cap.max_recv_wr = 1;
     init.cap.max_send_sge = 1;
     init.cap.max_recv_sge = 1;
-    ibv_qp* qp = ibv_create_qp(pd_, &init);
+    ibv_qp* qp = api_.create_qp(pd_, &init);
     if (qp == nullptr) return VerbsError("create QP", errno);
-    return std::unique_ptr<QueuePair>(new IbQueuePair(qp, lid_, gid_));
+    return std::unique_ptr<QueuePair>(new IbQueuePair(api_, qp, lid_, gid_));
   }
 
   int PollCompletions(Completion* out, int max) override {
@@ -152,12 +162,13 @@ class IbDevice : public Device {
     for (int i = 0; i < n; ++i) {
       out[i].id = wc[i].wr_id;
       out[i].ok = wc[i].status == IBV_WC_SUCCESS;
-      out[i].error = out[i].ok ? "" : ibv_wc_status_str(wc[i].status);
+      out[i].error = out[i].ok ? "" : api_.wc_status_str(wc[i].status);
     }
     return n < 0 ? 0 : n;
   }
 
  private:
+  const IbverbsApi& api_;
   const std::string name_;
   ibv_context* context_;
   ibv_pd* pd_;
@@ -172,32 +183,36 @@ class IbVerbs : public Verbs {
  public:
   std::vector<std::string> ListDevices() override {
     std::vector<std::string> names;
+    absl::StatusOr<const IbverbsApi*> api = Ibverbs();
+    if (!api.ok()) return names;  // no libibverbs: no devices
+    const IbverbsApi& ib = **api;
     int count = 0;
-    rdma::RegisterBuiltinProviders();
-    ibv_device** list = ibv_get_device_list(&count);
+    ibv_device** list = ib.get_device_list(&count);
     if (list == nullptr) return names;
     for (int i = 0; i < count; ++i) {
-      ibv_context* context = ibv_open_device(list[i]);
+      ibv_context* context = ib.open_device(list[i]);
       if (context == nullptr) continue;
       ibv_port_attr port{};
-      if (ibv_query_port(context, kPort, &port) == 0 && port.state == IBV_PORT_ACTIVE) {
-        names.emplace_back(ibv_get_device_name(list[i]));
+      if (ib.query_port(context, kPort, &port) == 0 && port.state == IBV_PORT_ACTIVE) {
+        names.emplace_back(ib.get_device_name(list[i]));
       }
-      ibv_close_device(context);
+      ib.close_device(context);
     }
-    ibv_free_device_list(list);
+    ib.free_device_list(list);
     return names;
   }
 
   absl::StatusOr<std::unique_ptr<Device>> Open(const std::string& name) override {
+    absl::StatusOr<const IbverbsApi*> api = Ibverbs();
+    if (!api.ok()) return api.status();
+    const IbverbsApi& ib = **api;
     int count = 0;
-    rdma::RegisterBuiltinProviders();
-    ibv_device** list = ibv_get_device_list(&count);
+    ibv_device** list = ib.get_device_list(&count);
     ibv_context* context = nullptr;
     for (int i = 0; list != nullptr && i < count && context == nullptr; ++i) {
-      if (name == ibv_get_device_name(list[i])) context = ibv_open_device(list[i]);
+      if (name == ib.get_device_name(list[i])) context = ib.open_device(list[i]);
     }
-    if (list != nullptr) ibv_free_device_list(list);
+    if (list != nullptr) ib.free_device_list(list);
     if (context == nullptr) {
       return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("RDMA device {} not found", name));
     }
@@ -205,17 +220,17 @@ class IbVerbs : public Verbs {
     ibv_gid gid{};
     ibv_pd* pd = nullptr;
     ibv_cq* cq = nullptr;
-    if (ibv_query_port(context, kPort, &port) != 0 ||
-        ibv_query_gid(context, kPort, kGidIndex, &gid) != 0 ||
-        (pd = ibv_alloc_pd(context)) == nullptr ||
-        (cq = ibv_create_cq(context, 4 * kQueueDepth, nullptr, nullptr, 0)) == nullptr) {
-      if (pd != nullptr) ibv_dealloc_pd(pd);
-      ibv_close_device(context);
+    if (ib.query_port(context, kPort, &port) != 0 ||
+        ib.query_gid(context, kPort, kGidIndex, &gid) != 0 ||
+        (pd = ib.alloc_pd(context)) == nullptr ||
+        (cq = ib.create_cq(context, 4 * kQueueDepth, nullptr, nullptr, 0)) == nullptr) {
+      if (pd != nullptr) ib.dealloc_pd(pd);
+      ib.close_device(context);
       return VerbsError("open RDMA device", errno);
     }
     Gid our{};
     std::memcpy(our.data(), gid.raw, 16);
-    return std::unique_ptr<Device>(new IbDevice(name, context, pd, cq, port.lid, our));
+    return std::unique_ptr<Device>(new IbDevice(ib, name, context, pd, cq, port.lid, our));
   }
 };
 
