@@ -1,13 +1,17 @@
 # Every dependency comes from Debian's packages (scripts/install-deps.sh installs them). The `mooncake`
-# binary links all of them statically, so it depends on nothing but the C library at run time:
-#   - abseil (or its Debian source package, see below), RE2, OpenSSL's libcrypto (HMAC for authentication), rdma-core (libibverbs with its static providers, librdmacm) and libnl: Debian's .a files,
-#     resolved through pkg-config --static;
+# binary links all of them statically, the C library included, so it depends on nothing at run
+# time; the Python extension links them statically too, but for glibc and libibverbs (loaded from
+# the host at run time: src/engine/rdma/ibverbs.h):
+#   - abseil: its Debian source package, compiled here (see below);
+#   - RE2 (the master only), OpenSSL's libcrypto (HMAC for authentication; its archive is
+#     position-independent), rdma-core (libibverbs with its static providers, librdmacm) and libnl:
+#     Debian's .a files, resolved through pkg-config --static;
 #   - cpp-httplib: Debian ships it only as a shared library, so we compile the single header from
 #     Debian's source package of the same version (unpacked by install-deps.sh into .deps/);
 #   - simdjson: likewise only a shared library in Debian; its amalgamated simdjson.cpp from Debian's
 #     source package is compiled into a static archive of ours (it picks its CPU kernels at run time);
 #   - spdlog, fmt, CLI11, nlohmann/json: header-only;
-#   - libstdc++ and libgcc: -static-libstdc++ -static-libgcc.
+#   - libstdc++ and libgcc: -static-libstdc++ -static-libgcc (the extension).
 find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)
 
@@ -65,27 +69,20 @@ function(mooncake_static_pkg target)
   endforeach()
   list(REMOVE_DUPLICATES archives)
   list(JOIN archives "," archive_list)
-  # A target with the property MOONCAKE_SHARED_DEPS (the Python extension: a shared object cannot
-  # take Debian's non-PIC archives) links the same libraries' shared objects instead, every one
-  # named directly so that a wheel can carry them (see scripts/wheel.sh).
-  # (rdma-core's shared libibverbs loads its providers itself.)
-  set(wants_shared "$<BOOL:$<TARGET_PROPERTY:MOONCAKE_SHARED_DEPS>>")
-  set(shared "")
-  foreach(lib IN LISTS ${target}_PC_STATIC_LIBRARIES)
-    if(NOT lib MATCHES "^(pthread|dl|rt|m|c|atomic)$" AND NOT lib MATCHES "-rdmav[0-9]+$"
-       AND NOT lib MATCHES "^(bnxt_re|cxgb4|efa|erdma|hns|irdma|mana|mlx4|mlx5|mthca|ocrdma|qedr|vmw_pvrdma|hfi1verbs|ipathverbs|rxe|siw)$")
-      list(APPEND shared "$<${wants_shared}:-l${lib}>")
-    endif()
-  endforeach()
-  list(REMOVE_DUPLICATES shared)
-  target_link_libraries(${target} INTERFACE
-    ${shared} "$<$<NOT:${wants_shared}>:$<LINK_GROUP:RESCAN,${archive_list}>>" Threads::Threads)
+  target_link_libraries(${target} INTERFACE "$<LINK_GROUP:RESCAN,${archive_list}>" Threads::Threads)
 endfunction()
 
-# abseil: Debian's archives, or (MOONCAKE_ABSL_FROM_SOURCE, for the ThreadSanitizer build) Debian's
-# source package of the same version compiled as part of this build with its flags: TSan sees the
-# happens-before that absl::Mutex gives only when abseil itself is instrumented.
-option(MOONCAKE_ABSL_FROM_SOURCE "Compile abseil from its Debian source package in .deps/abseil" OFF)
+# abseil: Debian's source package of the same version compiled as part of this build with its
+# flags (MOONCAKE_ABSL_FROM_SOURCE, the default of the plain and ThreadSanitizer builds): position-
+# independent, so that the Python extension links it in, and instrumented under TSan, which sees
+# the happens-before that absl::Mutex gives only then. Or Debian's archives (the ASan build).
+if(MOONCAKE_SANITIZE)
+  set(absl_from_source_default OFF)
+else()
+  set(absl_from_source_default ON)
+endif()
+option(MOONCAKE_ABSL_FROM_SOURCE "Compile abseil from its Debian source package in .deps/abseil"
+       ${absl_from_source_default})
 set(MOONCAKE_ABSL_COMPONENTS status statusor synchronization flat_hash_map str_format strings time
     random_random)
 if(MOONCAKE_ABSL_FROM_SOURCE)

@@ -7,9 +7,11 @@
 #   build/venv/bin/python -c 'from mooncake.store import MooncakeDistributedStore'
 #
 # Elsewhere, `pip install dist/mooncake_transfer_engine-*.whl` installs the same wheel. It carries
-# the extension, the shared libraries it needs that a bare system may lack (abseil, rdma-core's
-# libibverbs, libnl), and the `mooncake` binary behind `mooncake_master` and the `python -m` entry
-# points. Nothing comes from a package index. REQUIRES: scripts/install-deps.sh has run.
+# the extension, which needs nothing but glibc (everything else is linked in; the host's
+# libibverbs is loaded when RDMA is asked for), and the static `mooncake` binary behind
+# `mooncake_master` and the `python -m` entry points. It is tagged manylinux_2_N_x86_64, N the
+# newest glibc symbol version the extension asks for (tests/scripts/wheel_floor_test.sh checks).
+# Nothing comes from a package index. REQUIRES: scripts/install-deps.sh has run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${MOONCAKE_BUILD_DIR:-$root/build}
@@ -21,20 +23,20 @@ version=$("$build/src/mooncake" --version | head -n 1 | cut -d' ' -f2)
 
 stage="$build/wheel"
 rm -rf "$stage"
-mkdir -p "$stage/mooncake/bin" "$stage/mooncake/_libs"
+mkdir -p "$stage/mooncake/bin"
 cp "$root/python/setup.py" "$stage/"
 cp "$root/python/mooncake/"*.py "$stage/mooncake/"
 cp "$build/python/mooncake/"store*.so "$stage/mooncake/"
 cp "$build/src/mooncake" "$stage/mooncake/bin/mooncake"
 # Debug information stays in the build tree; the wheel is a fifth of the size without it.
 strip --strip-debug "$stage/mooncake/"store*.so "$stage/mooncake/bin/mooncake"
-# The extension's shared libraries beyond glibc, libstdc++ and libgcc: found through $ORIGIN/_libs.
-ldd "$stage/mooncake/"store*.so | awk '$3 ~ /^\// {print $3}' |
-  grep -E '/lib(absl_|ibverbs|nl-|crypto)' | while read -r lib; do cp -L "$lib" "$stage/mooncake/_libs/"; done
+# The glibc floor: the newest GLIBC_2.N version among the symbols the extension takes from glibc.
+floor=$(objdump -T "$stage/mooncake/"store*.so | grep -oE 'GLIBC_2\.[0-9]+' | cut -d. -f2 | sort -n | tail -n 1)
+platform=manylinux_2_${floor}_x86_64
 
 mkdir -p "$root/dist"
 rm -f "$root/dist"/mooncake_transfer_engine-*.whl
-MOONCAKE_VERSION=$version "$py" -m pip wheel --quiet --no-deps --no-build-isolation --no-index \
+MOONCAKE_VERSION=$version MOONCAKE_WHEEL_PLATFORM=$platform "$py" -m pip wheel --quiet --no-deps --no-build-isolation --no-index \
   -w "$root/dist" "$stage"
 wheel=$(ls "$root/dist"/mooncake_transfer_engine-"$version"-*.whl)
 

@@ -1,19 +1,17 @@
 #include "client/client.h"
 
 #include <sys/mman.h>
-#include <sys/random.h>
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstring>
 #include <numeric>
 
-#include "absl/random/random.h"
 #include "absl/strings/str_format.h"
 #include "client/staging_buffer.h"
 #include "common/error_code.h"
 #include "common/logging.h"
+#include "common/random.h"
 #include "common/strings.h"
 #include "common/units.h"
 #include "engine/transfer_engine.h"
@@ -28,21 +26,10 @@ constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14; older kernels refuse it 
 using engine::TransferOp;
 using engine::TransferRequest;
 
-// A random (version 4) UUID from getrandom(2), which needs no /proc: a client in a bare
-// container or chroot still gets an id.
+// A random (version 4) UUID.
 std::string RandomUuid() {
   std::array<uint8_t, 16> bytes{};
-  size_t got = 0;
-  while (got < bytes.size()) {
-    const ssize_t n = getrandom(bytes.data() + got, bytes.size() - got, 0);
-    if (n > 0) {
-      got += static_cast<size_t>(n);
-    } else if (errno != EINTR) {
-      absl::BitGen gen;  // seeded by the C++ runtime's entropy source
-      for (uint8_t& byte : bytes) byte = absl::Uniform<uint8_t>(gen);
-      break;
-    }
-  }
+  RandomBytes(bytes.data(), bytes.size());
   bytes[6] = static_cast<uint8_t>((bytes[6] & 0x0f) | 0x40);
   bytes[8] = static_cast<uint8_t>((bytes[8] & 0x3f) | 0x80);
   std::string uuid;

@@ -165,5 +165,29 @@ TEST_F(RdmaTransportTest, DeviceSelection) {
             std::string::npos);
 }
 
+// Verbs that cannot be had at all (the Python extension on a host without rdma-core's
+// libibverbs): the engine is refused with the reason, not with "no device".
+TEST_F(RdmaTransportTest, AHostWithoutVerbsIsToldWhy) {
+  class Unavailable : public test::SoftVerbs {
+   public:
+    using SoftVerbs::SoftVerbs;
+    absl::Status Available() override {
+      return MakeError(ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS, "libibverbs.so.1 is missing");
+    }
+  };
+  EngineConfig config;
+  config.local_hostname = "127.0.0.1";
+  config.first_port = 0;
+  config.protocol = "rdma";
+  config.verbs = std::make_shared<Unavailable>(fabric_, std::vector<std::string>{"soft_c0"});
+  auto refused = TransferEngine::Create(config);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(ErrorCodeOf(refused.status()), ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS);
+  EXPECT_NE(
+      std::string(refused.status().message()).find("protocol rdma: libibverbs.so.1 is missing"),
+      std::string::npos)
+      << refused.status();
+}
+
 }  // namespace
 }  // namespace mooncake::engine

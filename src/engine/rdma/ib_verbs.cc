@@ -181,6 +181,8 @@ class IbDevice : public Device {
 
 class IbVerbs : public Verbs {
  public:
+  absl::Status Available() override { return Ibverbs().status(); }
+
   std::vector<std::string> ListDevices() override {
     std::vector<std::string> names;
     absl::StatusOr<const IbverbsApi*> api = Ibverbs();

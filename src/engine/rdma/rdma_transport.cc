@@ -53,6 +53,9 @@ std::string Endpoint(const SegmentDescriptor& d) {
 absl::StatusOr<std::unique_ptr<RdmaTransport>> RdmaTransport::Create(
     Verbs* verbs, const std::string& device_names, HandshakeCall handshake, RdmaOptions options,
     std::function<void(const std::string&)> on_failure) {
+  if (absl::Status available = verbs->Available(); !available.ok()) {
+    return MakeError(ErrorCodeOf(available), fmt::format("protocol rdma: {}", available.message()));
+  }
   const std::vector<std::string> found = verbs->ListDevices();
   std::string found_list;
   for (const std::string& d : found) found_list += (found_list.empty() ? "" : ", ") + d;

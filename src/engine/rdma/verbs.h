@@ -80,6 +80,9 @@ class Device {
 class Verbs {
  public:
   virtual ~Verbs() = default;
+  // Whether verbs can be used on this host at all (e.g. its libibverbs could be loaded), and if
+  // not, why. With an error, ListDevices() is empty.
+  virtual absl::Status Available() { return absl::OkStatus(); }
   // Names of the devices with an active port.
   virtual std::vector<std::string> ListDevices() = 0;
   virtual absl::StatusOr<std::unique_ptr<Device>> Open(const std::string& name) = 0;

@@ -9,11 +9,11 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
-#include <random>
 #include <vector>
 
 #include "common/error_code.h"
 #include "common/logging.h"
+#include "common/random.h"
 #include "common/strings.h"
 #include "engine/tcp/socket_io.h"
 #include "engine/tcp/tcp_protocol.h"
@@ -86,9 +86,7 @@ struct ShmServer::Client {
 ShmServer::~ShmServer() { Stop(); }
 
 absl::Status ShmServer::Start() {
-  std::random_device random;
-  name_ = fmt::format("@mooncake-shm-{}-{:016x}", getpid(),
-                      (static_cast<uint64_t>(random()) << 32) | random());
+  name_ = fmt::format("@mooncake-shm-{}-{:016x}", getpid(), RandomU64());
   listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   sockaddr_un addr;
