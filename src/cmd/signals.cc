@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 
@@ -31,6 +33,17 @@ int WaitForTerminationSignal() {
   while (sigwait(&set, &signal) != 0) {
   }
   return signal;
+}
+
+int WaitForTerminationSignalFor(absl::Duration timeout) {
+  sigset_t set = TerminationSet();
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    const timespec left = absl::ToTimespec(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+    const int signal = sigtimedwait(&set, nullptr, &left);
+    if (signal > 0) return signal;
+    if (errno != EINTR || absl::Now() >= deadline) return 0;  // EAGAIN: the time is up
+  }
 }
 
 int ServeUntilSignal(const char* name, const std::function<absl::StatusOr<std::string>()>& start,

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace mooncake::cmd {
 
@@ -14,6 +15,9 @@ void BlockTerminationSignals();
 
 // Waits until SIGTERM or SIGINT arrives and returns its number.
 int WaitForTerminationSignal();
+
+// Waits at most `timeout` for SIGTERM or SIGINT: its number, or 0 if none came.
+int WaitForTerminationSignalFor(absl::Duration timeout);
 
 // The life of a service process: starts it (`start` returns the line to print on stdout once it
 // serves, which scripts and tests wait for), waits for SIGTERM/SIGINT, stops it. Returns the exit

@@ -1,4 +1,5 @@
 // `mooncake store --config FILE`: the store service (SPEC.md §2). Flags override config keys.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -31,7 +32,68 @@ struct StoreFlags {
   int http_port = 9300;
   std::string log_level = "info";
   std::string auth_token_file;
+  std::string wait_for_cluster = "forever";
 };
+
+// What a store meets when it starts before its master, metadata service or etcd: worth another try.
+bool ClusterNotThereYet(const absl::Status& status) {
+  switch (ErrorCodeOf(status)) {
+    case ErrorCode::RPC_FAIL:
+    case ErrorCode::RPC_TIMEOUT:
+    case ErrorCode::ETCD_OPERATION_ERROR:
+    case ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS:  // masters elected in etcd: no leader yet
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Starts the store, trying again while the cluster is not there yet (the services of a machine
+// start in any order), with a backoff from 0.2 s doubling up to 5 s, for at most `wait`. Logs what
+// it waits for at the first failure, when the reason changes, and once a minute. nullptr (and
+// `*signal` set) when SIGTERM or SIGINT came meanwhile.
+absl::StatusOr<std::unique_ptr<store::StoreService>> StartWhenTheClusterIsThere(
+    const store::StoreOptions& options, absl::Duration wait, int* signal) {
+  constexpr absl::Duration kFirstBackoff = absl::Milliseconds(200);
+  constexpr absl::Duration kMaxBackoff = absl::Seconds(5);
+  const absl::Time start = absl::Now();
+  absl::Duration backoff = kFirstBackoff;
+  std::string last_reason;
+  absl::Time last_log = absl::InfinitePast();
+  for (int attempt = 1;; ++attempt) {
+    absl::StatusOr<std::unique_ptr<store::StoreService>> service =
+        store::StoreService::Start(options);
+    if (service.ok() || !ClusterNotThereYet(service.status())) {
+      if (service.ok() && attempt > 1) {
+        spdlog::info(
+            "the cluster answered after {} (attempt {})",
+            absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(100))),
+            attempt);
+      }
+      return service;
+    }
+    const absl::Duration left = start + wait - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      return MakeError(ErrorCodeOf(service.status()),
+                       fmt::format("{} (gave up after {}: --wait-for-cluster)",
+                                   service.status().message(), absl::FormatDuration(wait)));
+    }
+    const std::string reason(service.status().message());
+    if (reason != last_reason || absl::Now() - last_log >= absl::Minutes(1)) {
+      spdlog::warn(
+          "waiting for the cluster (master {}, metadata {}): {}; trying again every {} "
+          "(--wait-for-cluster {})",
+          options.client.master_server_address, options.client.metadata_server, reason,
+          absl::FormatDuration(std::min(backoff, kMaxBackoff)),
+          wait == absl::InfiniteDuration() ? "forever" : absl::FormatDuration(wait));
+      last_reason = reason;
+      last_log = absl::Now();
+    }
+    *signal = WaitForTerminationSignalFor(std::min(backoff, left));
+    if (*signal != 0) return std::unique_ptr<store::StoreService>();
+    backoff = std::min(backoff * 2, kMaxBackoff);
+  }
+}
 
 int Fail(int code, absl::string_view message) {
   std::fprintf(stderr, "mooncake store: %.*s\n", static_cast<int>(message.size()), message.data());
@@ -86,9 +148,23 @@ int RunStore(const StoreFlags& flags) {
   absl::StatusOr<store::StoreOptions> options = BuildOptions(flags);
   if (!options.ok()) return Fail(kExitUsage, options.status().message());
 
+  absl::Duration wait = absl::InfiniteDuration();
+  if (flags.wait_for_cluster != "forever") {
+    absl::StatusOr<absl::Duration> parsed = ParseDuration(flags.wait_for_cluster, absl::Seconds(1));
+    if (!parsed.ok()) {
+      return Fail(kExitUsage, fmt::format("--wait-for-cluster: {}", parsed.status().message()));
+    }
+    wait = *parsed;
+  }
+
   BlockTerminationSignals();
+  int signal = 0;
   absl::StatusOr<std::unique_ptr<store::StoreService>> service =
-      store::StoreService::Start(*options);
+      StartWhenTheClusterIsThere(*options, wait, &signal);
+  if (service.ok() && *service == nullptr) {
+    spdlog::info("signal {} received while waiting for the cluster; stopped", signal);
+    return 0;
+  }
   if (!service.ok()) {
     // A bad config and a master that cannot be reached are both the operator's to fix.
     const ErrorCode code = ErrorCodeOf(service.status());
@@ -144,6 +220,10 @@ Command AddStoreCommand(CLI::App& parent) {
       ->check(CLI::Range(0, 65535));
   app->add_option("--log-level,--log_level", flags->log_level,
                   "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+  app->add_option("--wait-for-cluster,--wait_for_cluster", flags->wait_for_cluster,
+                  "How long to keep trying while the master, metadata service or etcd does not "
+                  "answer yet (e.g. 30s, 10m; 0: try once; forever)")
       ->capture_default_str();
   AddAuthTokenOption(app, &flags->auth_token_file);
   return {app, [flags] { return RunStore(*flags); }};

@@ -10,6 +10,7 @@
 
 #include "common/version.h"
 #include "nlohmann/json.hpp"
+#include "support/raw_socket.h"
 #include "support/subprocess.h"
 
 namespace mooncake {
@@ -81,7 +82,8 @@ TEST(CliTest, StoreRefusesBadConfigWithOneLineAndExitTwo) {
            {good, {"--global-segment-size", "0"}, "global_segment_size must be > 0"},
            {good, {"--global-segment-size", "64tb"}, "larger than this machine's memory"},
            {good, {"--global-segment-size", "50%"}, "--global-segment-size"},
-           {good, {}, "master at 127.0.0.1:1 does not answer"},
+           {good, {"--wait-for-cluster", "0"}, "master at 127.0.0.1:1 does not answer"},
+           {good, {"--wait-for-cluster", "soon"}, "--wait-for-cluster: invalid duration"},
        }) {
     RunResult result = RunStore(c.config, c.args);
     EXPECT_EQ(result.status, 2) << c.config << " -> " << result.output;
@@ -96,6 +98,71 @@ TEST(CliTest, StoreRefusesBadConfigWithOneLineAndExitTwo) {
   EXPECT_NE(missing.output.find("cannot read config file '/nonexistent/store.json'"),
             std::string::npos);
   EXPECT_EQ(RunCommand({MOONCAKE_BINARY, "store"}).status, 2);  // --config is required
+}
+
+// The services of a machine start in any order: a store started before its master waits for it
+// (by default for ever), then serves.
+TEST(CliTest, AStoreStartedBeforeItsMasterServesOnceTheMasterIsUp) {
+  test::Subprocess metadata({MOONCAKE_BINARY, "metadata", "--host", "127.0.0.1", "--port", "0"});
+  std::optional<std::string> listening = metadata.WaitForLine("listening on", absl::Seconds(20));
+  ASSERT_TRUE(listening.has_value());
+  std::string url = listening->substr(listening->find("http://"));
+  url = url.substr(0, url.find(' '));
+  const int master_port = test::PortOutsideEngineRange();
+  ASSERT_NE(master_port, 0);
+  const std::string path = std::filesystem::temp_directory_path() /
+                           ("mooncake-wait-up-" + std::to_string(getpid()) + ".json");
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fprintf(f,
+                 R"({"local_hostname": "127.0.0.1", "metadata_server": "%s",
+                     "master_server_address": "127.0.0.1:%d", "protocol": "tcp",
+                     "global_segment_size": "16MiB"})",
+                 url.c_str(), master_port);
+    std::fclose(f);
+  }
+  test::Subprocess store({MOONCAKE_BINARY, "store", "--config", path, "--http-port", "0",
+                          "--listen-address", "127.0.0.1"});
+  // Nothing to serve without a master, and no exit either.
+  EXPECT_FALSE(store.WaitForLine("serving segment", absl::Seconds(2)).has_value());
+  EXPECT_FALSE(store.Wait(absl::ZeroDuration()).has_value()) << "the store gave up";
+  test::Subprocess master({MOONCAKE_BINARY, "master", "--rpc_address", "127.0.0.1", "--port",
+                           std::to_string(master_port), "--metrics_port", "0"});
+  EXPECT_TRUE(store.WaitForLine("serving segment", absl::Seconds(30)).has_value())
+      << store.output();
+  store.Signal(SIGTERM);
+  EXPECT_EQ(store.Wait(absl::Seconds(20)), 0);
+  std::remove(path.c_str());
+}
+
+TEST(CliTest, AStoreWaitingForItsClusterGivesUpAfterItsBoundOrStopsOnASignal) {
+  const std::string path = std::filesystem::temp_directory_path() /
+                           ("mooncake-wait-" + std::to_string(getpid()) + ".json");
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(R"({"local_hostname": "127.0.0.1", "master_server_address": "127.0.0.1:1",
+                   "protocol": "tcp", "global_segment_size": "16MiB"})",
+               f);
+    std::fclose(f);
+  }
+  // Bounded: a usage error once the bound has passed, saying so.
+  const absl::Time start = absl::Now();
+  RunResult bounded = RunCommand(
+      {"/bin/sh", "-c",
+       std::string(MOONCAKE_BINARY) + " store --config " + path + " --wait-for-cluster 2s 2>&1"},
+      absl::Seconds(60));
+  EXPECT_EQ(bounded.status, 2) << bounded.output;
+  EXPECT_GE(absl::Now() - start, absl::Seconds(2));
+  EXPECT_NE(bounded.output.find("waiting for the cluster"), std::string::npos) << bounded.output;
+  EXPECT_NE(bounded.output.find("gave up after 2s"), std::string::npos) << bounded.output;
+  // Unbounded, stopped while it waits: a clean exit.
+  test::Subprocess store({MOONCAKE_BINARY, "store", "--config", path, "--http-port", "0"});
+  EXPECT_FALSE(store.Wait(absl::Seconds(1)).has_value());
+  store.Signal(SIGTERM);
+  EXPECT_EQ(store.Wait(absl::Seconds(10)), 0);
+  std::remove(path.c_str());
 }
 
 TEST(CliTest, PortInUseIsARuntimeFailure) {

@@ -14,6 +14,7 @@
 
 #include "http/client.h"
 #include "integration/cluster_fixture.h"
+#include "support/raw_socket.h"
 
 namespace mooncake {
 namespace {
@@ -438,26 +439,6 @@ TEST_F(StoreClusterTest, EightThreadsOfMixedBatchesForThirtySeconds) {
               static_cast<unsigned long>(ops.load()), kThreads);
 }
 
-// A data port for a store that is killed and started again at the same address: outside the
-// range engines take free ports from (12300-14300, where tests running at the same time take
-// theirs, one of which once took the killed store's port before it was started again) and below
-// the kernel's ephemeral ports. 0 if none was free.
-int PortForARestart() {
-  std::mt19937 rng(std::random_device{}());
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    const int port = 20000 + static_cast<int>(rng() % 10000);
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    close(fd);
-    if (free) return port;
-  }
-  return 0;
-}
-
 // Finding: a client that mapped a store's memory kept writing into it after the store was killed
 // and a new one came up under the same name, and read other objects' bytes when the new store's
 // memory landed at the same address. Both stores run with address-space randomisation off, so the
@@ -465,7 +446,7 @@ int PortForARestart() {
 // another object's bytes, and every put it is told succeeded must be readable by a fresh client.
 TEST_F(StoreClusterTest, AStoreRestartedUnderItsNameAtTheSameAddressNeverMixesBytes) {
   StopStores();
-  const int port = PortForARestart();
+  const int port = test::PortOutsideEngineRange();
   ASSERT_NE(port, 0);
   StartStore(0, 64 * kMiB, "127.0.0.1:" + std::to_string(port), kNoAslr);
   auto client = MakeClient(/*shm=*/true);

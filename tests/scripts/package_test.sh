@@ -37,6 +37,22 @@ fi
 if grep -Eq '^lib|\.so' <<<"$(rpm -qp --requires "$rpm" 2>/dev/null)"; then
   rpm -qp --requires "$rpm"; echo "FAIL: the rpm requires shared libraries"; exit 1
 fi
+# The units: restarted without a start limit to trip over, and hardened to an exposure of at most
+# 4 on systemd-analyze's scale of 10 (checked offline: no systemd needs to run here).
+for unit in "$root"/usr/lib/systemd/system/mooncake-*.service; do
+  name=$(basename "$unit")
+  grep -qx 'StartLimitIntervalSec=0' "$unit" && grep -qE '^RestartSec=[1-9]' "$unit" || {
+    echo "FAIL: $name can trip over a start limit or restarts at once"; exit 1; }
+  if command -v systemd-analyze >/dev/null; then
+    exposure=$(systemd-analyze security --offline=true "$unit" 2>&1 |
+      sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
+    [ -n "$exposure" ] || { systemd-analyze security --offline=true "$unit"; echo "FAIL: no rating for $name"; exit 1; }
+    awk -v e="$exposure" 'BEGIN { exit !(e <= 4.0) }' || {
+      systemd-analyze security --offline=true "$unit" | grep '✗'
+      echo "FAIL: $name is rated $exposure exposed (at most 4)"; exit 1; }
+    echo "$name: exposure $exposure"
+  fi
+done
 dpkg-deb -e "$deb" "$work/control"
 for f in store.json master.env metadata.env; do
   grep -qx "/etc/mooncake/$f" "$work/control/conffiles" || { echo "FAIL: conffiles: $f"; exit 1; }

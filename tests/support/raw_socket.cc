@@ -10,8 +10,25 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 
 namespace mooncake::test {
+
+int PortOutsideEngineRange() {
+  std::mt19937 rng(std::random_device{}());
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int port = 20000 + static_cast<int>(rng() % 10000);
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    if (free) return port;
+  }
+  return 0;
+}
 namespace {
 
 // Waits for readability until `deadline`; returns bytes read (0 on close, -1 on timeout/error).

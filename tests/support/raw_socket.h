@@ -11,6 +11,11 @@
 
 namespace mooncake::test {
 
+// A free port of 127.0.0.1 for a service a test starts later, or starts again at the same
+// address: outside the range engines take free ports from (12300-14300, where tests running at
+// the same time take theirs) and below the kernel's ephemeral ports. 0 if none was free.
+int PortOutsideEngineRange();
+
 class RawSocket {
  public:
   // Connects to 127.0.0.1:port; connected() tells whether it worked.
