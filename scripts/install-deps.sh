@@ -20,6 +20,7 @@ packages=(
   libcli11-dev libcpp-httplib-dev libsimdjson-dev nlohmann-json3-dev libabsl-dev libre2-dev libssl-dev
   googletest libgtest-dev libgmock-dev pybind11-dev libspdlog-dev libfmt-dev
   clang-format clang libclang-rt-14-dev rpm file curl iperf3 redis-server redis-tools etcd-server
+  lintian debootstrap
   python3 python3-pytest python3-numpy python3-setuptools python3-wheel python3-dev
   python3-pip python3-venv python3-torch
 )

@@ -99,6 +99,9 @@ Client::Client(ClientConfig config) : config_(std::move(config)) {}
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientConfig config) {
   if (absl::Status valid = ValidateConfig(config); !valid.ok()) return valid;
+  if (std::optional<std::string> warning = UnreachableHostnameWarning(config)) {
+    spdlog::warn("{}", *warning);
+  }
   if (config.client_id.empty()) config.client_id = RandomUuid();
   std::unique_ptr<Client> client(new Client(std::move(config)));
   if (absl::Status started = client->Start(); !started.ok()) {

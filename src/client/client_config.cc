@@ -1,5 +1,10 @@
 #include "client/client_config.h"
 
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -134,6 +139,58 @@ absl::StatusOr<ClientConfig> ConfigFromEnvironment() {
     }
   }
   return config;
+}
+
+namespace {
+
+// The host of "host", "host:port", "[v6]:port", "http://host:port/..." or "etcd://host:port,...".
+std::string HostOf(std::string_view address) {
+  if (size_t scheme = address.find("://"); scheme != std::string_view::npos) {
+    address.remove_prefix(scheme + 3);
+  }
+  address = address.substr(0, address.find_first_of(",/"));
+  if (!address.empty() && address.front() == '[') {
+    return std::string(address.substr(1, address.find(']') - 1));
+  }
+  if (std::count(address.begin(), address.end(), ':') == 1)
+    address = address.substr(0, address.find(':'));
+  return std::string(address);
+}
+
+// Whether `host` names only this host's loopback: a loopback literal, or a name whose every
+// address is one. Names that do not resolve count as not loopback (they may resolve elsewhere).
+bool OnlyLoopback(const std::string& host) {
+  if (host == "localhost") return true;
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (host.empty() || getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0) return false;
+  bool any = false, all_loopback = true;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    any = true;
+    if (a->ai_family == AF_INET) {
+      const uint32_t ip = ntohl(reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr.s_addr);
+      all_loopback &= (ip >> 24) == 127;
+    } else if (a->ai_family == AF_INET6) {
+      all_loopback &= IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+    }
+  }
+  freeaddrinfo(found);
+  return any && all_loopback;
+}
+
+}  // namespace
+
+std::optional<std::string> UnreachableHostnameWarning(const ClientConfig& config) {
+  const std::string local = HostOf(config.local_hostname);
+  if (!OnlyLoopback(local)) return std::nullopt;
+  const std::string master = HostOf(config.master_server_address);
+  if (master.empty() || OnlyLoopback(master)) return std::nullopt;  // a single-host cluster
+  return fmt::format(
+      "local_hostname '{}' names only this host's loopback, but the master ({}) is on another "
+      "host: clients there cannot reach this segment. Set local_hostname to an address they can "
+      "reach (this host's IP or a name that resolves to it everywhere).",
+      config.local_hostname, config.master_server_address);
 }
 
 absl::Status ValidateConfig(const ClientConfig& config) {

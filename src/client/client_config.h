@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,11 @@ absl::StatusOr<ClientConfig> ConfigFromEnvironment();
 absl::StatusOr<AuthToken> AuthTokenFromEnvironment();
 
 // INVALID_PARAMS unless the fields make sense together (known protocol, non-empty addresses).
+// A warning when peers on other hosts cannot reach this client: its local_hostname names only
+// this host's loopback (localhost, 127.x, ::1, or a name resolving to nothing else, as Debian maps
+// the host name to 127.0.1.1) while its master is on another host. nullopt when all is well.
+std::optional<std::string> UnreachableHostnameWarning(const ClientConfig& config);
+
 absl::Status ValidateConfig(const ClientConfig& config);
 
 }  // namespace mooncake::client

@@ -678,5 +678,34 @@ TEST(ClientConfigTest, ReadsSpecKeysAndSizeStrings) {
             ErrorCode::INVALID_PARAMS);
 }
 
+// A store whose local_hostname only this host can reach, in a cluster whose master is elsewhere,
+// is warned about; a single-host cluster, or a reachable name, is not.
+TEST(ClientConfigTest, ALoopbackHostnameWithARemoteMasterIsWarnedAbout) {
+  struct Case {
+    std::string local, master;
+    bool warned;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"localhost", "localhost:50051", false},
+           {"127.0.0.1", "127.0.0.1:50051", false},
+           {"localhost:12345", "http://127.0.0.1:50051", false},
+           {"localhost", "10.1.2.3:50051", true},
+           {"127.0.1.1", "10.1.2.3:50051", true},
+           {"[::1]:12345", "10.1.2.3:50051", true},
+           {"::1", "etcd://10.1.2.3:2379,10.1.2.4:2379/prod", true},
+           {"localhost", "etcd://127.0.0.1:2379/prod", false},
+           {"10.1.2.5", "10.1.2.3:50051", false},
+       }) {
+    ClientConfig config;
+    config.local_hostname = c.local;
+    config.master_server_address = c.master;
+    std::optional<std::string> warning = UnreachableHostnameWarning(config);
+    EXPECT_EQ(warning.has_value(), c.warned) << c.local << " / " << c.master;
+    if (warning) {
+      EXPECT_NE(warning->find("'" + c.local + "'"), std::string::npos) << *warning;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace mooncake::client

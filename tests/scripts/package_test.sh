@@ -92,4 +92,18 @@ for f in store.json master.env metadata.env; do
   grep -qx "/etc/mooncake/$f" <<<"$(rpm -qp --configfiles "$rpm" 2>/dev/null)" || {
     echo "FAIL: $f is not a config file in the rpm"; exit 1; }
 done
+# What a distribution's tools ask of a package: a license, a copyright file, a changelog, a real
+# description and home page in the rpm, and lintian with no error.
+for f in usr/share/doc/mooncake/copyright usr/share/doc/mooncake/changelog.gz \
+         usr/share/doc/mooncake/LICENSE usr/lib/systemd/system-preset/80-mooncake.preset; do
+  [ -s "$root/$f" ] || { echo "FAIL: $f missing or empty"; exit 1; }
+done
+info=$(rpm -qip "$rpm" 2>/dev/null)
+grep -q '^URL *: ' <<<"$info" && grep -q 'pools DRAM across servers' <<<"$info" || {
+  echo "FAIL: the rpm's description or URL:"; echo "$info"; exit 1; }
+if command -v lintian >/dev/null; then
+  lint=$(lintian "$deb" 2>/dev/null || true)
+  if grep -q '^E:' <<<"$lint"; then echo "$lint"; echo "FAIL: lintian reports errors"; exit 1; fi
+  echo "lintian: $(grep -c '^W:' <<<"$lint" || true) warnings, no error"
+fi
 echo "ok: deb installs and runs; rpm lists $(echo "$files" | wc -l) files"
