@@ -3,8 +3,11 @@
 #pragma once
 
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/status/statusor.h"
 
 namespace mooncake::cmd {
 
@@ -22,5 +25,10 @@ Command AddMetadataCommand(CLI::App& parent);
 Command AddMasterCommand(CLI::App& parent);
 Command AddStoreCommand(CLI::App& parent);
 Command AddBenchCommand(CLI::App& parent);
+
+// The original master's gflags habits, rewritten for CLI11 before parsing (`args` follow the
+// word "master"): --flagfile=FILE is replaced by the flags in FILE (one per line, '#' comments),
+// and single-dash long flags (-port=1, -v=1) get their second dash. An unreadable file is an error.
+absl::StatusOr<std::vector<std::string>> RewriteGflagsHabits(std::vector<std::string> args);
 
 }  // namespace mooncake::cmd

@@ -72,6 +72,21 @@ int Main(int argc, char** argv) {
     args.insert(args.begin() + 1, alias_storage.data());
   }
 
+  // The master takes the original's gflags habits (--flagfile, -v=1, -port=50051).
+  std::vector<std::string> rewritten;
+  if (args.size() > 1 && std::string_view(args[1]) == "master") {
+    absl::StatusOr<std::vector<std::string>> master_args =
+        RewriteGflagsHabits(std::vector<std::string>(args.begin() + 2, args.end()));
+    if (!master_args.ok()) {
+      std::fprintf(stderr, "mooncake master: %s\n",
+                   std::string(master_args.status().message()).c_str());
+      return kExitUsage;
+    }
+    rewritten = *std::move(master_args);
+    args.resize(2);
+    for (std::string& arg : rewritten) args.push_back(arg.data());
+  }
+
   CLI::App app("mooncake: a distributed KV cache for LLM inference", "mooncake");
   bool show_version = false;
   app.add_flag("--version", show_version, "Print the version and the RDMA devices found");

@@ -5,6 +5,7 @@
 
 #include "common/error_code.h"
 #include "common/strings.h"
+#include "spdlog/sinks/basic_file_sink.h"
 #include "spdlog/sinks/stdout_sinks.h"
 
 namespace mooncake {
@@ -24,6 +25,18 @@ absl::Status InitLogging(std::string_view level) {
   logger->set_level(parsed);
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(std::move(logger));
+  return absl::OkStatus();
+}
+
+absl::Status AddLogFile(const std::string& path) {
+  std::shared_ptr<spdlog::sinks::basic_file_sink_mt> file;
+  try {
+    file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path);
+  } catch (const spdlog::spdlog_ex& e) {
+    return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("cannot write {}: {}", path, e.what()));
+  }
+  file->set_pattern("%Y-%m-%dT%H:%M:%S.%e %L %t] %v");
+  spdlog::default_logger()->sinks().push_back(std::move(file));
   return absl::OkStatus();
 }
 

@@ -218,6 +218,7 @@ class HttpServer::Impl : public httplib::Server {
     // Only for the Keep-Alive response header; the keep-alive loop is ours.
     set_keep_alive_max_count(keep_alive_max_requests_);
     set_keep_alive_timeout(std::max<time_t>(1, Seconds(options.keep_alive_timeout)));
+    set_tcp_nodelay(options.tcp_nodelay);
 
     set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
       // Refuse an oversized body before the client sends it.

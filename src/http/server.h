@@ -44,6 +44,7 @@ struct HttpServerOptions {
   absl::Duration read_timeout = absl::Seconds(5);
   absl::Duration write_timeout = absl::Seconds(5);
   absl::Duration keep_alive_timeout = absl::Seconds(5);
+  bool tcp_nodelay = false;  // TCP_NODELAY on accepted connections (answers leave whole anyway)
   size_t keep_alive_max_requests = 100000;
   // After answering, how long a worker polls the connection for its next request before it sleeps
   // (spin_wait.h): a busy client's next request then costs no thread wakeup. 0 never spins.

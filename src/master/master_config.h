@@ -15,6 +15,8 @@ enum class AllocationStrategy { kRandom, kFreeRatioFirst };
 struct MasterConfig {
   absl::Duration default_kv_lease_ttl = absl::Milliseconds(10000);
   absl::Duration default_kv_soft_pin_ttl = absl::Milliseconds(1800000);
+  // The longest soft pin a client may ask for (its own soft_pin_ttl is cut to this).
+  absl::Duration max_kv_soft_pin_ttl = absl::InfiniteDuration();
   bool allow_evict_soft_pinned_objects = true;
   double eviction_ratio = 0.05;
   double eviction_high_watermark_ratio = 0.90;

@@ -17,6 +17,8 @@ MasterServer::MasterServer(MasterServerOptions options, Clock* clock)
   if (options_.rpc_threads > 0) rpc.max_workers = options_.rpc_threads;
   rpc.auth = options_.auth;
   rpc.spin = options_.rpc_spin;
+  rpc.keep_alive_timeout = options_.rpc_idle_timeout;
+  rpc.tcp_nodelay = options_.rpc_tcp_nodelay;
   // Every answer names the term it was given in, so that clients can refuse an old leader's.
   rpc.response_headers = [this] {
     return std::vector<std::pair<std::string, std::string>>{

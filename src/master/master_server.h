@@ -35,6 +35,9 @@ struct MasterServerOptions {
   // with its transfer in between (SGLang's batch_is_exist, then batch_get_into): waking a sleeping
   // worker costs more than the master's whole work on a batch.
   absl::Duration rpc_spin = absl::Microseconds(300);
+  // How long an idle RPC connection is kept open, and TCP_NODELAY on its socket.
+  absl::Duration rpc_idle_timeout = absl::Seconds(5);
+  bool rpc_tcp_nodelay = true;
   std::string metrics_address = "0.0.0.0";
   int metrics_port = 9003;
   bool enable_metric_reporting = true;  // serve the admin/metrics port

@@ -11,6 +11,11 @@
 #include "re2/re2.h"
 
 namespace mooncake::master {
+
+int64_t MasterService::SoftPinTtlUs(const ReplicateConfig& config) const {
+  return absl::ToInt64Microseconds(std::min(
+      config.soft_pin_ttl.value_or(config_.default_kv_soft_pin_ttl), config_.max_kv_soft_pin_ttl));
+}
 namespace {
 
 constexpr size_t kMaxClientIdBytes = 256;
@@ -422,8 +427,7 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceLocked(
   object.soft_pin_requested =
       config.with_soft_pin || (config.upsert && config.soft_pin_action == SoftPinAction::kEnable);
   if (object.soft_pin_requested) {
-    object.soft_pin_deadline_us =
-        absl::ToInt64Microseconds(config.soft_pin_ttl.value_or(config_.default_kv_soft_pin_ttl));
+    object.soft_pin_deadline_us = SoftPinTtlUs(config);
   }
   object.owner = owner;
   object.replicas.assign(placed->begin(), placed->end());
@@ -460,8 +464,7 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceUpsert(Shard& shard,
   upsert.owner = owner;
   upsert.hard_pin = config.with_hard_pin;
   upsert.soft_pin_action = config.with_soft_pin ? SoftPinAction::kEnable : config.soft_pin_action;
-  upsert.soft_pin_ttl_us =
-      absl::ToInt64Microseconds(config.soft_pin_ttl.value_or(config_.default_kv_soft_pin_ttl));
+  upsert.soft_pin_ttl_us = SoftPinTtlUs(config);
   upsert.replicas.assign(placed->begin(), placed->end());
   shard.upserts.emplace(item.key, std::move(upsert));
   return placed;

@@ -274,6 +274,8 @@ class MasterService {
   // shard: each lock is taken once per call, and the table positions of a shard's keys are
   // prefetched before the first lookup, so that their cache misses overlap instead of following
   // one another (for a large table they are most of a lookup's cost).
+  // A put's soft pin length: the one it asked for or the default, at most max_kv_soft_pin_ttl.
+  int64_t SoftPinTtlUs(const ReplicateConfig& config) const;
   void ForEachKeyByShard(absl::Span<const std::string> keys, absl::Span<const uint32_t> indexes,
                          absl::FunctionRef<void(Shard& shard, uint32_t i)> visit) const;
   // The same, for the keys key_of(i).

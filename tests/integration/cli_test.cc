@@ -165,6 +165,104 @@ TEST(CliTest, AStoreWaitingForItsClusterGivesUpAfterItsBoundOrStopsOnASignal) {
   std::remove(path.c_str());
 }
 
+// SPEC.md §12: the flags the original master's users bring are taken; its other flags are refused
+// by name, unknown ones as unknown, and both exit 2.
+TEST(CliTest, TheOriginalMastersFlagsAreTakenOrRefusedByName) {
+  RunResult unsupported = RunCommand(
+      {"/bin/sh", "-c", std::string(MOONCAKE_BINARY) + " master --enable_snapshot=true 2>&1"});
+  EXPECT_EQ(unsupported.status, 2);
+  EXPECT_NE(unsupported.output.find("--enable_snapshot is a flag of the original Mooncake master "
+                                    "that this build does not support"),
+            std::string::npos)
+      << unsupported.output;
+  RunResult unknown =
+      RunCommand({"/bin/sh", "-c", std::string(MOONCAKE_BINARY) + " master --no_such_flag 2>&1"});
+  EXPECT_EQ(unknown.status, 2);
+  EXPECT_NE(unknown.output.find("unknown argument '--no_such_flag'"), std::string::npos)
+      << unknown.output;
+  RunResult version = RunCommand({MOONCAKE_BINARY, "master", "--version"});
+  EXPECT_EQ(version.status, 0);
+  EXPECT_EQ(version.output, std::string("mooncake ") + kVersion + "\n");
+
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("mooncake-flags-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::FILE* f = std::fopen((dir / name).c_str(), "w");
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+    return (dir / name).string();
+  };
+  // --flagfile naming --config_path, gflags' single dashes and -v=1; the command line wins over
+  // the JSON file (rpc_address).
+  const std::string json = write("master.json",
+                                 R"({"rpc_port": 0, "metrics_port": 0, "rpc_address": "127.0.0.1",
+                                     "client_ttl": 20, "eviction-ratio": 0.1})");
+  const std::string flags =
+      write("master.flags",
+            "# the original's flag file\n--config_path=" + json + "\n-v=1\n-cluster_id=migrated\n");
+  {
+    test::Subprocess master({MOONCAKE_BINARY, "master", "--flagfile=" + flags, "-rpc_address",
+                             "127.0.0.2", "--log_dir", dir.string()});
+    std::optional<std::string> line = master.WaitForLine("listening", absl::Seconds(20));
+    ASSERT_TRUE(line.has_value());
+    EXPECT_NE(line->find("rpc=127.0.0.2:"), std::string::npos) << *line;
+    EXPECT_NE(line->find("(cluster migrated)"), std::string::npos) << *line;
+    master.Signal(SIGTERM);
+    EXPECT_EQ(master.Wait(absl::Seconds(20)), 0);
+  }
+  EXPECT_TRUE(std::filesystem::file_size(dir / "mooncake_master.log") > 0);
+  // Every other flag of SPEC.md §12.
+  {
+    test::Subprocess master({MOONCAKE_BINARY,
+                             "master",
+                             "--port",
+                             "0",
+                             "--metrics_port",
+                             "0",
+                             "--rpc_interface",
+                             "lo",
+                             "--metrics_host",
+                             "127.0.0.1",
+                             "--max_kv_soft_pin_ttl",
+                             "10m",
+                             "--rpc_conn_timeout_seconds",
+                             "30",
+                             "--rpc_enable_tcp_no_delay",
+                             "false",
+                             "--memory_allocator",
+                             "cachelib",
+                             "--enable_offload",
+                             "--offload_on_evict",
+                             "--promotion_on_hit",
+                             "--v",
+                             "1"});
+    std::optional<std::string> line = master.WaitForLine("listening", absl::Seconds(20));
+    ASSERT_TRUE(line.has_value());
+    EXPECT_NE(line->find("rpc=127.0.0.1:"), std::string::npos) << *line;  // lo's address
+    master.Signal(SIGTERM);
+    EXPECT_EQ(master.Wait(absl::Seconds(20)), 0);
+  }
+  // A config file's errors: a flag of the original we lack, an unknown key, not an object.
+  for (const auto& [text, says] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"cxl_size": 5})", "'cxl_size' is a flag of the original Mooncake master"},
+           {R"({"no_such": 1})", "unknown flag 'no_such'"},
+           {R"([1])", "is not a JSON object of flags"},
+           {R"({"metrics_port": "x"})", "'metrics_port'"},
+       }) {
+    RunResult bad = RunCommand({"/bin/sh", "-c",
+                                std::string(MOONCAKE_BINARY) + " master --config_path " +
+                                    write("bad.json", text) + " 2>&1"});
+    EXPECT_EQ(bad.status, 2) << text;
+    EXPECT_NE(bad.output.find(says), std::string::npos) << text << " -> " << bad.output;
+  }
+  RunResult no_file = RunCommand(
+      {"/bin/sh", "-c", std::string(MOONCAKE_BINARY) + " master --flagfile=/nonexistent 2>&1"});
+  EXPECT_EQ(no_file.status, 2);
+  EXPECT_NE(no_file.output.find("--flagfile: cannot read '/nonexistent'"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(CliTest, PortInUseIsARuntimeFailure) {
   test::Subprocess first({MOONCAKE_BINARY, "metadata", "--host", "127.0.0.1", "--port", "0"});
   std::optional<std::string> line = first.WaitForLine("listening on", absl::Seconds(20));

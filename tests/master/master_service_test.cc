@@ -637,6 +637,24 @@ TEST_F(NoSoftEvictionTest, ASoftPinCanAskForItsOwnLength) {
   EXPECT_EQ(service_.Evict(5 * kMiB), 5 * kMiB);
 }
 
+class SoftPinCapTest : public MasterServiceTest {
+ protected:
+  SoftPinCapTest()
+      : MasterServiceTest(MasterConfig{.max_kv_soft_pin_ttl = absl::Seconds(10),
+                                       .allow_evict_soft_pinned_objects = false}) {}
+};
+
+// --max_kv_soft_pin_ttl: a client's longer soft pin, and the default (30 min), are cut to it.
+TEST_F(SoftPinCapTest, NoSoftPinOutlastsTheMaximum) {
+  Mount("seg:1", 10 * kMiB);
+  ASSERT_TRUE(Put("asked", 5 * kMiB, {.with_soft_pin = true, .soft_pin_ttl = absl::Hours(1)}).ok());
+  ASSERT_TRUE(Put("default", 5 * kMiB, {.with_soft_pin = true}).ok());
+  clock_.Advance(absl::Seconds(9));
+  EXPECT_EQ(service_.Evict(10 * kMiB), 0u);
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_EQ(service_.Evict(10 * kMiB), 10 * kMiB);
+}
+
 TEST_F(MasterServiceTest, UpsertReplacesAndKeepsOldBytesForLeasedReaders) {
   Mount("seg:1", 16 * kMiB);
   ASSERT_TRUE(Put("u", kMiB).ok());
