@@ -10,6 +10,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "bench/latency_recorder.h"
+#include "bench/report.h"
 #include "client/master_client.h"
 #include "common/strings.h"
 #include "http/client.h"
@@ -127,6 +128,7 @@ double MeasureMemoryPerObject(uint64_t n, double* key_bytes_per_object) {
 }  // namespace
 
 int RunMasterBench(const MasterBenchOptions& options) {
+  ReportAsYouGo();
   std::unique_ptr<master::MasterServer> embedded;
   std::string host;
   int port = 0;
@@ -236,7 +238,7 @@ int RunMasterBench(const MasterBenchOptions& options) {
     summary["memory_bytes_per_object"] = std::round(per_object);
     summary["memory_objects"] = options.memory_objects;
   }
-  std::printf("%s\n", summary.dump().c_str());
+  if (!EmitJson("master", summary, options.json_path)) return 1;
   uint64_t errors = 0;
   for (const PhaseResult& r : results) errors += r.errors;
   return errors == 0 ? 0 : 1;

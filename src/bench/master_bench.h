@@ -19,6 +19,7 @@ struct MasterBenchOptions {
   uint64_t value_size = 4096;
   uint64_t memory_objects = 1000000;  // objects for the memory figure (embedded only); 0: skip
   AuthToken auth;                     // the cluster's (SPEC.md §8); embedded parts use it too
+  std::string json_path;  // the JSON summary goes here (--json); empty: the last line of stdout
 };
 
 // Runs the phases, prints a table and a final JSON summary line to stdout. Returns an exit code.

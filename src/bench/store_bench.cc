@@ -11,7 +11,9 @@
 #include <memory>
 #include <thread>
 
+#include "absl/strings/str_join.h"
 #include "bench/latency_recorder.h"
+#include "bench/report.h"
 #include "client/client.h"
 #include "common/error_code.h"
 #include "common/logging.h"
@@ -206,14 +208,20 @@ class Runner {
     while (ready.load() < o_.threads) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     const auto measured_from = std::chrono::steady_clock::now();
     const absl::Time end_at = absl::Now() + o_.duration;
+    // Progress: redrawn in place on a terminal; elsewhere (a pipe, a CI log) a line every 5 s.
+    const bool terminal = isatty(STDERR_FILENO);
+    absl::Time next_line = absl::Now() + absl::Seconds(5);
     while (absl::Now() < end_at) {
       absl::SleepFor(std::min(absl::Milliseconds(250), end_at - absl::Now()));
-      if (!isatty(STDERR_FILENO)) continue;  // a progress line only where someone watches
+      if (!terminal && absl::Now() < next_line) continue;
+      next_line = absl::Now() + absl::Seconds(5);
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - measured_from).count();
-      std::fprintf(stderr, "\r  %-3s %-9s %8s x %-3d %5.1fs %9.3f GB/s   ", op.c_str(),
-                   path.c_str(), FormatByteSize(size).c_str(), batch, elapsed,
-                   keys_done.load() * static_cast<double>(size) / elapsed / 1e9);
+      std::fprintf(stderr, "%s  %-3s %-9s %8s x %-3d %5.1fs %9.3f GB/s   %s",
+                   terminal ? "\r" : "bench store:", op.c_str(), path.c_str(),
+                   FormatByteSize(size).c_str(), batch, elapsed,
+                   keys_done.load() * static_cast<double>(size) / elapsed / 1e9,
+                   terminal ? "" : "\n");
     }
     stop.store(true);
     for (std::thread& thread : threads) thread.join();
@@ -307,16 +315,33 @@ int Validate(const StoreBenchOptions& o, Client& client, MappedMemory& pool) {
                       {"misplaced", misplaced},
                       {"ok", ok}});
   }
-  std::printf("%s\n",
-              nlohmann::json{{"bench", "store-validate"}, {"segments", report}, {"ok", all_ok}}
-                  .dump()
-                  .c_str());
+  // The verdict, for people and for scripts that grep for it.
+  std::vector<std::string> failed;
+  uint64_t objects = 0;
+  for (const nlohmann::json& r : report) {
+    objects += r["objects"].get<uint64_t>();
+    if (!r["ok"].get<bool>()) failed.push_back(r["segment"].get<std::string>());
+  }
+  if (all_ok) {
+    std::printf(
+        "verdict: OK: %lu object(s) on %zu segment(s) written and read back byte for byte\n",
+        static_cast<unsigned long>(objects), report.size());
+  } else {
+    std::printf("verdict: FAILED on %zu of %zu segment(s): %s\n", failed.size(), report.size(),
+                absl::StrJoin(failed, ", ").c_str());
+  }
+  if (!EmitJson("store",
+                nlohmann::json{{"bench", "store-validate"}, {"segments", report}, {"ok", all_ok}},
+                o.json_path)) {
+    return 1;
+  }
   return all_ok ? 0 : 1;
 }
 
 }  // namespace
 
 int RunStoreBench(const StoreBenchOptions& o) {
+  ReportAsYouGo();
   if (!o.embedded && o.master.empty()) {
     return Fail("give --master host:port of a running cluster, or --embedded", 2);
   }
@@ -373,11 +398,22 @@ int RunStoreBench(const StoreBenchOptions& o) {
   std::fflush(stdout);
 
   Runner runner(o, client->get(), free_bytes, pool.data(), per_thread);
+  const size_t cases_total =
+      o.paths.size() * o.value_sizes.size() * o.batch_sizes.size() * o.ops.size();
   std::vector<CaseResult> results;
   for (const std::string& path : o.paths) {
     for (uint64_t size : o.value_sizes) {
       for (int batch : o.batch_sizes) {
-        for (const std::string& op : o.ops) results.push_back(runner.Run(op, path, size, batch));
+        for (const std::string& op : o.ops) {
+          results.push_back(runner.Run(op, path, size, batch));
+          if (!isatty(STDERR_FILENO)) {  // where no progress line is redrawn: one per case
+            const CaseResult& r = results.back();
+            std::fprintf(stderr,
+                         "bench store: case %zu/%zu: %s %s %s x %d: %.3f GB/s, p50 %.1f us\n",
+                         results.size(), cases_total, op.c_str(), path.c_str(),
+                         FormatByteSize(size).c_str(), batch, r.gbps(), r.latency.p50_us);
+          }
+        }
       }
     }
   }
@@ -403,11 +439,13 @@ int RunStoreBench(const StoreBenchOptions& o) {
                      {"p999_us", r.latency.p999_us},
                      {"failed", r.failed}});
   }
-  std::printf("%s\n",
-              nlohmann::json{
-                  {"bench", "store"}, {"transport", via}, {"threads", o.threads}, {"cases", cases}}
-                  .dump()
-                  .c_str());
+  if (!EmitJson(
+          "store",
+          nlohmann::json{
+              {"bench", "store"}, {"transport", via}, {"threads", o.threads}, {"cases", cases}},
+          o.json_path)) {
+    failed += 1;
+  }
   (void)(*client)->Close();
   if (cluster.store) cluster.store->Stop();
   return failed == 0 ? 0 : 1;

@@ -32,11 +32,14 @@ struct StoreBenchOptions {
   bool validate = false;
   uint64_t validate_bytes = 64u << 20;  // per segment, in objects of validate_object_size
   uint64_t validate_object_size = 1u << 20;
-  AuthToken auth;  // the cluster's (SPEC.md §8); embedded parts use it too
+  AuthToken auth;         // the cluster's (SPEC.md §8); embedded parts use it too
+  std::string json_path;  // the JSON summary goes here (--json); empty: the last line of stdout
 };
 
-// Runs it; prints a progress line while running, a table, and a JSON summary line. Returns the
-// exit code: 0, 1 if operations failed or data did not match, 2 for bad options.
+// Runs it; shows progress on stderr (a line redrawn on a terminal; elsewhere, a line per case and
+// every 5 s), prints a table (and with --validate a verdict line), and a JSON summary line (or
+// writes it to json_path). Returns the exit code: 0, 1 if operations failed or data did not match,
+// 2 for bad options.
 int RunStoreBench(const StoreBenchOptions& options);
 
 }  // namespace mooncake::bench

@@ -264,6 +264,10 @@ Command AddBenchCommand(CLI::App& parent) {
                    "--validate: bytes per object")
       ->capture_default_str();
 
+  master_app->add_option("--json", master->options.json_path,
+                         "Write the JSON summary to this file (stdout keeps the table)");
+  store_app->add_option("--json", s.json_path,
+                        "Write the JSON summary to this file (stdout keeps the table)");
   AddAuthTokenOption(master_app, &master->auth_token_file);
   AddAuthTokenOption(transfer_app, &transfer->auth_token_file);
   AddAuthTokenOption(store_app, &store->auth_token_file);

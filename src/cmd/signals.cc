@@ -53,9 +53,10 @@ int ServeUntilSignal(const char* name, const std::function<absl::StatusOr<std::s
     std::fprintf(stderr, "mooncake %s: %s\n", name, std::string(ready.status().message()).c_str());
     return 1;
   }
+  // Once, on stdout (which scripts and tests read); under systemd it reaches the journal from
+  // there.
   std::printf("%s\n", ready->c_str());
   std::fflush(stdout);
-  spdlog::info("{}", *ready);
   const int signal = WaitForTerminationSignal();
   spdlog::info("signal {} received, shutting down", signal);
   stop();

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "common/version.h"
@@ -361,6 +362,49 @@ TEST(BenchCliTest, StoreValidateChecksEverySegment) {
   ASSERT_EQ(summary["segments"].size(), 1u);
   EXPECT_EQ(summary["segments"][0]["objects"], 8);
   EXPECT_EQ(summary["segments"][0]["mismatched"], 0);
+  EXPECT_NE(run.output.find("verdict: OK: 8 object(s) on 1 segment(s)"), std::string::npos)
+      << run.output;
+}
+
+// Output a CI log can follow: progress lines on stderr when it is not a terminal, the table on
+// stdout as it is made, and the JSON summary in a file of its own with --json.
+TEST(BenchCliTest, OutputForLogsAndScripts) {
+  const std::string json = std::filesystem::temp_directory_path() /
+                           ("mooncake-bench-" + std::to_string(getpid()) + ".json");
+  test::RunResult run = test::RunCommand(
+      {"/bin/sh", "-c",
+       std::string(MOONCAKE_BINARY) +
+           " bench store --embedded --segment-size 64MiB --sizes 4KiB --batch 1,4 --ops put"
+           " --paths zero-copy --duration 0.2s --json " +
+           json + " 2>/dev/null"},
+      absl::Seconds(120));
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_EQ(run.output.find("{\"bench\""), std::string::npos) << "JSON on stdout: " << run.output;
+  EXPECT_NE(run.output.find("GB/s"), std::string::npos) << run.output;
+  std::ifstream in(json);
+  nlohmann::json summary = nlohmann::json::parse(in, nullptr, false);
+  ASSERT_FALSE(summary.is_discarded());
+  EXPECT_EQ(summary["cases"].size(), 2u);
+  std::remove(json.c_str());
+  test::RunResult progress = test::RunCommand(
+      {"/bin/sh", "-c",
+       std::string(MOONCAKE_BINARY) +
+           " bench store --embedded --segment-size 64MiB --sizes 4KiB --batch 1,4 --ops put"
+           " --paths zero-copy --duration 0.2s 2>&1 >/dev/null"},
+      absl::Seconds(120));
+  EXPECT_NE(progress.output.find("bench store: case 1/2: put zero-copy"), std::string::npos)
+      << progress.output;
+  EXPECT_NE(progress.output.find("bench store: case 2/2"), std::string::npos) << progress.output;
+  test::RunResult unwritable = test::RunCommand(
+      {"/bin/sh", "-c",
+       std::string(MOONCAKE_BINARY) +
+           " bench store --embedded --segment-size 64MiB --validate --validate-size 4MiB --json "
+           "/nonexistent/dir/x.json 2>&1"},
+      absl::Seconds(120));
+  EXPECT_EQ(unwritable.status, 1);
+  EXPECT_NE(unwritable.output.find("cannot write --json /nonexistent/dir/x.json"),
+            std::string::npos)
+      << unwritable.output;
 }
 
 TEST(BenchCliTest, TransferBenchBetweenATargetAndAnInitiator) {
