@@ -147,6 +147,7 @@ Counter& MetricsRegistry::GetCounter(std::string_view name, std::string_view hel
                                      const MetricLabels& labels) {
   absl::MutexLock lock(&mu_);
   Series& series = FindOrCreate(name, help, Type::kCounter, labels);
+  if (series.read) DieMisuse("counter already has a callback", name);
   if (!series.counter) series.counter = std::make_unique<Counter>();
   return *series.counter;
 }
@@ -177,6 +178,14 @@ void MetricsRegistry::SetGaugeCallback(std::string_view name, std::string_view h
   series.read = std::move(read);
 }
 
+void MetricsRegistry::SetCounterCallback(std::string_view name, std::string_view help,
+                                         const MetricLabels& labels, std::function<double()> read) {
+  absl::MutexLock lock(&mu_);
+  Series& series = FindOrCreate(name, help, Type::kCounter, labels);
+  if (series.counter) DieMisuse("counter already has a stored value", name);
+  series.read = std::move(read);
+}
+
 void MetricsRegistry::RemoveGaugeCallback(std::string_view name, const MetricLabels& labels) {
   absl::MutexLock lock(&mu_);
   auto it = families_.find(name);
@@ -195,8 +204,13 @@ std::string MetricsRegistry::RenderPrometheus() const {
     for (const auto& [rendered, series] : family.series) {
       switch (family.type) {
         case Type::kCounter:
-          fmt::format_to(std::back_inserter(out), "{}{} {}\n", name, rendered,
-                         series.counter->Value());
+          if (series.read) {
+            fmt::format_to(std::back_inserter(out), "{}{} {}\n", name, rendered,
+                           FormatNumber(series.read()));
+          } else {
+            fmt::format_to(std::back_inserter(out), "{}{} {}\n", name, rendered,
+                           series.counter->Value());
+          }
           break;
         case Type::kGauge: {
           double value = series.read ? series.read() : static_cast<double>(series.gauge->Value());

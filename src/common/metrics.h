@@ -91,6 +91,11 @@ class MetricsRegistry {
   void SetGaugeCallback(std::string_view name, std::string_view help, const MetricLabels& labels,
                         std::function<double()> read);
 
+  // A counter whose value is computed by `read` each time the registry is rendered (a total kept
+  // elsewhere, e.g. by the kernel). Same rules as SetGaugeCallback.
+  void SetCounterCallback(std::string_view name, std::string_view help, const MetricLabels& labels,
+                          std::function<double()> read);
+
   // Drops the callback gauge `name{labels}` (call it before whatever `read` uses is destroyed).
   void RemoveGaugeCallback(std::string_view name, const MetricLabels& labels);
 

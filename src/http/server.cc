@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "common/logging.h"
+#include "common/process_metrics.h"
 #include "common/strings.h"
 #include "http/connection_park.h"
 #include "http/held_writes.h"
@@ -614,6 +615,7 @@ void HttpServer::Stop() {
 void AddHealthAndMetricsRoutes(HttpServer& server) {
   server.Route("GET", "/health", [](const HttpRequest&) { return HttpResponse::Text("OK"); });
   MetricsRegistry* metrics = server.options().metrics;
+  RegisterProcessMetrics(*metrics);
   server.Route("GET", "/metrics", [metrics](const HttpRequest&) {
     HttpResponse response = HttpResponse::Text(metrics->RenderPrometheus());
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";

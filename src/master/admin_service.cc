@@ -1,6 +1,7 @@
 // The master's admin/metrics endpoints (SPEC.md §4), on the metrics port (9003).
 #include <string>
 
+#include "common/process_metrics.h"
 #include "common/strings.h"
 #include "common/units.h"
 #include "master/rpc_service.h"
@@ -85,6 +86,7 @@ void RegisterAdminRoutes(http::HttpServer& server, MasterService& service) {
   using http::HttpRequest;
   using http::HttpResponse;
   MetricsRegistry* metrics = server.options().metrics;
+  RegisterProcessMetrics(*metrics);
   server.Route("GET", "/health", [](const HttpRequest&) { return HttpResponse::Text("OK"); });
   server.Route("GET", "/metrics", [metrics, &service](const HttpRequest&) {
     PublishGauges(*metrics, service);

@@ -2,8 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include "common/process_metrics.h"
+#include "common/version.h"
 
 namespace mooncake {
 namespace {
@@ -71,6 +76,36 @@ TEST(MetricsDeathTest, OneNameHasOneType) {
   registry.GetCounter("x", "X");
   EXPECT_DEATH(registry.GetGauge("x", "X"), "two types");
   EXPECT_DEATH(registry.GetCounter("bad name", "X"), "invalid metric name");
+}
+
+// The process_* series every process exports, read from the kernel at each scrape, and the build.
+TEST(ProcessMetricsTest, EveryScrapeReadsTheProcess) {
+  MetricsRegistry registry;
+  RegisterProcessMetrics(registry);
+  RegisterProcessMetrics(registry);  // again: replaced, not duplicated
+  auto value = [](const std::string& text, const std::string& series) {
+    const size_t at = text.find("\n" + series + " ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + series.size() + 2));
+  };
+  const std::string before = registry.RenderPrometheus();
+  EXPECT_NE(before.find("# TYPE process_cpu_seconds_total counter"), std::string::npos) << before;
+  EXPECT_NE(before.find(std::string("mooncake_build_info{version=\"") + kVersion + "\"} 1"),
+            std::string::npos)
+      << before;
+  EXPECT_GT(value(before, "process_resident_memory_bytes"), 1 << 20);
+  EXPECT_GE(value(before, "process_virtual_memory_bytes"),
+            value(before, "process_resident_memory_bytes"));
+  EXPECT_GT(value(before, "process_max_fds"), 0);
+  EXPECT_GT(value(before, "process_start_time_seconds"), 1.7e9);
+  // Opening descriptors and burning CPU show at the next scrape.
+  std::vector<std::FILE*> files;
+  for (int i = 0; i < 10; ++i) files.push_back(std::fopen("/dev/null", "r"));
+  volatile double sink = 0;
+  for (int i = 0; i < 20000000; ++i) sink = sink + i * 0.5;
+  const std::string after = registry.RenderPrometheus();
+  EXPECT_GE(value(after, "process_open_fds"), value(before, "process_open_fds") + 10) << after;
+  EXPECT_GT(value(after, "process_cpu_seconds_total"), value(before, "process_cpu_seconds_total"));
+  for (std::FILE* f : files) std::fclose(f);
 }
 
 }  // namespace
