@@ -174,40 +174,50 @@ absl::StatusOr<HttpResult> EtcdClient::Post(size_t index, std::string_view path,
 absl::StatusOr<json> EtcdClient::Call(std::string_view path, const json& request) {
   const std::string body = request.dump();
   absl::Status last = MakeError(ErrorCode::ETCD_OPERATION_ERROR, "no etcd endpoint");
-  const size_t first = current_.load(std::memory_order_relaxed);
-  for (size_t attempt = 0; attempt < endpoints_.size(); ++attempt) {
-    const size_t index = (first + attempt) % endpoints_.size();
-    absl::StatusOr<HttpResult> result = Post(index, path, body);
-    if (!result.ok()) {
-      last = result.status();
-      continue;
+  // While etcd's members elect a raft leader (about a second after the leader member dies) the
+  // live ones answer 503 "leader changed" or "no leader". A round in which a member answered so is
+  // tried again after a pause, at most kElectionRounds times (0.1 + 0.2 + 0.4 s); a round in which
+  // no member answered at all (etcd down) is not.
+  constexpr int kElectionRounds = 3;
+  for (int round = 0;; ++round) {
+    bool electing = false;
+    const size_t first = current_.load(std::memory_order_relaxed);
+    for (size_t attempt = 0; attempt < endpoints_.size(); ++attempt) {
+      const size_t index = (first + attempt) % endpoints_.size();
+      absl::StatusOr<HttpResult> result = Post(index, path, body);
+      if (!result.ok()) {
+        last = result.status();
+        continue;
+      }
+      json answer = json::parse(result->body, nullptr, /*allow_exceptions=*/false);
+      if (answer.is_discarded() || !answer.is_object()) {
+        last = Malformed(
+            path, fmt::format("{} from {}: not a JSON object", result->status, names_[index]));
+        continue;
+      }
+      if (result->status == 200) {
+        current_.store(index, std::memory_order_relaxed);
+        return answer;
+      }
+      // {"error": "...", "message": "...", "code": <gRPC code>}
+      int64_t code = 0;
+      (void)ReadInt64(answer, "code", &code);
+      std::string message = answer.contains("message") && answer["message"].is_string()
+                                ? answer["message"].get<std::string>()
+                                : result->body.substr(0, 200);
+      last = MakeError(code == kGrpcNotFound && absl::StrContains(message, "lease")
+                           ? ErrorCode::LEASE_EXPIRED
+                           : ErrorCode::ETCD_OPERATION_ERROR,
+                       fmt::format("etcd at {} ({}): {}", names_[index], result->status, message));
+      if (code != kGrpcUnavailable && code != kGrpcDeadlineExceeded && result->status < 500) {
+        current_.store(index, std::memory_order_relaxed);
+        return last;  // an answer about the request itself: another member would say the same
+      }
+      electing = true;
     }
-    json answer = json::parse(result->body, nullptr, /*allow_exceptions=*/false);
-    if (answer.is_discarded() || !answer.is_object()) {
-      last = Malformed(path,
-                       fmt::format("{} from {}: not a JSON object", result->status, names_[index]));
-      continue;
-    }
-    if (result->status == 200) {
-      current_.store(index, std::memory_order_relaxed);
-      return answer;
-    }
-    // {"error": "...", "message": "...", "code": <gRPC code>}
-    int64_t code = 0;
-    (void)ReadInt64(answer, "code", &code);
-    std::string message = answer.contains("message") && answer["message"].is_string()
-                              ? answer["message"].get<std::string>()
-                              : result->body.substr(0, 200);
-    last = MakeError(code == kGrpcNotFound && absl::StrContains(message, "lease")
-                         ? ErrorCode::LEASE_EXPIRED
-                         : ErrorCode::ETCD_OPERATION_ERROR,
-                     fmt::format("etcd at {} ({}): {}", names_[index], result->status, message));
-    if (code != kGrpcUnavailable && code != kGrpcDeadlineExceeded && result->status < 500) {
-      current_.store(index, std::memory_order_relaxed);
-      return last;  // an answer about the request itself: another member would say the same
-    }
+    if (!electing || round >= kElectionRounds) return last;
+    absl::SleepFor(absl::Milliseconds(100) * (1 << round));
   }
-  return last;
 }
 
 absl::StatusOr<int64_t> EtcdClient::LeaseGrant(absl::Duration ttl) {
