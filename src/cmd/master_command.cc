@@ -8,7 +8,6 @@
 #include <fstream>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -390,6 +389,9 @@ int RunMaster(const MasterFlags& flags, const std::vector<std::string>& extras) 
 Command AddMasterCommand(CLI::App& parent) {
   auto f = std::make_shared<MasterFlags>();
   CLI::App* app = parent.add_subcommand("master", "Master service: object index, space, leases");
+  // As gflags does: a flag given twice takes its last value, so that flags on the command line
+  // after --flagfile win over the file's.
+  app->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   auto port = [&](const char* name, int& value, const char* help) {
     app->add_option(BothSpellings(name), value, help)
         ->capture_default_str()

@@ -195,13 +195,13 @@ TEST(CliTest, TheOriginalMastersFlagsAreTakenOrRefusedByName) {
     return (dir / name).string();
   };
   // --flagfile naming --config_path, gflags' single dashes and -v=1; the command line wins over
-  // the JSON file (rpc_address).
+  // the flag file and the JSON file (rpc_address: 127.0.0.2, not 127.0.0.9 or 127.0.0.1).
   const std::string json = write("master.json",
                                  R"({"rpc_port": 0, "metrics_port": 0, "rpc_address": "127.0.0.1",
                                      "client_ttl": 20, "eviction-ratio": 0.1})");
   const std::string flags =
-      write("master.flags",
-            "# the original's flag file\n--config_path=" + json + "\n-v=1\n-cluster_id=migrated\n");
+      write("master.flags", "# the original's flag file\n--config_path=" + json +
+                                "\n-v=1\n-cluster_id=migrated\n-rpc_address=127.0.0.9\n");
   {
     test::Subprocess master({MOONCAKE_BINARY, "master", "--flagfile=" + flags, "-rpc_address",
                              "127.0.0.2", "--log_dir", dir.string()});
