@@ -172,17 +172,19 @@ Histogram& MetricsRegistry::GetHistogram(std::string_view name, std::string_view
 
 void MetricsRegistry::SetGaugeCallback(std::string_view name, std::string_view help,
                                        const MetricLabels& labels, std::function<double()> read) {
-  absl::MutexLock lock(&mu_);
-  Series& series = FindOrCreate(name, help, Type::kGauge, labels);
-  if (series.gauge) DieMisuse("gauge already has a stored value", name);
-  series.read = std::move(read);
+  SetCallback(name, help, Type::kGauge, labels, std::move(read));
 }
 
 void MetricsRegistry::SetCounterCallback(std::string_view name, std::string_view help,
                                          const MetricLabels& labels, std::function<double()> read) {
+  SetCallback(name, help, Type::kCounter, labels, std::move(read));
+}
+
+void MetricsRegistry::SetCallback(std::string_view name, std::string_view help, Type type,
+                                  const MetricLabels& labels, std::function<double()> read) {
   absl::MutexLock lock(&mu_);
-  Series& series = FindOrCreate(name, help, Type::kCounter, labels);
-  if (series.counter) DieMisuse("counter already has a stored value", name);
+  Series& series = FindOrCreate(name, help, type, labels);
+  if (series.gauge || series.counter) DieMisuse("series already has a stored value", name);
   series.read = std::move(read);
 }
 

@@ -117,6 +117,10 @@ class MetricsRegistry {
     std::map<std::string, Series> series;  // keyed by rendered labels
   };
 
+  // A gauge's or counter's series computed by `read` at each rendering.
+  void SetCallback(std::string_view name, std::string_view help, Type type,
+                   const MetricLabels& labels, std::function<double()> read)
+      ABSL_LOCKS_EXCLUDED(mu_);
   Series& FindOrCreate(std::string_view name, std::string_view help, Type type,
                        const MetricLabels& labels) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
