@@ -44,8 +44,13 @@ mirror=$(apt-get indextargets --format '$(RELEASE) $(REPO_URI)' 'Created-By: Pac
 
 work=$(mktemp -d)
 mounts=()
-cleanup() {
+# unmount_all: what chroot_of mounted, in reverse order.
+unmount_all() {
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount -l "${mounts[$i]}" 2>/dev/null || true; done
+  mounts=()
+}
+cleanup() {
+  unmount_all
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -166,8 +171,7 @@ for suite in "${suites[@]}"; do
     echo "$out"
     failed=1
   fi
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount -l "${mounts[$i]}" 2>/dev/null || true; done
-  mounts=()
+  unmount_all
   rm -rf "$dir"
 done
 exit $failed
