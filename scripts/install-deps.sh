@@ -153,4 +153,33 @@ vendor_source simdjson libsimdjson-dev singleheader/simdjson.h singleheader/simd
 # the ordering that absl::Mutex gives only when abseil itself is instrumented, so that build
 # compiles abseil from this tree; every other build links Debian's archives).
 vendor_source abseil libabsl-dev .
+
+# unpack_binary PACKAGE: Debian's binary package PACKAGE downloaded and unpacked into
+# $deps_dir/PACKAGE, not installed (nothing of it runs as a service here); again only when the
+# archive's version changes.
+unpack_binary() {
+  local pkg=$1 version stamp
+  version=$(apt-cache policy "$pkg" | awk '/Candidate:/ { print $2 }')
+  stamp="$deps_dir/$pkg/.debian-version"
+  if [ -n "$version" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then return 0; fi
+  echo "install-deps: unpacking Debian's $pkg $version"
+  if ! (cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>"$tmp/err"); then
+    "${sudo_cmd[@]}" apt-get update -q >/dev/null
+    version=$(apt-cache policy "$pkg" | awk '/Candidate:/ { print $2 }')
+    (cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>"$tmp/err") || {
+      cat "$tmp/err" >&2
+      echo "install-deps: could not download the $pkg package" >&2
+      exit 1
+    }
+  fi
+  rm -rf "${deps_dir:?}/$pkg"
+  mkdir -p "$deps_dir/$pkg"
+  dpkg-deb -x "$tmp/${pkg}"_*.deb "$deps_dir/$pkg"
+  echo "$version" > "$stamp"
+}
+
+# promtool, which checks and tests the alert rules of packaging/prometheus (tests/packaging):
+# from Debian's prometheus package, unpacked rather than installed, so that installing the build's
+# dependencies sets up no Prometheus server.
+unpack_binary prometheus
 echo "install-deps: ok"

@@ -8,9 +8,11 @@
 #include <numeric>
 
 #include "absl/strings/str_format.h"
+#include "client/client_metrics.h"
 #include "client/staging_buffer.h"
 #include "common/error_code.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "common/random.h"
 #include "common/strings.h"
 #include "common/units.h"
@@ -167,12 +169,55 @@ absl::Status Client::Start() {
     }
     if (absl::Status s = Mount(); !s.ok()) return s;
   }
+  RegisterClientMetrics();
+  if (segment_ != nullptr) RegisterSegmentMetrics();
   heartbeat_ = std::thread([this] { HeartbeatLoop(); });
   if (segment_ != nullptr) index_sync_ = std::thread([this] { IndexSyncLoop(); });
   if (segment_ != nullptr && config_.prefault_segment) {
     prefault_ = std::thread([this] { Prefault(); });
   }
   return absl::OkStatus();
+}
+
+void Client::RegisterSegmentMetrics() {
+  MetricsRegistry& registry = MetricsRegistry::Default();
+  const MetricLabels labels = {{"segment", segment_name_}};
+  const double size = static_cast<double>(config_.global_segment_size);
+  registry.SetGaugeCallback("mooncake_client_segment_bytes",
+                            "Bytes of the segment this client contributes", labels,
+                            [size] { return size; });
+  registry.SetGaugeCallback(
+      "mooncake_client_segment_used_bytes",
+      "Bytes of the objects held in the segment (as its index with the master says)", labels,
+      [this] { return static_cast<double>(indexed_bytes_.load(std::memory_order_relaxed)); });
+  registry.SetGaugeCallback(
+      "mooncake_client_segment_objects", "Objects held in the segment", labels,
+      [this] { return static_cast<double>(indexed_objects_.load(std::memory_order_relaxed)); });
+}
+
+void Client::UnregisterSegmentMetrics() {
+  MetricsRegistry& registry = MetricsRegistry::Default();
+  const MetricLabels labels = {{"segment", segment_name_}};
+  for (const char* name : {"mooncake_client_segment_bytes", "mooncake_client_segment_used_bytes",
+                           "mooncake_client_segment_objects"}) {
+    registry.RemoveGaugeCallback(name, labels);
+  }
+}
+
+void Client::IndexAdd(uint64_t offset, Indexed object) {
+  auto [it, added] = index_.try_emplace(offset);
+  if (!added) indexed_bytes_.fetch_sub(it->second.size, std::memory_order_relaxed);
+  indexed_bytes_.fetch_add(object.size, std::memory_order_relaxed);
+  it->second = std::move(object);
+  indexed_objects_.store(index_.size(), std::memory_order_relaxed);
+}
+
+void Client::IndexErase(uint64_t offset) {
+  auto it = index_.find(offset);
+  if (it == index_.end()) return;
+  indexed_bytes_.fetch_sub(it->second.size, std::memory_order_relaxed);
+  index_.erase(it);
+  indexed_objects_.store(index_.size(), std::memory_order_relaxed);
 }
 
 void Client::Prefault() {
@@ -213,6 +258,8 @@ absl::Status Client::Mount() {
     spdlog::warn("the master refused the index of segment {} ({} objects): {}; mounting it empty",
                  segment_name_, entries.size(), mounted.status().message());
     index_.clear();
+    indexed_bytes_ = 0;
+    indexed_objects_ = 0;
     entries.clear();
     mounted = mount(entries);
   }
@@ -290,10 +337,10 @@ void Client::IndexSyncLoop() {
     for (const IndexChange& change : reply->changes) {
       if (change.seq <= acked_) continue;  // applied already (an answer that was lost)
       if (change.add) {
-        index_[change.entry.offset] =
-            Indexed{change.entry.key, change.entry.size, change.entry.put_id};
+        IndexAdd(change.entry.offset,
+                 Indexed{change.entry.key, change.entry.size, change.entry.put_id});
       } else {
-        index_.erase(change.entry.offset);
+        IndexErase(change.entry.offset);
       }
       acked_ = change.seq;
     }
@@ -347,6 +394,7 @@ absl::Status Client::Close() {
   }
   if (index_sync_.joinable()) index_sync_.join();
   if (prefault_.joinable()) prefault_.join();
+  if (segment_ != nullptr) UnregisterSegmentMetrics();
   engine_.reset();     // stops serving peers before the memory goes
   segment_ = nullptr;  // the engine owned the segment's shared memory: unmapped with it
   staging_.reset();
@@ -501,9 +549,12 @@ std::vector<absl::Status> Client::PutLocked(absl::Span<const std::string> keys,
 std::vector<absl::Status> Client::BatchPutParts(absl::Span<const std::string> keys,
                                                 absl::Span<const std::vector<Slice>> parts,
                                                 const ReplicateConfig& config) {
+  CallRecord record(ClientOp::kPut);
   absl::ReaderMutexLock lock(&state_mu_);
-  if (closed_) return std::vector<absl::Status>(keys.size(), Closed());
-  return PutLocked(keys, parts, config, /*upsert=*/false);
+  std::vector<absl::Status> results = closed_ ? std::vector<absl::Status>(keys.size(), Closed())
+                                              : PutLocked(keys, parts, config, /*upsert=*/false);
+  record.Keys(results, [&](size_t i) { return TotalSize(parts[i]); });
+  return results;
 }
 
 std::vector<absl::Status> Client::BatchPutFrom(absl::Span<const std::string> keys,
@@ -519,13 +570,19 @@ absl::Status Client::PutFrom(const std::string& key, Slice value, const Replicat
 std::vector<absl::Status> Client::BatchPut(absl::Span<const std::string> keys,
                                            absl::Span<const std::string_view> values,
                                            const ReplicateConfig& config) {
-  return PutCopies(keys, values, config, /*upsert=*/false);
+  CallRecord record(ClientOp::kPut);
+  std::vector<absl::Status> results = PutCopies(keys, values, config, /*upsert=*/false);
+  record.Keys(results, [&](size_t i) { return values[i].size(); });
+  return results;
 }
 
 std::vector<absl::Status> Client::BatchUpsert(absl::Span<const std::string> keys,
                                               absl::Span<const std::string_view> values,
                                               const ReplicateConfig& config) {
-  return PutCopies(keys, values, config, /*upsert=*/true);
+  CallRecord record(ClientOp::kUpsert);
+  std::vector<absl::Status> results = PutCopies(keys, values, config, /*upsert=*/true);
+  record.Keys(results, [&](size_t i) { return values[i].size(); });
+  return results;
 }
 
 absl::Status Client::Upsert(const std::string& key, std::string_view value,
@@ -536,9 +593,13 @@ absl::Status Client::Upsert(const std::string& key, std::string_view value,
 std::vector<absl::Status> Client::BatchUpsertFrom(absl::Span<const std::string> keys,
                                                   absl::Span<const Slice> values,
                                                   const ReplicateConfig& config) {
+  CallRecord record(ClientOp::kUpsert);
   absl::ReaderMutexLock lock(&state_mu_);
-  if (closed_) return std::vector<absl::Status>(keys.size(), Closed());
-  return PutLocked(keys, OnePartEach(values), config, /*upsert=*/true);
+  std::vector<absl::Status> results =
+      closed_ ? std::vector<absl::Status>(keys.size(), Closed())
+              : PutLocked(keys, OnePartEach(values), config, /*upsert=*/true);
+  record.Keys(results, [&](size_t i) { return values[i].size; });
+  return results;
 }
 
 std::vector<absl::Status> Client::PutCopies(absl::Span<const std::string> keys,
@@ -783,6 +844,25 @@ bool Client::DestinationOk(const Range& range) const {
 
 std::vector<std::vector<absl::StatusOr<uint64_t>>> Client::BatchGetRanges(
     absl::Span<const std::string> keys, absl::Span<const std::vector<Range>> ranges) {
+  CallRecord record(ClientOp::kGet);
+  std::vector<std::vector<absl::StatusOr<uint64_t>>> results = BatchGetRangesImpl(keys, ranges);
+  for (const std::vector<absl::StatusOr<uint64_t>>& key : results) {
+    absl::Status first_error;
+    uint64_t bytes = 0;
+    for (const absl::StatusOr<uint64_t>& range : key) {
+      if (range.ok()) {
+        bytes += *range;
+      } else if (first_error.ok()) {
+        first_error = range.status();
+      }
+    }
+    record.Key(first_error, bytes);
+  }
+  return results;
+}
+
+std::vector<std::vector<absl::StatusOr<uint64_t>>> Client::BatchGetRangesImpl(
+    absl::Span<const std::string> keys, absl::Span<const std::vector<Range>> ranges) {
   using RangeResults = std::vector<absl::StatusOr<uint64_t>>;
   absl::ReaderMutexLock lock(&state_mu_);
   std::vector<RangeResults> results(keys.size());
@@ -841,9 +921,13 @@ std::vector<absl::StatusOr<uint64_t>> Client::GetLocked(
 
 std::vector<absl::StatusOr<uint64_t>> Client::BatchGetIntoParts(
     absl::Span<const std::string> keys, absl::Span<const std::vector<Slice>> parts) {
+  CallRecord record(ClientOp::kGet);
   absl::ReaderMutexLock lock(&state_mu_);
-  if (closed_) return std::vector<absl::StatusOr<uint64_t>>(keys.size(), Closed());
-  return GetLocked(keys, parts);
+  std::vector<absl::StatusOr<uint64_t>> results =
+      closed_ ? std::vector<absl::StatusOr<uint64_t>>(keys.size(), Closed())
+              : GetLocked(keys, parts);
+  record.Keys(results, [&](size_t i) { return *results[i]; });
+  return results;
 }
 
 std::vector<absl::StatusOr<uint64_t>> Client::BatchGetInto(absl::Span<const std::string> keys,
@@ -857,6 +941,18 @@ absl::StatusOr<uint64_t> Client::GetInto(const std::string& key, Slice buffer) {
 
 std::vector<absl::Status> Client::BatchGetWith(absl::Span<const std::string> keys,
                                                Allocator allocate) {
+  CallRecord record(ClientOp::kGet);
+  std::vector<uint64_t> sizes(keys.size(), 0);
+  std::vector<absl::Status> results = BatchGetWithImpl(keys, [&](size_t i, uint64_t size) {
+    sizes[i] = size;
+    return allocate(i, size);
+  });
+  record.Keys(results, [&](size_t i) { return sizes[i]; });
+  return results;
+}
+
+std::vector<absl::Status> Client::BatchGetWithImpl(absl::Span<const std::string> keys,
+                                                   Allocator allocate) {
   absl::ReaderMutexLock lock(&state_mu_);
   if (closed_) return std::vector<absl::Status>(keys.size(), Closed());
   std::vector<absl::StatusOr<Located>> located = Locate(keys);
@@ -969,9 +1065,18 @@ absl::StatusOr<std::string> Client::Get(const std::string& key) {
 // ---- the rest ----
 
 std::vector<absl::StatusOr<bool>> Client::BatchExists(absl::Span<const std::string> keys) {
+  CallRecord record(ClientOp::kExist);
   absl::ReaderMutexLock lock(&state_mu_);
-  if (closed_) return std::vector<absl::StatusOr<bool>>(keys.size(), Closed());
-  return master_->ExistKey(keys);
+  std::vector<absl::StatusOr<bool>> results =
+      closed_ ? std::vector<absl::StatusOr<bool>>(keys.size(), Closed()) : master_->ExistKey(keys);
+  for (const absl::StatusOr<bool>& result : results) {
+    if (result.ok() && !*result) {
+      record.Miss();
+    } else {
+      record.Key(result.status());
+    }
+  }
+  return results;
 }
 
 absl::StatusOr<bool> Client::Exists(const std::string& key) {
@@ -979,9 +1084,13 @@ absl::StatusOr<bool> Client::Exists(const std::string& key) {
 }
 
 std::vector<absl::StatusOr<uint64_t>> Client::BatchGetSize(absl::Span<const std::string> keys) {
+  CallRecord record(ClientOp::kGetSize);
   absl::ReaderMutexLock lock(&state_mu_);
-  if (closed_) return std::vector<absl::StatusOr<uint64_t>>(keys.size(), Closed());
-  return master_->GetSize(keys);
+  std::vector<absl::StatusOr<uint64_t>> results =
+      closed_ ? std::vector<absl::StatusOr<uint64_t>>(keys.size(), Closed())
+              : master_->GetSize(keys);
+  record.Keys(results, [](size_t) { return 0; });
+  return results;
 }
 
 absl::StatusOr<uint64_t> Client::GetSize(const std::string& key) {
@@ -989,9 +1098,12 @@ absl::StatusOr<uint64_t> Client::GetSize(const std::string& key) {
 }
 
 std::vector<absl::Status> Client::BatchRemove(absl::Span<const std::string> keys, bool force) {
+  CallRecord record(ClientOp::kRemove);
   absl::ReaderMutexLock lock(&state_mu_);
-  if (closed_) return std::vector<absl::Status>(keys.size(), Closed());
-  return master_->Remove(keys, force);
+  std::vector<absl::Status> results =
+      closed_ ? std::vector<absl::Status>(keys.size(), Closed()) : master_->Remove(keys, force);
+  record.Keys(results, [](size_t) { return 0; });
+  return results;
 }
 
 absl::Status Client::Remove(const std::string& key, bool force) {
@@ -999,15 +1111,29 @@ absl::Status Client::Remove(const std::string& key, bool force) {
 }
 
 absl::StatusOr<uint64_t> Client::RemoveByRegex(const std::string& pattern) {
+  CallRecord record(ClientOp::kRemove);  // one call; its keys are those it removed
   absl::ReaderMutexLock lock(&state_mu_);
-  if (closed_) return Closed();
-  return master_->RemoveByRegex(pattern);
+  absl::StatusOr<uint64_t> removed =
+      closed_ ? absl::StatusOr<uint64_t>(Closed()) : master_->RemoveByRegex(pattern);
+  if (removed.ok()) {
+    record.Succeeded(*removed);
+  } else {
+    record.Key(removed.status());
+  }
+  return removed;
 }
 
 absl::StatusOr<uint64_t> Client::RemoveAll() {
+  CallRecord record(ClientOp::kRemove);  // one call; its keys are those it removed
   absl::ReaderMutexLock lock(&state_mu_);
-  if (closed_) return Closed();
-  return master_->RemoveAll();
+  absl::StatusOr<uint64_t> removed =
+      closed_ ? absl::StatusOr<uint64_t>(Closed()) : master_->RemoveAll();
+  if (removed.ok()) {
+    record.Succeeded(*removed);
+  } else {
+    record.Key(removed.status());
+  }
+  return removed;
 }
 
 absl::StatusOr<std::vector<SegmentInfo>> Client::ListSegments() {

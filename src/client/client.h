@@ -30,6 +30,7 @@
 // Thread safety: every method is thread-safe; Close() waits for calls in flight.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -189,6 +190,9 @@ class Client {
   // the segment, until Close().
   void IndexSyncLoop();
   void Prefault();  // config_.prefault_segment
+  // The segment's gauges on the process's /metrics, from Start() to Close().
+  void RegisterSegmentMetrics();
+  void UnregisterSegmentMetrics();
 
   // `unregistered`: the parts are the caller's own memory (TransferRequest::local_unregistered).
   std::vector<absl::Status> PutLocked(absl::Span<const std::string> keys,
@@ -234,6 +238,11 @@ class Client {
   std::vector<absl::StatusOr<uint64_t>> Read(absl::Span<const absl::StatusOr<Located>> located,
                                              absl::Span<const std::vector<Slice>> parts)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  // The bodies of BatchGetRanges and BatchGetWith, which record the calls.
+  std::vector<std::vector<absl::StatusOr<uint64_t>>> BatchGetRangesImpl(
+      absl::Span<const std::string> keys, absl::Span<const std::vector<Range>> ranges);
+  std::vector<absl::Status> BatchGetWithImpl(absl::Span<const std::string> keys,
+                                             Allocator allocate);
   std::vector<absl::StatusOr<uint64_t>> GetLocked(absl::Span<const std::string> keys,
                                                   absl::Span<const std::vector<Slice>> parts)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
@@ -264,7 +273,12 @@ class Client {
   absl::Mutex index_mu_;  // held across a mount, so no change is applied during one
   absl::flat_hash_map<uint64_t, Indexed> index_ ABSL_GUARDED_BY(index_mu_);
   uint64_t mount_id_ ABSL_GUARDED_BY(index_mu_) = 0;  // 0: not known
-  uint64_t acked_ ABSL_GUARDED_BY(index_mu_) = 0;     // last change applied
+  // index_'s object count and their bytes, for the gauges (read without index_mu_).
+  std::atomic<uint64_t> indexed_objects_{0};
+  std::atomic<uint64_t> indexed_bytes_{0};
+  void IndexAdd(uint64_t offset, Indexed object) ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
+  void IndexErase(uint64_t offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
+  uint64_t acked_ ABSL_GUARDED_BY(index_mu_) = 0;  // last change applied
   // Set before the heartbeat thread starts, then used by it alone.
   absl::Duration heartbeat_interval_;
   uint64_t epoch_ = 0;  // of the master that answered the last heartbeat

@@ -30,24 +30,40 @@ void PublishGauges(MetricsRegistry& metrics, const MasterService& service) {
   gauge("mooncake_master_capacity_bytes", "Bytes of all mounted segments", capacity);
   gauge("mooncake_master_used_bytes", "Bytes allocated to objects", used);
   gauge("mooncake_master_segments", "Mounted segments", segments.size());
+  gauge("mooncake_master_clients",
+        "Clients heard from within the liveness TTL (client_live_ttl_sec)", service.client_count());
+  // The original Mooncake master's names for the same figures, which scripts and dashboards
+  // written for it read (docs/migration.md).
+  gauge("master_key_count", "Keys in the index (the original's name)", counts.objects);
+  gauge("master_allocated_bytes", "Bytes allocated to objects (the original's name)", used);
+  gauge("master_total_capacity_bytes", "Bytes of all mounted segments (the original's name)",
+        capacity);
+  gauge("master_active_clients", "Clients heard from within the liveness TTL (the original's name)",
+        service.client_count());
+  gauge("master_evicted_key_count", "Objects evicted since the start (the original's name)",
+        counts.evicted_objects);
+  gauge("master_evicted_size_bytes", "Bytes evicted since the start (the original's name)",
+        counts.evicted_bytes);
 }
 
 // Per-segment gauges: rendered from the live segment list, so unmounted segments disappear.
+// (The original's names, `segment_total_capacity_bytes` and `segment_allocated_bytes`, too.)
 std::string SegmentGauges(const std::vector<SegmentInfo>& segments) {
-  std::string out =
-      "# HELP mooncake_master_segment_capacity_bytes Size of a mounted segment\n"
-      "# TYPE mooncake_master_segment_capacity_bytes gauge\n";
-  auto series = [&out](std::string_view metric, const SegmentInfo& s, uint64_t value) {
-    out += metric;
-    out += "{segment=\"";
-    AppendEscapedLabelValue(out, s.name);
-    out += fmt::format("\"}} {}\n", value);
+  std::string out;
+  auto family = [&](std::string_view metric, std::string_view help, bool used) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", metric, help, metric);
+    for (const SegmentInfo& s : segments) {
+      out += metric;
+      out += "{segment=\"";
+      AppendEscapedLabelValue(out, s.name);
+      out += fmt::format("\"}} {}\n", used ? s.used : s.size);
+    }
   };
-  for (const SegmentInfo& s : segments) series("mooncake_master_segment_capacity_bytes", s, s.size);
-  out +=
-      "# HELP mooncake_master_segment_used_bytes Bytes allocated in a mounted segment\n"
-      "# TYPE mooncake_master_segment_used_bytes gauge\n";
-  for (const SegmentInfo& s : segments) series("mooncake_master_segment_used_bytes", s, s.used);
+  family("mooncake_master_segment_capacity_bytes", "Size of a mounted segment", false);
+  family("mooncake_master_segment_used_bytes", "Bytes allocated in a mounted segment", true);
+  family("segment_total_capacity_bytes", "Size of a mounted segment (the original's name)", false);
+  family("segment_allocated_bytes", "Bytes allocated in a mounted segment (the original's name)",
+         true);
   return out;
 }
 

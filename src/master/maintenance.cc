@@ -69,6 +69,8 @@ void MasterService::RunMaintenance() {
   for (const std::string& client :
        clients_.TakeSilentSince(now - absl::ToInt64Microseconds(config_.client_live_ttl))) {
     clients_expired_->Increment(1);
+    spdlog::info("client {} left: no heartbeat for {}", client,
+                 absl::FormatDuration(config_.client_live_ttl));
     for (const std::string& name : segments_.SegmentsOf(client)) {
       absl::StatusOr<SegmentInfo> gone = segments_.Unmount(name, client);
       if (!gone.ok()) continue;
@@ -219,11 +221,8 @@ uint64_t MasterService::Evict(uint64_t target_bytes) {
   }
   evicted_objects_.fetch_add(objects);
   evicted_bytes_.fetch_add(freed);
-  if (objects > 0) {
-    metrics_->GetCounter("mooncake_master_evicted_objects_total", "Objects evicted")
-        .Increment(objects);
-    metrics_->GetCounter("mooncake_master_evicted_bytes_total", "Bytes evicted").Increment(freed);
-  }
+  evicted_objects_total_->Increment(objects);
+  evicted_bytes_total_->Increment(freed);
   return freed;
 }
 

@@ -8,6 +8,7 @@
 #include "common/error_code.h"
 #include "common/logging.h"
 #include "common/strings.h"
+#include "common/units.h"
 #include "re2/re2.h"
 
 namespace mooncake::master {
@@ -56,6 +57,10 @@ MasterService::MasterService(MasterConfig config, Clock* clock, MetricsRegistry*
       restored_objects_(&metrics_->GetCounter(
           "mooncake_master_restored_replicas_total",
           "Replicas made readable again from the index a segment's owner reported at its mount")),
+      evicted_objects_total_(
+          &metrics_->GetCounter("mooncake_master_evicted_objects_total", "Objects evicted")),
+      evicted_bytes_total_(
+          &metrics_->GetCounter("mooncake_master_evicted_bytes_total", "Bytes evicted")),
       index_ack_timeouts_(&metrics_->GetCounter(
           "mooncake_master_index_ack_timeouts_total",
           "Puts and removes answered before every owner acknowledged the change to its index "
@@ -143,7 +148,8 @@ void MasterService::Count(const std::string& key, const Object& object, int sign
 }
 
 MasterService::Counts MasterService::counts() const {
-  return Counts{objects_.load(), processing_.load(), hard_pinned_.load(), key_bytes_.load()};
+  return Counts{objects_.load(),   processing_.load(),      hard_pinned_.load(),
+                key_bytes_.load(), evicted_objects_.load(), evicted_bytes_.load()};
 }
 
 absl::StatusOr<Mounted> MasterService::Mount(std::string_view client_id, std::string_view name,
@@ -160,7 +166,10 @@ absl::StatusOr<Mounted> MasterService::Mount(std::string_view client_id, std::st
         name, client_id, mounted->replaced->client_id);
     DropSegmentReplicas(mounted->replaced->id);
   }
-  clients_.Touch(client_id, clock_->NowMicros());
+  if (clients_.Touch(client_id, clock_->NowMicros())) {
+    spdlog::info("client {} joined (mounting a segment)", client_id);
+  }
+  spdlog::info("segment {} of client {} mounted: {}", name, client_id, FormatByteSize(size));
   return mounted;
 }
 
@@ -282,6 +291,7 @@ absl::Status MasterService::UnmountSegment(std::string_view client_id, std::stri
   absl::StatusOr<SegmentInfo> gone = segments_.Unmount(name, client_id);
   if (!gone.ok()) return gone.status();
   DropSegmentReplicas(gone->id);
+  spdlog::info("segment {} of client {} unmounted", name, client_id);
   return absl::OkStatus();
 }
 
@@ -292,6 +302,7 @@ HeartbeatResult MasterService::Heartbeat(std::string_view client_id,
   if (!ValidateClientId(client_id).ok()) return result;
   heartbeats_->Increment(1);
   result.remount = clients_.Touch(client_id, clock_->NowMicros());
+  if (result.remount) spdlog::info("client {} joined", client_id);
   for (const std::string& segment : segments) {
     if (!segments_.IsMountedBy(segment, client_id)) result.remount = true;
   }

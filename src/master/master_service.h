@@ -185,12 +185,16 @@ class MasterService {
     uint64_t processing = 0;
     uint64_t hard_pinned = 0;
     uint64_t key_bytes = 0;
+    uint64_t evicted_objects = 0;  // since the start
+    uint64_t evicted_bytes = 0;
   };
   Counts counts() const;
   // The whole record of one key, for the admin port.
   absl::StatusOr<nlohmann::json> Describe(std::string_view key) const;
   // Everything, walking the whole object table (for /metrics/summary and tests).
   MasterStats Stats() const;
+  // Clients heard from within the liveness TTL.
+  size_t client_count() const { return clients_.size(); }
 
   // One pass of the periodic work: dead clients, puts never ended, the eviction watermark.
   void RunMaintenance();
@@ -383,6 +387,8 @@ class MasterService {
   Counter* heartbeats_;
   Counter* clients_expired_;
   Counter* restored_objects_;
+  Counter* evicted_objects_total_;
+  Counter* evicted_bytes_total_;
   Counter* index_ack_timeouts_;
   std::atomic<int64_t> last_ack_warning_us_{0};
   std::atomic<uint64_t> evicted_objects_{0};

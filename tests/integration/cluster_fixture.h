@@ -40,6 +40,15 @@ inline void FillFor(const std::string& key, char* p, size_t n) {
   test::FillRandom(p, n, std::hash<std::string>()(key));
 }
 
+// The value of series `series` (name and labels exactly as rendered, e.g.
+// `mooncake_client_keys_total{op="get"}`) in Prometheus text `body`, if it is there.
+inline std::optional<double> SeriesValue(const std::string& body, const std::string& series) {
+  const std::string needle = "\n" + series + " ";
+  const size_t at = body.find(needle);
+  if (at == std::string::npos) return std::nullopt;
+  return std::stod(body.substr(at + needle.size()));
+}
+
 class StoreClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -126,6 +135,9 @@ class StoreClusterTest : public ::testing::Test {
     ASSERT_TRUE(std::regex_search(*line, m, std::regex("http=127.0.0.1:([0-9]+)")));
     if (store_http_.size() <= index) store_http_.resize(index + 1);
     store_http_[index] = std::stoi(m[1]);
+    ASSERT_TRUE(std::regex_search(*line, m, std::regex("serving segment ([0-9.]+:[0-9]+)")));
+    if (store_segments_.size() <= index) store_segments_.resize(index + 1);
+    store_segments_[index] = m[1];
   }
 
   // How the test's clients connect (the cluster's token included).
@@ -188,7 +200,8 @@ class StoreClusterTest : public ::testing::Test {
   std::unique_ptr<Subprocess> metadata_, master_;
   std::vector<std::unique_ptr<Subprocess>> stores_;
   std::vector<std::string> configs_;
-  std::vector<int> store_http_;  // the stores' /health and /metrics ports
+  std::vector<int> store_http_;              // the stores' /health and /metrics ports
+  std::vector<std::string> store_segments_;  // their segments' names (data endpoints)
   std::string metadata_url_, master_address_;
 };
 

@@ -393,6 +393,22 @@ TEST_F(MasterBinaryTest, AdminEndpoints) {
       metrics.find(
           "mooncake_http_request_duration_seconds_count{server=\"master\",route=\"/v1/PutStart\""),
       std::string::npos);
+  // The original master's names, which its users' scripts read, give the same figures.
+  auto value = [&metrics](const std::string& series) -> std::string {
+    std::smatch m;
+    if (!std::regex_search(metrics, m, std::regex("\n" + series + " ([0-9]+)\n"))) return "none";
+    return m[1];
+  };
+  const std::string segment = "\\{segment=\"127\\.0\\.0\\.1:5\"\\}";
+  EXPECT_EQ(value("master_key_count"), "2");
+  EXPECT_EQ(value("master_allocated_bytes"), value("mooncake_master_used_bytes"));
+  EXPECT_NE(value("master_allocated_bytes"), "0");
+  EXPECT_EQ(value("master_total_capacity_bytes"), "8388608");
+  EXPECT_EQ(value("master_active_clients"), "1");
+  EXPECT_EQ(value("mooncake_master_clients"), "1");
+  EXPECT_EQ(value("master_evicted_key_count"), "0");
+  EXPECT_EQ(value("segment_total_capacity_bytes" + segment), "8388608");
+  EXPECT_EQ(value("segment_allocated_bytes" + segment), value("master_allocated_bytes"));
   std::string summary = Admin("/metrics/summary");
   EXPECT_NE(summary.find("objects: 2"), std::string::npos) << summary;
 }

@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "common/metrics.h"
 #include "http/client.h"
 #include "integration/cluster_fixture.h"
 #include "support/raw_socket.h"
@@ -50,6 +51,138 @@ TEST_F(StoreClusterTest, AStoreServesHealthAndMetricsAndUnmountsOnSigterm) {
   absl::StatusOr<std::vector<client::SegmentInfo>> segments = client->ListSegments();
   ASSERT_TRUE(segments.ok());
   EXPECT_EQ(segments->size(), 1u);
+}
+
+// A store's /metrics body (empty if it does not answer).
+std::string StoreMetrics(int port) {
+  http::HttpClient http("127.0.0.1", port);
+  absl::StatusOr<http::HttpResult> metrics = http.Get("/metrics");
+  return metrics.ok() ? metrics->body : "";
+}
+
+// This process's value of `series`, 0 if absent.
+double Local(const std::string& series) {
+  return SeriesValue(MetricsRegistry::Default().RenderPrometheus(), series).value_or(0);
+}
+
+TEST_F(StoreClusterTest, MetricsCountWhatStoresAndClientsDid) {
+  const std::string segment = store_segments_[0];
+  const std::string used = "mooncake_client_segment_used_bytes{segment=\"" + segment + "\"}";
+  const std::string objects = "mooncake_client_segment_objects{segment=\"" + segment + "\"}";
+  // Every series is there at 0 before anything happened (rate() and absent() need them).
+  const std::string fresh = StoreMetrics(store_http_[0]);
+  for (const std::string& series :
+       {std::string("mooncake_transfer_served_requests_total{op=\"read\"}"),
+        std::string("mooncake_transfer_served_bytes_total{op=\"write\"}"),
+        std::string("mooncake_transfer_refused_requests_total{reason=\"malformed\"}"),
+        std::string("mooncake_transfer_connections"),
+        std::string("mooncake_client_requests_total{op=\"get\"}"),
+        std::string("mooncake_client_key_errors_total{op=\"put\"}"),
+        std::string("mooncake_client_request_duration_seconds_count{op=\"exist\"}"), used,
+        objects}) {
+    EXPECT_EQ(SeriesValue(fresh, series), 0.0) << series << " in\n" << fresh;
+  }
+  EXPECT_EQ(SeriesValue(fresh, "mooncake_client_segment_bytes{segment=\"" + segment + "\"}"),
+            256.0 * kMiB);
+  EXPECT_GT(SeriesValue(fresh, "process_resident_memory_bytes").value_or(0), 0);
+  EXPECT_EQ(SeriesValue(fresh, "mooncake_master_clients"), std::nullopt);  // the master's alone
+
+  auto client = MakeClient(/*shm=*/false);  // TCP: the store's data server moves the bytes
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(WaitForSegments(*client, 2));
+  constexpr size_t kObjects = 8, kSize = 64 * 1024;
+  MappedBuffer src(kObjects * kSize), dst(kObjects * kSize);
+  ASSERT_TRUE(client->RegisterBuffer(src.data(), src.size()).ok());
+  ASSERT_TRUE(client->RegisterBuffer(dst.data(), dst.size()).ok());
+  std::vector<std::string> keys;
+  std::vector<Slice> in, out;
+  for (size_t i = 0; i < kObjects; ++i) {
+    keys.push_back("metered_" + std::to_string(i));
+    FillFor(keys.back(), src.data() + i * kSize, kSize);
+    in.push_back({src.data() + i * kSize, kSize});
+    out.push_back({dst.data() + i * kSize, kSize});
+  }
+  ReplicateConfig there;
+  there.preferred_segment = segment;
+  const double puts = Local("mooncake_client_requests_total{op=\"put\"}");
+  const double put_bytes = Local("mooncake_client_bytes_total{op=\"put\"}");
+  const double get_keys = Local("mooncake_client_keys_total{op=\"get\"}");
+  const double get_misses = Local("mooncake_client_key_misses_total{op=\"get\"}");
+  const double get_bytes = Local("mooncake_client_bytes_total{op=\"get\"}");
+  const double exist_misses = Local("mooncake_client_key_misses_total{op=\"exist\"}");
+  const double gets_timed = Local("mooncake_client_request_duration_seconds_count{op=\"get\"}");
+  for (const absl::Status& s : client->BatchPutFrom(keys, in, there)) ASSERT_TRUE(s.ok()) << s;
+  std::vector<std::string> asked = keys;
+  asked.push_back("metered_absent");
+  std::vector<Slice> into = out;
+  into.push_back(out[0]);
+  std::vector<absl::StatusOr<uint64_t>> got = client->BatchGetInto(asked, into);
+  for (size_t i = 0; i < kObjects; ++i) ASSERT_TRUE(got[i].ok()) << got[i].status();
+  EXPECT_EQ(ErrorCodeOf(got[kObjects].status()), ErrorCode::OBJECT_NOT_FOUND);
+  std::vector<absl::StatusOr<bool>> exist = client->BatchExists({keys[0], "metered_absent"});
+
+  // The client's side, in this process.
+  EXPECT_EQ(Local("mooncake_client_requests_total{op=\"put\"}") - puts, 1);
+  EXPECT_EQ(Local("mooncake_client_bytes_total{op=\"put\"}") - put_bytes, kObjects * kSize);
+  EXPECT_EQ(Local("mooncake_client_keys_total{op=\"get\"}") - get_keys, kObjects + 1);
+  EXPECT_EQ(Local("mooncake_client_key_misses_total{op=\"get\"}") - get_misses, 1);
+  EXPECT_EQ(Local("mooncake_client_bytes_total{op=\"get\"}") - get_bytes, kObjects * kSize);
+  EXPECT_EQ(Local("mooncake_client_key_misses_total{op=\"exist\"}") - exist_misses, 1);
+  EXPECT_EQ(Local("mooncake_client_request_duration_seconds_count{op=\"get\"}") - gets_timed, 1);
+
+  // The store's side: its data server served the bytes both ways, and its segment holds them
+  // (once the master's change to its index has reached it).
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  std::string body = StoreMetrics(store_http_[0]);
+  while (SeriesValue(body, objects) != kObjects && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+    body = StoreMetrics(store_http_[0]);
+  }
+  EXPECT_EQ(SeriesValue(body, objects), kObjects) << body;
+  EXPECT_EQ(SeriesValue(body, used), kObjects * kSize);
+  EXPECT_EQ(SeriesValue(body, "mooncake_transfer_served_bytes_total{op=\"write\"}"),
+            kObjects * kSize);
+  EXPECT_EQ(SeriesValue(body, "mooncake_transfer_served_bytes_total{op=\"read\"}"),
+            kObjects * kSize);
+  EXPECT_GE(SeriesValue(body, "mooncake_transfer_served_requests_total{op=\"read\"}").value_or(0),
+            kObjects);
+  EXPECT_GE(
+      SeriesValue(body, "mooncake_transfer_served_duration_seconds_count{op=\"read\"}").value_or(0),
+      kObjects);
+  EXPECT_GE(SeriesValue(body, "mooncake_transfer_connections").value_or(0), 1);
+  // The store's own client made no call.
+  EXPECT_EQ(SeriesValue(body, "mooncake_client_requests_total{op=\"put\"}"), 0.0);
+
+  // A request that is not the protocol is refused, counted, and the store goes on serving.
+  {
+    test::RawSocket raw(std::stoi(segment.substr(segment.find(':') + 1)));
+    ASSERT_TRUE(raw.connected());
+    ASSERT_TRUE(raw.Send(std::string(32, '\xff')));
+    EXPECT_TRUE(raw.WaitForClose(absl::Seconds(10)));
+  }
+  body = StoreMetrics(store_http_[0]);
+  EXPECT_EQ(SeriesValue(body, "mooncake_transfer_refused_requests_total{reason=\"malformed\"}"),
+            1.0);
+  got = client->BatchGetInto(keys, out);
+  for (size_t i = 0; i < kObjects; ++i) ASSERT_TRUE(got[i].ok()) << got[i].status();
+
+  // Removed: the segment is empty again.
+  for (const absl::Status& s : client->BatchRemove(keys)) ASSERT_TRUE(s.ok()) << s;
+  body = StoreMetrics(store_http_[0]);
+  while (SeriesValue(body, used) != 0.0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+    body = StoreMetrics(store_http_[0]);
+  }
+  EXPECT_EQ(SeriesValue(body, used), 0.0);
+  EXPECT_EQ(SeriesValue(body, objects), 0.0);
+
+  // The master counts its clients (two stores and this one) and has its eviction counters from
+  // the start.
+  http::HttpClient admin("127.0.0.1", master_admin_port_);
+  absl::StatusOr<http::HttpResult> master = admin.Get("/metrics");
+  ASSERT_TRUE(master.ok()) << master.status();
+  EXPECT_EQ(SeriesValue(master->body, "mooncake_master_clients"), 3.0) << master->body;
+  EXPECT_EQ(SeriesValue(master->body, "mooncake_master_evicted_objects_total"), 0.0);
 }
 
 TEST_F(StoreClusterTest, AStoreKilledWhileAClientReadsNeverYieldsWrongBytes) {

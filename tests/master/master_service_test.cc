@@ -4,11 +4,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <memory>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "common/error_code.h"
+#include "spdlog/sinks/ostream_sink.h"
+#include "spdlog/spdlog.h"
 
 namespace mooncake::master {
 namespace {
@@ -448,6 +453,49 @@ TEST_F(MasterServiceTest, SilentClientsLoseTheirSegments) {
   EXPECT_TRUE(back.remount);
   EXPECT_EQ(back.epoch, service_.epoch());
   EXPECT_FALSE(service_.Heartbeat("silent").remount);
+}
+
+// What the default logger writes while it lives.
+class CapturedLog {
+ public:
+  CapturedLog() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_)) {
+    spdlog::default_logger()->sinks().push_back(sink_);
+  }
+  ~CapturedLog() {
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+  }
+  std::string text() const { return stream_.str(); }
+
+ private:
+  std::ostringstream stream_;
+  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
+};
+
+TEST_F(MasterServiceTest, ClientsAndSegmentsComingAndGoingAreCountedAndLogged) {
+  CapturedLog log;
+  EXPECT_EQ(service_.client_count(), 0u);
+  Mount("a:1", 16 * kMiB, "mounter");
+  service_.Heartbeat("reader");
+  EXPECT_EQ(service_.client_count(), 2u);
+  EXPECT_NE(log.text().find("client mounter joined"), std::string::npos) << log.text();
+  EXPECT_NE(log.text().find("segment a:1 of client mounter mounted: 16 MiB"), std::string::npos)
+      << log.text();
+  EXPECT_NE(log.text().find("client reader joined"), std::string::npos);
+  service_.Heartbeat("reader");  // known: no second line
+  const std::string once = "client reader joined";
+  EXPECT_EQ(log.text().find(once), log.text().rfind(once));
+
+  ASSERT_TRUE(service_.UnmountSegment("mounter", "a:1").ok());
+  EXPECT_NE(log.text().find("segment a:1 of client mounter unmounted"), std::string::npos);
+  clock_.Advance(absl::Seconds(6));
+  service_.Heartbeat("reader");
+  clock_.Advance(absl::Seconds(6));  // "mounter" was last heard 12 s ago; the TTL is 10 s
+  service_.RunMaintenance();
+  EXPECT_EQ(service_.client_count(), 1u);
+  EXPECT_NE(log.text().find("client mounter left: no heartbeat for 10s"), std::string::npos)
+      << log.text();
+  EXPECT_EQ(log.text().find("client reader left"), std::string::npos);
 }
 
 // A new process at a segment's endpoint (a store restarted under the same name, before the master

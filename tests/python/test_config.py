@@ -154,8 +154,26 @@ def test_client_http_server(bare):
                    enable_client_http_server=True, client_http_port=port) == 0
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as reply:
         assert reply.status == 200
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as reply:
-        assert b"mooncake_" in reply.read()
+
+    def series(name):  # this process's value of a series on the client's /metrics
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as reply:
+            for line in reply.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        raise AssertionError(f"{name} is not on /metrics")
+
+    # The calls of this process's clients are counted there (other tests' clients too: deltas).
+    exist_keys = series('mooncake_client_keys_total{op="exist"}')
+    exist_misses = series('mooncake_client_key_misses_total{op="exist"}')
+    gets = series('mooncake_client_requests_total{op="get"}')
+    get_misses = series('mooncake_client_key_misses_total{op="get"}')
+    assert s.batch_is_exist(["absent_a", "absent_b"]) == [0, 0]
+    assert s.get("absent_c") == b""
+    assert series('mooncake_client_keys_total{op="exist"}') - exist_keys == 2
+    assert series('mooncake_client_key_misses_total{op="exist"}') - exist_misses == 2
+    assert series('mooncake_client_requests_total{op="get"}') - gets == 1
+    assert series('mooncake_client_key_misses_total{op="get"}') - get_misses == 1
+    assert series("process_open_fds") > 0
     assert s.close() == 0
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)

@@ -95,7 +95,9 @@ done
 # What a distribution's tools ask of a package: a license, a copyright file, a changelog, a real
 # description and home page in the rpm, and lintian with no error.
 for f in usr/share/doc/mooncake/copyright usr/share/doc/mooncake/changelog.gz \
-         usr/share/doc/mooncake/LICENSE usr/lib/systemd/system-preset/80-mooncake.preset; do
+         usr/share/doc/mooncake/LICENSE usr/lib/systemd/system-preset/80-mooncake.preset \
+         usr/share/mooncake/prometheus/mooncake-alerts.yml \
+         usr/share/mooncake/grafana/mooncake-dashboard.json; do
   [ -s "$root/$f" ] || { echo "FAIL: $f missing or empty"; exit 1; }
 done
 info=$(rpm -qip "$rpm" 2>/dev/null)

@@ -15,6 +15,7 @@
 
 #include "common/error_code.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "common/strings.h"
 #include "engine/tcp/socket_io.h"
 #include "engine/tcp/tcp_protocol.h"
@@ -25,6 +26,63 @@ namespace {
 constexpr uint64_t kStopEvent = 0;
 constexpr uint64_t kListenEvent = 1;
 constexpr char kAuthPurpose[] = "data";
+
+// What the data servers of this process served, for its /metrics. Shared memory and RDMA
+// transfers never reach a server (the peer reads or writes the segment itself): their bytes
+// are counted by the clients that make them.
+struct ServerMetrics {
+  struct Op {
+    Counter* requests;
+    Counter* bytes;
+    Histogram* duration;
+  };
+  Op read, write;
+  Counter* accepted;
+  Gauge* connections;
+  Counter* refused_busy;
+  Counter* refused_malformed;
+  Counter* refused_auth;
+  Counter* refused_protocol;
+  Counter* refused_range;
+  Counter* refused_version;
+};
+
+ServerMetrics& Metrics() {
+  static ServerMetrics metrics = [] {
+    MetricsRegistry& registry = MetricsRegistry::Default();
+    auto op = [&](const char* name) {
+      const MetricLabels labels = {{"op", name}};
+      return ServerMetrics::Op{
+          &registry.GetCounter("mooncake_transfer_served_requests_total",
+                               "READ and WRITE requests served over TCP", labels),
+          &registry.GetCounter("mooncake_transfer_served_bytes_total",
+                               "Bytes read or written for TCP peers", labels),
+          &registry.GetHistogram("mooncake_transfer_served_duration_seconds",
+                                 "Time to serve a TCP request, from its header to its answer",
+                                 labels, MetricsRegistry::LatencyBuckets())};
+    };
+    auto refused = [&](const char* reason) {
+      return &registry.GetCounter("mooncake_transfer_refused_requests_total",
+                                  "TCP requests and connections refused, by reason",
+                                  {{"reason", reason}});
+    };
+    ServerMetrics m;
+    m.read = op("read");
+    m.write = op("write");
+    m.accepted = &registry.GetCounter("mooncake_transfer_accepted_connections_total",
+                                      "TCP connections accepted by the data servers");
+    m.connections = &registry.GetGauge("mooncake_transfer_connections",
+                                       "TCP connections the data servers hold open");
+    m.refused_busy = refused("too_many_connections");
+    m.refused_malformed = refused("malformed");
+    m.refused_auth = refused("authentication");
+    m.refused_protocol = refused("protocol");
+    m.refused_range = refused("out_of_range");
+    m.refused_version = refused("incarnation");
+    return m;
+  }();
+  return metrics;
+}
 
 // Sends an error response carrying `status`'s code and message.
 void SendError(int fd, uint64_t request_id, const absl::Status& status) {
@@ -88,7 +146,9 @@ TcpDataServer::TcpDataServer(const BufferRegistry* registry, std::function<std::
     : registry_(registry),
       describe_(std::move(describe)),
       handshake_(std::move(handshake)),
-      options_(std::move(options)) {}
+      options_(std::move(options)) {
+  Metrics();  // every series at 0 from the start
+}
 
 TcpDataServer::~TcpDataServer() { Stop(); }
 
@@ -152,6 +212,7 @@ void TcpDataServer::Stop() {
   for (std::thread& worker : workers) worker.join();
   absl::MutexLock lock(&mu_);
   for (auto& [id, connection] : connections_) close(connection->fd);
+  Metrics().connections->Add(-static_cast<int64_t>(connections_.size()));
   connections_.clear();
   close(listen_fd_);
   close(epoll_fd_);
@@ -248,6 +309,7 @@ void TcpDataServer::AcceptAll() {
     SetIoTimeout(fd, options_.io_timeout);
     absl::MutexLock lock(&mu_);
     if (connections_.size() >= max_connections_ || stopping_.load()) {
+      Metrics().refused_busy->Increment();
       SendError(fd, 0,
                 MakeError(ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS,
                           fmt::format("the data server holds its maximum of {} connections",
@@ -263,6 +325,8 @@ void TcpDataServer::AcceptAll() {
     event.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
     event.data.u64 = id;
     connections_.emplace(id, std::move(connection));
+    Metrics().accepted->Increment();
+    Metrics().connections->Add(1);
     if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0) Close(id);
   }
   epoll_event listen{};
@@ -278,6 +342,7 @@ void TcpDataServer::Close(uint64_t id) {
   shutdown(it->second->fd, SHUT_RDWR);
   close(it->second->fd);
   connections_.erase(it);
+  Metrics().connections->Add(-1);
 }
 
 void TcpDataServer::CloseIdleLocked(absl::Time now) {
@@ -311,6 +376,7 @@ bool TcpDataServer::Serve(Connection& connection) {
 bool TcpDataServer::Greet(Connection& connection, uint64_t request_id,
                           uint64_t expected_incarnation) {
   if (expected_incarnation != 0 && expected_incarnation != options_.incarnation) {
+    Metrics().refused_version->Increment();
     SendError(connection.fd, request_id,
               MakeError(ErrorCode::INVALID_VERSION,
                         fmt::format("this data endpoint is incarnation {:016x}, not {:016x}: the "
@@ -336,6 +402,7 @@ bool TcpDataServer::ServeOne(Connection& connection) {
   if (!RecvAll(fd, raw, sizeof(raw)).ok()) return false;  // closed, truncated or too slow
   absl::StatusOr<RequestHeader> header = DecodeRequest(raw);
   if (!header.ok()) {
+    Metrics().refused_malformed->Increment();
     SendError(fd, 0, header.status());
     return false;
   }
@@ -343,6 +410,7 @@ bool TcpDataServer::ServeOne(Connection& connection) {
   // Nothing is answered before HELLO (and AUTH, when required) succeeded.
   if (connection.stage == Connection::Stage::kHello) {
     if (header->opcode != Opcode::kHello) {
+      Metrics().refused_protocol->Increment();
       SendError(fd, id, MakeError(ErrorCode::INVALID_PARAMS, "a connection must open with HELLO"));
       return false;
     }
@@ -350,6 +418,7 @@ bool TcpDataServer::ServeOne(Connection& connection) {
   }
   if (connection.stage == Connection::Stage::kAuth) {
     if (header->opcode != Opcode::kAuth) {
+      Metrics().refused_auth->Increment();
       SendError(fd, id,
                 MakeError(ErrorCode::ILLEGAL_CLIENT,
                           "this data endpoint requires authentication (AUTH after HELLO)"));
@@ -358,6 +427,7 @@ bool TcpDataServer::ServeOne(Connection& connection) {
     uint8_t proof[kAuthProofSize];
     if (!RecvAll(fd, proof, sizeof(proof)).ok()) return false;
     if (!options_.auth.Verify(kAuthPurpose, connection.nonce, proof)) {
+      Metrics().refused_auth->Increment();
       SendError(fd, id, MakeError(ErrorCode::ILLEGAL_CLIENT, "authentication failed: wrong token"));
       return false;
     }
@@ -367,6 +437,7 @@ bool TcpDataServer::ServeOne(Connection& connection) {
   switch (header->opcode) {
     case Opcode::kHello:
     case Opcode::kAuth:
+      Metrics().refused_protocol->Increment();
       SendError(fd, id, MakeError(ErrorCode::INVALID_PARAMS, "HELLO and AUTH come only first"));
       return false;
     case Opcode::kHandshake: {
@@ -391,16 +462,28 @@ bool TcpDataServer::ServeOne(Connection& connection) {
   }
   const bool is_read = header->opcode == Opcode::kRead;
   if (!registry_->Contains(header->remote_addr, header->length)) {
+    Metrics().refused_range->Increment();
     SendError(fd, id,
               MakeError(is_read ? ErrorCode::INVALID_READ : ErrorCode::INVALID_WRITE,
                         fmt::format("[{:#x}, +{}) is not inside a registered buffer",
                                     header->remote_addr, header->length)));
     return false;  // after a refused WRITE its data would follow: the stream is unusable
   }
+  const absl::Time start = absl::Now();
   void* memory = reinterpret_cast<void*>(header->remote_addr);
-  if (is_read) return SendPayload(fd, id, memory, header->length).ok();
-  if (absl::Status received = RecvAll(fd, memory, header->length); !received.ok()) return false;
-  return SendPayload(fd, id, nullptr, 0).ok();
+  bool served = false;
+  if (is_read) {
+    served = SendPayload(fd, id, memory, header->length).ok();
+  } else {
+    served = RecvAll(fd, memory, header->length).ok() && SendPayload(fd, id, nullptr, 0).ok();
+  }
+  if (served) {
+    const ServerMetrics::Op& op = is_read ? Metrics().read : Metrics().write;
+    op.requests->Increment();
+    op.bytes->Increment(header->length);
+    op.duration->Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  }
+  return served;
 }
 
 }  // namespace mooncake::engine::tcp
