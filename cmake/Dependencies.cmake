@@ -98,7 +98,14 @@ if(MOONCAKE_ABSL_FROM_SOURCE)
   target_link_libraries(mooncake_absl INTERFACE ${absl_targets})
 else()
   list(TRANSFORM MOONCAKE_ABSL_COMPONENTS PREPEND "absl_" OUTPUT_VARIABLE absl_modules)
-  mooncake_static_pkg(mooncake_absl ${absl_modules})
+  mooncake_static_pkg(mooncake_absl_static ${absl_modules})
+  # A target with MOONCAKE_SHARED_ABSL set (the Python extension of a source build: setup.py)
+  # links the host's shared abseil instead: the static archives of distributions use local-exec
+  # thread-local storage, which no shared object can hold.
+  pkg_check_modules(mooncake_absl_shared_PC REQUIRED IMPORTED_TARGET ${absl_modules})
+  add_library(mooncake_absl INTERFACE)
+  target_link_libraries(mooncake_absl INTERFACE
+    "$<IF:$<BOOL:$<TARGET_PROPERTY:MOONCAKE_SHARED_ABSL>>,PkgConfig::mooncake_absl_shared_PC,mooncake_absl_static>")
 endif()
 mooncake_static_pkg(mooncake_rdma libibverbs librdmacm)
 # verbs.h alone, for code that calls libibverbs through engine/rdma/ibverbs.h without linking it.

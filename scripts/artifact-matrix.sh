@@ -3,6 +3,7 @@
 # Debian's archive (the mirror this machine's own apt sources name):
 #
 #   scripts/artifact-matrix.sh [--binary FILE] [--dist DIR] [SUITE...]
+#   scripts/artifact-matrix.sh --sdist FILE [SUITE...]      # default suite: trixie
 #
 # Suites default to bullseye (glibc 2.31, Python 3.9), bookworm (2.36, 3.11) and trixie (2.41,
 # 3.13). In each:
@@ -10,6 +11,10 @@
 #     two stores) and `mooncake bench store --validate` checks every byte through them over TCP;
 #   - the wheel of DIR (default dist/) built for the chroot's Python, if there is one, installs with
 #     pip into a virtual environment and writes and reads values through that cluster.
+# With --sdist, the source distribution (scripts/sdist.sh) is built instead, by pip in a chroot
+# that also holds the build's dependencies from that release (the packages docs/python.md names),
+# for the chroot's own Python; the binary it built runs the cluster and the extension it built
+# writes and reads through it.
 # Chroots are made once and kept as tarballs in $MOONCAKE_CHROOT_CACHE (default
 # /var/cache/mooncake/chroots); each run unpacks a fresh copy and removes it. Exits 77 (skipped)
 # when chroots cannot be made here: not root, no debootstrap, or the archive cannot be reached.
@@ -17,16 +22,20 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 binary=$root/build/src/mooncake
 dist=$root/dist
+sdist=""
 suites=()
 while [ $# -gt 0 ]; do
   case $1 in
     --binary) binary=$2; shift 2 ;;
     --dist) dist=$2; shift 2 ;;
+    --sdist) sdist=$(realpath "$2"); shift 2 ;;
     -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
     *) suites+=("$1"); shift ;;
   esac
 done
-[ ${#suites[@]} -gt 0 ] || suites=(bullseye bookworm trixie)
+if [ ${#suites[@]} -eq 0 ]; then
+  if [ -n "$sdist" ]; then suites=(trixie); else suites=(bullseye bookworm trixie); fi
+fi
 cache=${MOONCAKE_CHROOT_CACHE:-/var/cache/mooncake/chroots}
 
 skip() { echo "artifact-matrix: skipped: $*"; exit 77; }
@@ -34,7 +43,16 @@ skip() { echo "artifact-matrix: skipped: $*"; exit 77; }
 if ! command -v debootstrap >/dev/null; then
   apt-get install -y -q debootstrap >/dev/null 2>&1 || skip "debootstrap is not installed and apt-get could not install it"
 fi
-[ -x "$binary" ] || { echo "artifact-matrix: no binary at $binary (scripts/build.sh)" >&2; exit 1; }
+if [ -n "$sdist" ]; then
+  [ -f "$sdist" ] || { echo "artifact-matrix: no source distribution at $sdist (scripts/sdist.sh)" >&2; exit 1; }
+else
+  [ -x "$binary" ] || { echo "artifact-matrix: no binary at $binary (scripts/build.sh)" >&2; exit 1; }
+fi
+# What building the source distribution needs of a Debian release (docs/python.md).
+build_deps=(build-essential cmake ninja-build pkg-config libibverbs-dev librdmacm-dev libnl-3-dev
+  libnl-route-3-dev libcli11-dev nlohmann-json3-dev libre2-dev libssl-dev libzstd-dev zlib1g-dev
+  libabsl-dev libspdlog-dev libfmt-dev pybind11-dev python3-dev python3-venv python3-setuptools python3-wheel
+  python3-pip)
 
 # Debian's archive as this machine's apt sources name it: the repository of this release's suite.
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
@@ -56,8 +74,23 @@ cleanup() {
 trap cleanup EXIT
 
 # chroot_of SUITE: unpacks a fresh root of SUITE into $work/SUITE (made and cached first if need be).
+# SUITE-build: the root of SUITE with build_deps installed.
 chroot_of() {
   local suite=$1 dir=$work/$1 tarball=$cache/$1.tar
+  if [ ! -f "$tarball" ] && [[ "$suite" == *-build ]]; then
+    chroot_of "${suite%-build}"
+    echo "artifact-matrix: installing the build's dependencies into $suite (cached in $tarball)"
+    cp /etc/resolv.conf "$work/${suite%-build}/etc/resolv.conf" 2>/dev/null || true
+    if ! chroot "$work/${suite%-build}" sh -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends ${build_deps[*]} && apt-get clean" \
+        >"$work/apt-$suite.log" 2>&1; then
+      tail -n 5 "$work/apt-$suite.log"
+      skip "installing the build's dependencies into $suite failed (log above)"
+    fi
+    unmount_all
+    tar -C "$work/${suite%-build}" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    rm -rf "$work/${suite%-build}"
+  fi
   if [ ! -f "$tarball" ]; then
     mkdir -p "$cache"
     echo "artifact-matrix: debootstrap $suite from $mirror (cached in $tarball)"
@@ -132,20 +165,61 @@ for key, value in values.items():
     assert store.get(key) == value, key
 assert store.batch_is_exist(list(values)) == [1] * len(values)
 store.close()
-# No rdma-core in the chroot: RDMA is refused, saying what is missing.
-import subprocess
+# No NIC here: RDMA is refused, saying what is missing (rdma-core itself, unless the chroot
+# has it, as the one that builds the source distribution does).
+import ctypes.util, subprocess
+has_verbs = ctypes.util.find_library("ibverbs") is not None
 setup_rdma = ("import sys; from mooncake.store import MooncakeDistributedStore as S; "
               "sys.exit(S().setup('127.0.0.1', sys.argv[1], 16 << 20, 16 << 20, 'rdma', '', sys.argv[2]))")
 run = subprocess.run([sys.executable, "-c", setup_rdma, sys.argv[1], sys.argv[2]],
                      capture_output=True, text=True, timeout=60)
-assert run.returncode != 0 and "libibverbs" in run.stdout + run.stderr, run
-print("wheel: 8 values written and read back; RDMA refused without libibverbs")
+missing = "no active RDMA device" if has_verbs else "libibverbs"
+assert run.returncode != 0 and missing in run.stdout + run.stderr, run
+print("wheel: 8 values written and read back; RDMA refused: " +
+      ("no device" if has_verbs else "no libibverbs"))
 PY
 SH
 chmod +x "$work/inside.sh"
 
 failed=0
+# check SUITE DIR NOTE: the checks of inside.sh in the chroot DIR, reported on one line; DIR goes.
+check() {
+  local suite=$1 dir=$2 note=$3 out
+  if out=$(chroot "$dir" /inside.sh 2>&1); then
+    echo "ok   $suite: $(echo "$out" | tr '\n' ';' | sed 's/;$//') ($note)"
+  else
+    echo "FAIL $suite ($note):"
+    echo "$out"
+    failed=1
+  fi
+  unmount_all
+  rm -rf "$dir"
+}
+
 for suite in "${suites[@]}"; do
+  if [ -n "$sdist" ]; then
+    chroot_of "$suite-build"
+    dir=$work/$suite-build
+    cp "$work/inside.sh" "$dir/inside.sh"
+    cp "$sdist" "$dir/tmp/"
+    started=$(date +%s)
+    if chroot "$dir" sh -c "python3 -m venv --system-site-packages /opt/venv &&
+        CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) /opt/venv/bin/pip install -v --no-index --no-build-isolation \
+          /tmp/$(basename "$sdist") &&
+        install -m 755 /opt/venv/lib/python3*/site-packages/mooncake/bin/mooncake /usr/local/bin/mooncake &&
+        /opt/venv/bin/mooncake_master --version" >"$work/sdist-$suite.log" 2>&1; then
+      check "$suite" "$dir" "$(basename "$sdist") built by pip in $(($(date +%s) - started)) s"
+    else
+      # The compiler's or linker's complaint, then how pip ended.
+      grep -E -A12 '^ *FAILED: |CMake Error' "$work/sdist-$suite.log" | head -n 60 || true
+      tail -n 15 "$work/sdist-$suite.log"
+      echo "FAIL $suite: pip could not build $(basename "$sdist") (log above)"
+      failed=1
+      unmount_all
+      rm -rf "$dir"
+    fi
+    continue
+  fi
   chroot_of "$suite"
   dir=$work/$suite
   install -m 755 "$binary" "$dir/usr/local/bin/mooncake"
@@ -164,14 +238,6 @@ for suite in "${suites[@]}"; do
       failed=1
     fi
   fi
-  if out=$(chroot "$dir" /inside.sh 2>&1); then
-    echo "ok   $suite: $(echo "$out" | tr '\n' ';' | sed 's/;$//') ($note)"
-  else
-    echo "FAIL $suite ($note):"
-    echo "$out"
-    failed=1
-  fi
-  unmount_all
-  rm -rf "$dir"
+  check "$suite" "$dir" "$note"
 done
 exit $failed

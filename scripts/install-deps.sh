@@ -178,6 +178,42 @@ unpack_binary() {
   echo "$version" > "$stamp"
 }
 
+# Headers of the CPythons Debian ships in a later release (3.13, trixie) and the pybind11 that
+# supports them, downloaded and unpacked (not installed) into $deps_dir/python3.X: the wheels for
+# those Pythons are compiled against them (python/CMakeLists.txt). Trixie's packages come from the
+# archive this machine's apt sources name, through an apt configuration of its own in
+# $deps_dir/apt-trixie, checked against Debian's archive keyring like every download of apt.
+unpack_foreign() {  # suite, directory, package...
+  local suite=$1 dir=$2 codename mirror apt_dir
+  shift 2
+  [ -f "$dir/.packages" ] && [ "$(cat "$dir/.packages")" = "$*" ] && return 0
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  mirror=$(apt-get indextargets --format '$(RELEASE) $(REPO_URI)' 'Created-By: Packages' 2>/dev/null |
+    awk -v c="$codename" '$1 == c { print $2; exit }')
+  if [ -z "$mirror" ]; then
+    echo "install-deps: no apt source of $codename names Debian's archive: no $suite headers" >&2
+    return 0
+  fi
+  apt_dir=$deps_dir/apt-$suite
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/parts"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" \
+    >"$apt_dir/sources.list"
+  local opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=$apt_dir/parts"
+    -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -q)
+  echo "install-deps: unpacking $* from Debian $suite ($mirror)"
+  apt-get "${opts[@]}" update >/dev/null
+  (cd "$tmp" && rm -f ./*.deb && apt-get "${opts[@]}" download "$@" >/dev/null 2>"$tmp/err") || {
+    cat "$tmp/err" >&2
+    echo "install-deps: could not download $* from $suite" >&2
+    exit 1
+  }
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$dir"; done
+  echo "$*" >"$dir/.packages"
+}
+unpack_foreign trixie "$deps_dir/python3.13" libpython3.13-dev pybind11-dev
+
 # promtool, which checks and tests the alert rules of packaging/prometheus (tests/packaging):
 # from Debian's prometheus package, unpacked rather than installed, so that installing the build's
 # dependencies sets up no Prometheus server.
