@@ -134,7 +134,8 @@ TEST_F(StoreClusterTest, MetricsCountWhatStoresAndClientsDid) {
   // (once the master's change to its index has reached it).
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   std::string body = StoreMetrics(store_http_[0]);
-  while (SeriesValue(body, objects) != kObjects && absl::Now() < deadline) {
+  while ((SeriesValue(body, objects) != kObjects || SeriesValue(body, used) != kObjects * kSize) &&
+         absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(20));
     body = StoreMetrics(store_http_[0]);
   }
@@ -169,7 +170,8 @@ TEST_F(StoreClusterTest, MetricsCountWhatStoresAndClientsDid) {
   // Removed: the segment is empty again.
   for (const absl::Status& s : client->BatchRemove(keys)) ASSERT_TRUE(s.ok()) << s;
   body = StoreMetrics(store_http_[0]);
-  while (SeriesValue(body, used) != 0.0 && absl::Now() < deadline) {
+  while ((SeriesValue(body, used) != 0.0 || SeriesValue(body, objects) != 0.0) &&
+         absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(20));
     body = StoreMetrics(store_http_[0]);
   }
