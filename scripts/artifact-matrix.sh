@@ -55,10 +55,10 @@ build_deps=(build-essential cmake ninja-build pkg-config libibverbs-dev librdmac
   python3-pip)
 
 # Debian's archive as this machine's apt sources name it: the repository of this release's suite.
-codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-mirror=$(apt-get indextargets --format '$(RELEASE) $(REPO_URI)' 'Created-By: Packages' 2>/dev/null |
-  awk -v c="$codename" '$1 == c { print $2; exit }')
-[ -n "$mirror" ] || skip "no apt source of this release ($codename) to take Debian's archive from"
+# shellcheck source=lib/archive.sh
+. "$root/scripts/lib/archive.sh"
+mirror=$(debian_archive)
+[ -n "$mirror" ] || skip "no apt source of this release ($(. /etc/os-release && echo "${VERSION_CODENAME:-}")) to take Debian's archive from"
 
 work=$(mktemp -d)
 mounts=()

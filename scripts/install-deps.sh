@@ -13,6 +13,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 deps_dir=${MOONCAKE_DEPS_DIR:-$root/.deps}
+# shellcheck source=lib/archive.sh
+. "$root/scripts/lib/archive.sh"
 
 packages=(
   build-essential cmake ninja-build pkg-config git dpkg-dev
@@ -154,6 +156,18 @@ vendor_source simdjson libsimdjson-dev singleheader/simdjson.h singleheader/simd
 # compiles abseil from this tree; every other build links Debian's archives).
 vendor_source abseil libabsl-dev .
 
+# unpack_debs DIR: DIR made anew holding the contents of the packages downloaded into $tmp, which
+# are then removed.
+unpack_debs() {
+  local dir=$1 deb
+  rm -rf "${dir:?}"
+  mkdir -p "$dir"
+  for deb in "$tmp"/*.deb; do
+    dpkg-deb -x "$deb" "$dir"
+    rm "$deb"
+  done
+}
+
 # unpack_binary PACKAGE: Debian's binary package PACKAGE downloaded and unpacked into
 # $deps_dir/PACKAGE, not installed (nothing of it runs as a service here); again only when the
 # archive's version changes.
@@ -163,6 +177,7 @@ unpack_binary() {
   stamp="$deps_dir/$pkg/.debian-version"
   if [ -n "$version" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then return 0; fi
   echo "install-deps: unpacking Debian's $pkg $version"
+  rm -f "$tmp"/*.deb
   if ! (cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>"$tmp/err"); then
     "${sudo_cmd[@]}" apt-get update -q >/dev/null
     version=$(apt-cache policy "$pkg" | awk '/Candidate:/ { print $2 }')
@@ -172,9 +187,7 @@ unpack_binary() {
       exit 1
     }
   fi
-  rm -rf "${deps_dir:?}/$pkg"
-  mkdir -p "$deps_dir/$pkg"
-  dpkg-deb -x "$tmp/${pkg}"_*.deb "$deps_dir/$pkg"
+  unpack_debs "$deps_dir/$pkg"
   echo "$version" > "$stamp"
 }
 
@@ -184,14 +197,12 @@ unpack_binary() {
 # archive this machine's apt sources name, through an apt configuration of its own in
 # $deps_dir/apt-trixie, checked against Debian's archive keyring like every download of apt.
 unpack_foreign() {  # suite, directory, package...
-  local suite=$1 dir=$2 codename mirror apt_dir
+  local suite=$1 dir=$2 mirror apt_dir
   shift 2
   [ -f "$dir/.packages" ] && [ "$(cat "$dir/.packages")" = "$*" ] && return 0
-  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-  mirror=$(apt-get indextargets --format '$(RELEASE) $(REPO_URI)' 'Created-By: Packages' 2>/dev/null |
-    awk -v c="$codename" '$1 == c { print $2; exit }')
+  mirror=$(debian_archive)
   if [ -z "$mirror" ]; then
-    echo "install-deps: no apt source of $codename names Debian's archive: no $suite headers" >&2
+    echo "install-deps: no apt source of this release names Debian's archive: no $suite headers" >&2
     return 0
   fi
   apt_dir=$deps_dir/apt-$suite
@@ -207,9 +218,7 @@ unpack_foreign() {  # suite, directory, package...
     echo "install-deps: could not download $* from $suite" >&2
     exit 1
   }
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$dir"; done
+  unpack_debs "$dir"
   echo "$*" >"$dir/.packages"
 }
 unpack_foreign trixie "$deps_dir/python3.13" libpython3.13-dev pybind11-dev
