@@ -1115,11 +1115,7 @@ absl::StatusOr<uint64_t> Client::RemoveByRegex(const std::string& pattern) {
   absl::ReaderMutexLock lock(&state_mu_);
   absl::StatusOr<uint64_t> removed =
       closed_ ? absl::StatusOr<uint64_t>(Closed()) : master_->RemoveByRegex(pattern);
-  if (removed.ok()) {
-    record.Succeeded(*removed);
-  } else {
-    record.Key(removed.status());
-  }
+  record.Removed(removed);
   return removed;
 }
 
@@ -1128,11 +1124,7 @@ absl::StatusOr<uint64_t> Client::RemoveAll() {
   absl::ReaderMutexLock lock(&state_mu_);
   absl::StatusOr<uint64_t> removed =
       closed_ ? absl::StatusOr<uint64_t>(Closed()) : master_->RemoveAll();
-  if (removed.ok()) {
-    record.Succeeded(*removed);
-  } else {
-    record.Key(removed.status());
-  }
+  record.Removed(removed);
   return removed;
 }
 

@@ -35,8 +35,14 @@ class CallRecord {
   void Key(const absl::Status& status, uint64_t bytes = 0);
   // A key that was looked for and is absent (exist's false).
   void Miss() { ++keys_, ++misses_; }
-  // `keys` keys that succeeded and moved no bytes (those remove_all removed).
-  void Succeeded(uint64_t keys) { keys_ += keys; }
+  // The keys a call removed (remove_all, remove_by_regex: their count), or its error as one key.
+  void Removed(const absl::StatusOr<uint64_t>& removed) {
+    if (removed.ok()) {
+      keys_ += *removed;
+    } else {
+      Key(removed.status());
+    }
+  }
 
   // Every key of `results`, with `bytes(i)` for each that succeeded.
   template <typename T, typename BytesOf>
