@@ -40,6 +40,28 @@ inline void FillFor(const std::string& key, char* p, size_t n) {
   test::FillRandom(p, n, std::hash<std::string>()(key));
 }
 
+// Values for `keys`, `size` bytes each, whose bytes FillFor derives from their keys: in[i] (in src)
+// holds key i's value, out[i] (in dst) is where a test reads it back.
+struct KeyedValues {
+  KeyedValues(std::vector<std::string> names, size_t size)
+      : keys(std::move(names)), src(keys.size() * size), dst(keys.size() * size) {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      FillFor(keys[i], src.data() + i * size, size);
+      in.push_back({src.data() + i * size, size});
+      out.push_back({dst.data() + i * size, size});
+    }
+  }
+  // Registers both buffers with `client`, for its zero-copy calls.
+  bool RegisterWith(Client& client) {
+    return client.RegisterBuffer(src.data(), src.size()).ok() &&
+           client.RegisterBuffer(dst.data(), dst.size()).ok();
+  }
+
+  std::vector<std::string> keys;
+  MappedBuffer src, dst;
+  std::vector<Slice> in, out;
+};
+
 // The value of series `series` (name and labels exactly as rendered, e.g.
 // `mooncake_client_keys_total{op="get"}`) in Prometheus text `body`, if it is there.
 inline std::optional<double> SeriesValue(const std::string& body, const std::string& series) {

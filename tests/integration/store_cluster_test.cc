@@ -91,17 +91,13 @@ TEST_F(StoreClusterTest, MetricsCountWhatStoresAndClientsDid) {
   ASSERT_TRUE(client);
   ASSERT_TRUE(WaitForSegments(*client, 2));
   constexpr size_t kObjects = 8, kSize = 64 * 1024;
-  MappedBuffer src(kObjects * kSize), dst(kObjects * kSize);
-  ASSERT_TRUE(client->RegisterBuffer(src.data(), src.size()).ok());
-  ASSERT_TRUE(client->RegisterBuffer(dst.data(), dst.size()).ok());
-  std::vector<std::string> keys;
-  std::vector<Slice> in, out;
-  for (size_t i = 0; i < kObjects; ++i) {
-    keys.push_back("metered_" + std::to_string(i));
-    FillFor(keys.back(), src.data() + i * kSize, kSize);
-    in.push_back({src.data() + i * kSize, kSize});
-    out.push_back({dst.data() + i * kSize, kSize});
-  }
+  std::vector<std::string> names;
+  for (size_t i = 0; i < kObjects; ++i) names.push_back("metered_" + std::to_string(i));
+  KeyedValues values(names, kSize);
+  ASSERT_TRUE(values.RegisterWith(*client));
+  const std::vector<std::string>& keys = values.keys;
+  const std::vector<Slice>& in = values.in;
+  const std::vector<Slice>& out = values.out;
   ReplicateConfig there;
   there.preferred_segment = segment;
   const double puts = Local("mooncake_client_requests_total{op=\"put\"}");
@@ -192,17 +188,14 @@ TEST_F(StoreClusterTest, AStoreKilledWhileAClientReadsNeverYieldsWrongBytes) {
   ASSERT_TRUE(client);
   ASSERT_TRUE(WaitForSegments(*client, 2));
   const size_t kObjects = 64, kSize = 64 * 1024;
-  MappedBuffer src(kObjects * kSize), dst(kObjects * kSize);
-  ASSERT_TRUE(client->RegisterBuffer(src.data(), src.size()).ok());
-  ASSERT_TRUE(client->RegisterBuffer(dst.data(), dst.size()).ok());
-  std::vector<std::string> keys;
-  std::vector<Slice> in, out;
-  for (size_t i = 0; i < kObjects; ++i) {
-    keys.push_back((i % 2 ? "two_" : "one_") + std::to_string(i));
-    FillFor(keys.back(), src.data() + i * kSize, kSize);
-    in.push_back({src.data() + i * kSize, kSize});
-    out.push_back({dst.data() + i * kSize, kSize});
-  }
+  std::vector<std::string> names;
+  for (size_t i = 0; i < kObjects; ++i)
+    names.push_back((i % 2 ? "two_" : "one_") + std::to_string(i));
+  KeyedValues values(names, kSize);
+  ASSERT_TRUE(values.RegisterWith(*client));
+  const std::vector<std::string>& keys = values.keys;
+  const std::vector<Slice>& in = values.in;
+  const std::vector<Slice>& out = values.out;
   std::vector<std::string> one, two;
   std::vector<Slice> one_in, two_in;
   for (size_t i = 0; i < kObjects; ++i) {
@@ -675,15 +668,12 @@ TEST_F(StoreClusterTest, PutsPlacedOnAKilledStoreAreRefusedNeverLost) {
   ASSERT_TRUE(WaitForSegments(*client, 2));
   ASSERT_TRUE(client->Put("warm", std::string(4096, 'w')).ok());  // both stores mapped
   constexpr size_t kObjects = 64, kSize = 16 * 1024;
-  MappedBuffer src(kObjects * kSize);
-  ASSERT_TRUE(client->RegisterBuffer(src.data(), src.size()).ok());
-  std::vector<std::string> keys;
-  std::vector<Slice> in;
-  for (size_t i = 0; i < kObjects; ++i) {
-    keys.push_back("dead_" + std::to_string(i));
-    FillFor(keys.back(), src.data() + i * kSize, kSize);
-    in.push_back({src.data() + i * kSize, kSize});
-  }
+  std::vector<std::string> names;
+  for (size_t i = 0; i < kObjects; ++i) names.push_back("dead_" + std::to_string(i));
+  KeyedValues values(names, kSize);
+  ASSERT_TRUE(values.RegisterWith(*client));
+  const std::vector<std::string>& keys = values.keys;
+  const std::vector<Slice>& in = values.in;
   kill(stores_[1]->pid(), SIGKILL);
   ASSERT_TRUE(stores_[1]->Wait(absl::Seconds(10)).has_value());
   stores_[1].reset();
