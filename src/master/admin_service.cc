@@ -11,7 +11,8 @@ namespace {
 
 // Gauges describing the object index, refreshed in the registry just before each scrape. They
 // come from counters the master keeps, so a scrape never walks the object table.
-void PublishGauges(MetricsRegistry& metrics, const MasterService& service) {
+void PublishGauges(MetricsRegistry& metrics, const MasterService& service,
+                   const std::vector<SegmentInfo>& segments) {
   auto gauge = [&](const char* name, const char* help, uint64_t value) {
     metrics.GetGauge(name, help).Set(static_cast<int64_t>(value));
   };
@@ -22,7 +23,6 @@ void PublishGauges(MetricsRegistry& metrics, const MasterService& service) {
   gauge("mooncake_master_hard_pinned_objects", "Hard-pinned objects", counts.hard_pinned);
   gauge("mooncake_master_key_bytes", "Bytes of all keys in the index", counts.key_bytes);
   uint64_t capacity = 0, used = 0;
-  const std::vector<SegmentInfo> segments = service.ListSegments();
   for (const SegmentInfo& s : segments) {
     capacity += s.size;
     used += s.used;
@@ -105,9 +105,10 @@ void RegisterAdminRoutes(http::HttpServer& server, MasterService& service) {
   RegisterProcessMetrics(*metrics);
   server.Route("GET", "/health", [](const HttpRequest&) { return HttpResponse::Text("OK"); });
   server.Route("GET", "/metrics", [metrics, &service](const HttpRequest&) {
-    PublishGauges(*metrics, service);
+    const std::vector<SegmentInfo> segments = service.ListSegments();  // once per scrape
+    PublishGauges(*metrics, service, segments);
     HttpResponse response =
-        HttpResponse::Text(metrics->RenderPrometheus() + SegmentGauges(service.ListSegments()));
+        HttpResponse::Text(metrics->RenderPrometheus() + SegmentGauges(segments));
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return response;
   });
