@@ -158,7 +158,10 @@ void MasterService::ReleaseUnusedClientIds() {
     for (const auto& [key, upsert] : shard.upserts) hold(upsert.owner);
   }
   ReleaseClientIndexes(owners);
-  interned_after_release_ = interned_clients();
+  // The ids found in use: those interned during the walk are kept this pass but not known to be
+  // in use, so they count as growth toward the next pass, not as its base (counted in the base,
+  // they let the table double with every pass while clients come and go faster than the walk).
+  interned_after_release_ = static_cast<size_t>(std::count(owners.begin(), owners.end(), true));
 }
 
 uint64_t MasterService::Evict(uint64_t target_bytes) {

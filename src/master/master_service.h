@@ -408,9 +408,9 @@ class MasterService {
   std::vector<uint32_t> free_client_indexes_ ABSL_GUARDED_BY(client_names_mu_);
   // Indexes used since the last MarkClientIndexes(): not released by that pass.
   std::vector<bool> client_index_touched_ ABSL_GUARDED_BY(client_names_mu_);
-  // Client ids interned after the last pass that released unused ones: the next such pass (a walk
-  // of every object) waits until twice as many are, so that its cost is shared by the ids it
-  // may release. Maintenance thread only.
+  // Client ids the last pass that released unused ones found in use: the next such pass (a walk
+  // of every object) waits until twice as many (plus 64) are interned, so that its cost is shared
+  // by the ids it may release. Maintenance thread only.
   size_t interned_after_release_ = 0;
 
   std::unique_ptr<absl::Notification> stop_maintenance_;
