@@ -113,4 +113,5 @@ add_library(mooncake_rdma_headers INTERFACE)
 target_include_directories(mooncake_rdma_headers SYSTEM INTERFACE
   ${mooncake_rdma_PC_STATIC_INCLUDE_DIRS})
 mooncake_static_pkg(mooncake_re2 re2)
+mooncake_static_pkg(mooncake_yaml yaml-cpp)
 mooncake_static_pkg(mooncake_crypto libcrypto)

@@ -544,17 +544,6 @@ class MooncakeDistributedStore {
       spdlog::error("setup: enable_ssd_offload is not supported by this build");
       return Code(ErrorCode::NOT_SUPPORTED);
     }
-    // A tenant is a namespace of its own; until this build has them, a client of another tenant
-    // would read and overwrite the default tenant's objects. Refused, rather than shared silently.
-    if (json.contains("tenant_id") && !json["tenant_id"].is_null() &&
-        json["tenant_id"] != "default") {
-      spdlog::error(
-          "setup: tenant_id {} is refused: this build has no tenant namespaces yet, so its "
-          "objects would be shared with every other tenant's; leave tenant_id \"default\" (or "
-          "MOONCAKE_TENANT_ID unset)",
-          json["tenant_id"].dump());
-      return Code(ErrorCode::NOT_SUPPORTED);
-    }
     http_port_ = -1;
     if (flag("enable_client_http_server")) {
       http_port_ = json.contains("client_http_port") && json["client_http_port"].is_number_integer()

@@ -15,6 +15,7 @@
 #include "common/metrics.h"
 #include "common/random.h"
 #include "common/strings.h"
+#include "common/tenant.h"
 #include "common/units.h"
 #include "engine/transfer_engine.h"
 
@@ -114,6 +115,10 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientConfig config) {
 }
 
 absl::Status Client::Start() {
+  if (absl::Status valid = ValidateTenantName(config_.tenant_id); !valid.ok()) {
+    return MakeError(ErrorCode::INVALID_PARAMS,
+                     fmt::format("tenant_id: {}", AsStd(valid.message())));
+  }
   http::HttpClientOptions http;
   http.timeout = config_.rpc_timeout;
   http.auth = config_.auth;
@@ -121,6 +126,7 @@ absl::Status Client::Start() {
       MasterClient::Create(config_.master_server_address, config_.client_id, http);
   if (!master.ok()) return master.status();
   master_ = *std::move(master);
+  master_->SetTenant(config_.tenant_id);
   // Fail early, with a clear message, when the master is not there.
   absl::StatusOr<HeartbeatReply> hello = master_->Heartbeat();
   if (!hello.ok()) {

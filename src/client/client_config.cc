@@ -11,6 +11,7 @@
 
 #include "common/error_code.h"
 #include "common/strings.h"
+#include "common/tenant.h"
 #include "common/units.h"
 #include "fmt/format.h"
 
@@ -41,6 +42,12 @@ absl::Status ReadSize(const nlohmann::json& value, std::string_view key, uint64_
       "config key '{}' must be a non-negative integer or a size string such as \"4gb\"", key));
 }
 
+absl::Status CheckTenant(std::string_view tenant, std::string_view where) {
+  absl::Status valid = ValidateTenantName(tenant);
+  if (valid.ok()) return valid;
+  return Invalid(fmt::format("{}: {}", where, AsStd(valid.message())));
+}
+
 const char* Env(const char* name) {
   const char* value = std::getenv(name);
   return value != nullptr && value[0] != '\0' ? value : nullptr;
@@ -67,6 +74,11 @@ absl::StatusOr<ClientConfig> ConfigFromJson(const nlohmann::json& json, ClientCo
       status = ReadSize(value, key, &base.global_segment_size);
     } else if (key == "local_buffer_size") {
       status = ReadSize(value, key, &base.local_buffer_size);
+    } else if (key == "tenant_id") {
+      // null: the default tenant, as SGLang passes it when MOONCAKE_TENANT_ID is unset.
+      if (!value.is_null()) status = ReadString(value, key, &base.tenant_id);
+      if (status.ok() && value.is_null()) base.tenant_id = std::string(kDefaultTenant);
+      if (status.ok()) status = CheckTenant(base.tenant_id, "config key 'tenant_id'");
     } else if (key == "auth_token_file") {
       std::string path;
       status = ReadString(value, key, &path);
@@ -126,6 +138,10 @@ absl::StatusOr<ClientConfig> ConfigFromEnvironment() {
   if (const char* v = Env("MOONCAKE_TE_META_DATA_SERVER")) config.metadata_server = v;
   if (const char* v = Env("MOONCAKE_PROTOCOL")) config.protocol = v;
   if (const char* v = Env("MOONCAKE_DEVICE")) config.device_name = v;
+  if (const char* v = Env("MOONCAKE_TENANT_ID")) {
+    if (absl::Status s = CheckTenant(v, "MOONCAKE_TENANT_ID"); !s.ok()) return s;
+    config.tenant_id = v;
+  }
   if (const char* v =
           Env("MOONCAKE_LOCAL_HOSTNAME") ? Env("MOONCAKE_LOCAL_HOSTNAME") : Env("LOCAL_HOSTNAME")) {
     config.local_hostname = v;

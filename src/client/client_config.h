@@ -46,6 +46,9 @@ struct ClientConfig {
   absl::Duration heartbeat_interval = absl::Seconds(2);
   absl::Duration rpc_timeout = absl::Seconds(10);  // per master call
   std::string client_id;                           // empty: a random UUID
+  // The namespace of this client's objects (common/tenant.h): config key `tenant_id`, the
+  // environment's MOONCAKE_TENANT_ID (ConfigFromEnvironment), the wheel's `tenant_id`.
+  std::string tenant_id = "default";
   // The cluster's auth token (SPEC.md §8): config key `auth_token_file`, or the environment's
   // MOONCAKE_AUTH_TOKEN. Off: nothing is proven, and this client's own data endpoint and shared
   // memory are open to anyone who can reach them.
@@ -71,7 +74,8 @@ absl::StatusOr<ClientConfig> ConfigFromFile(const std::string& path, ClientConfi
 // The SGLang way (SPEC.md §3): the file named by SGLANG_HICACHE_MOONCAKE_CONFIG_PATH if set,
 // otherwise MOONCAKE_MASTER (required), MOONCAKE_TE_META_DATA_SERVER, MOONCAKE_PROTOCOL,
 // MOONCAKE_DEVICE, MOONCAKE_GLOBAL_SEGMENT_SIZE, MOONCAKE_LOCAL_BUFFER_SIZE,
-// MOONCAKE_LOCAL_HOSTNAME (or LOCAL_HOSTNAME), with SPEC.md's defaults for the unset ones.
+// MOONCAKE_LOCAL_HOSTNAME (or LOCAL_HOSTNAME), MOONCAKE_TENANT_ID, with SPEC.md's defaults for the
+// unset ones.
 absl::StatusOr<ClientConfig> ConfigFromEnvironment();
 
 // MOONCAKE_AUTH_TOKEN, if set (the wheel and SGLang pass the token this way). Off when unset;

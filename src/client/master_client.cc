@@ -8,6 +8,7 @@
 #include "absl/strings/strip.h"
 #include "common/error_code.h"
 #include "common/strings.h"
+#include "common/tenant.h"
 #include "fmt/format.h"
 #include "http/etcd_leader.h"
 #include "http/fast_json.h"
@@ -258,6 +259,14 @@ void MasterClient::ReleaseLeases(std::vector<std::pair<std::string, uint32_t>> l
   }
 }
 
+void MasterClient::SetTenant(std::string_view tenant) {
+  tenant_ = std::string(tenant);
+  tenant_member_.clear();
+  if (tenant == kDefaultTenant) return;
+  tenant_member_ = ",\"tenant_id\":";
+  if (!http::AppendJsonString(tenant_member_, tenant)) tenant_member_ += json(tenant).dump();
+}
+
 void MasterClient::AppendReleases(std::string& body) {
   // Small enough to leave a batch call inside the body limit.
   constexpr size_t kMaxReleases = 4096;
@@ -398,6 +407,7 @@ absl::StatusOr<HeartbeatReply> MasterClient::Heartbeat(const std::vector<std::st
       (!segments.empty() && !AppendStrings(body += ',', "segments", segments))) {
     return MakeError(ErrorCode::INVALID_PARAMS, "a client id or segment name is not UTF-8");
   }
+  body += tenant_member_;  // the tenant of the leases it releases
   AppendReleases(body);
   body += '}';
   absl::StatusOr<json> reply = ParseObject("Heartbeat", CallText("Heartbeat", body, true));
@@ -469,6 +479,7 @@ std::vector<R> MasterClient::Batch(
     }
     simdjson::dom::array results;
     if (failed.ok()) {
+      body += tenant_member_;
       members(body, begin, end);
       AppendReleases(body);
       body += '}';
@@ -596,7 +607,15 @@ std::vector<absl::Status> MasterClient::Remove(absl::Span<const std::string> key
 }
 
 absl::StatusOr<uint64_t> MasterClient::CallRemoved(std::string_view method, const json& request) {
-  absl::StatusOr<json> reply = Call(method, request, true);
+  // With the leases this client's reads no longer need: an object it has just read is otherwise
+  // still leased, and skipped.
+  std::string body = request.dump();
+  body.pop_back();  // the closing brace
+  const size_t bare = body.size();
+  AppendReleases(body);
+  if (bare == 1 && body.size() > bare) body.erase(1, 1);  // `{,"release_leases":...`
+  body += '}';
+  absl::StatusOr<json> reply = ParseObject(method, CallText(method, body, true));
   if (!reply.ok()) return reply.status();
   uint64_t removed = 0;
   if (!ReadUint(*reply, "removed", &removed)) return Malformed(method, reply->dump());
@@ -604,11 +623,15 @@ absl::StatusOr<uint64_t> MasterClient::CallRemoved(std::string_view method, cons
 }
 
 absl::StatusOr<uint64_t> MasterClient::RemoveByRegex(const std::string& pattern) {
-  return CallRemoved("RemoveByRegex", {{"regex", pattern}});
+  json request = {{"regex", pattern}};
+  if (!tenant_member_.empty()) request["tenant_id"] = tenant_;
+  return CallRemoved("RemoveByRegex", request);
 }
 
 absl::StatusOr<uint64_t> MasterClient::RemoveAll() {
-  return CallRemoved("RemoveAll", json::object());
+  json request = json::object();
+  if (!tenant_member_.empty()) request["tenant_id"] = tenant_;
+  return CallRemoved("RemoveAll", request);
 }
 
 }  // namespace mooncake::client

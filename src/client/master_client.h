@@ -112,6 +112,10 @@ class MasterClient {
                                                               std::string client_id,
                                                               http::HttpClientOptions options);
 
+  // Every call from here on names `tenant` (common/tenant.h): its keys are those of that tenant.
+  // REQUIRES: a valid tenant name; called before the client is shared with other threads.
+  void SetTenant(std::string_view tenant);
+
   // Ends this client's lease on `key` (a read of it is done); sent with the next batch call or
   // heartbeat, so it costs no call of its own. Thread-safe.
   void ReleaseLease(const std::string& key, uint32_t lease_id);
@@ -197,6 +201,10 @@ class MasterClient {
   uint64_t leader_epoch_ ABSL_GUARDED_BY(http_mu_) = 0;  // with etcd: of http_'s master
   const std::string address_;
   const std::string client_id_;
+  // `,"tenant_id":"NAME"` for a tenant other than the default one (SetTenant), else empty: added
+  // to every call that names keys.
+  std::string tenant_member_;
+  std::string tenant_ = "default";
   const http::HttpClientOptions options_;
   // With etcd: where the leader key is, and the newest epoch any answer carried.
   std::unique_ptr<http::EtcdClient> etcd_;

@@ -66,6 +66,9 @@ struct MasterFlags {
   std::string log_dir;
   bool version = false;
   std::string config_path;
+  bool enable_multi_tenants = false;
+  std::string tenant_quota_connector_type = "file";
+  std::string tenant_quota_connector_uri;
 };
 
 // Flags of the original master that this build does not implement: refused by name, so that a
@@ -306,6 +309,14 @@ absl::StatusOr<master::MasterServerOptions> BuildOptions(const MasterFlags& f) {
   absl::StatusOr<AuthToken> token = ResolveAuthToken(f.auth_token_file);
   if (!token.ok()) return token.status();
   options.auth = *std::move(token);
+  options.tenants.quotas = f.enable_multi_tenants;
+  options.tenants.connector_type = f.tenant_quota_connector_type;
+  options.tenants.connector_uri = f.tenant_quota_connector_uri;
+  if (!f.enable_multi_tenants && !f.tenant_quota_connector_uri.empty()) {
+    return MakeError(ErrorCode::INVALID_PARAMS,
+                     "--tenant_quota_connector_uri is set but --enable_multi_tenants is not: "
+                     "quotas would not be enforced");
+  }
   return options;
 }
 
@@ -454,6 +465,12 @@ Command AddMasterCommand(CLI::App& parent) {
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
   text("cluster_id", f->cluster_id, "Name of this cluster");
+  flag("enable_multi_tenants", f->enable_multi_tenants,
+       "Quotas per tenant: only tenants of the policy may write, each within its quota");
+  text("tenant_quota_connector_type", f->tenant_quota_connector_type,
+       "Where the tenants' policy is kept: file");
+  text("tenant_quota_connector_uri", f->tenant_quota_connector_uri,
+       "The policy file (YAML; the admin API writes it back)");
   text("log_level", f->log_level, "trace, debug (adds an access log), info, warn, error or off");
   AddAuthTokenOption(app, &f->auth_token_file);
   // The original's flags (SPEC.md §12, docs/migration.md).

@@ -1,9 +1,13 @@
 // The master's admin/metrics endpoints (SPEC.md §4), on the metrics port (9003).
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "common/process_metrics.h"
 #include "common/strings.h"
+#include "common/tenant.h"
 #include "common/units.h"
+#include "http/json_body.h"
 #include "master/rpc_service.h"
 
 namespace mooncake::master {
@@ -87,6 +91,98 @@ std::string Summary(const MasterStats& stats, const std::vector<SegmentInfo>& se
   return out;
 }
 
+// The tenant a query names with ?tenant_id= (absent: the default tenant).
+absl::StatusOr<std::string> TenantParam(const http::HttpRequest& request) {
+  if (request.query == nullptr || request.query->count("tenant_id") == 0) {
+    return std::string(kDefaultTenant);
+  }
+  absl::StatusOr<std::string_view> tenant = request.QueryParam("tenant_id");
+  if (!tenant.ok()) return tenant.status();
+  if (absl::Status valid = ValidateTenantName(*tenant); !valid.ok()) {
+    return MakeError(ErrorCode::INVALID_PARAMS,
+                     fmt::format("tenant_id: {}", AsStd(valid.message())));
+  }
+  return std::string(*tenant);
+}
+
+nlohmann::json SnapshotJson(const TenantSnapshot& s) {
+  return {{"tenant_id", s.tenant},
+          {"requested_quota_bytes", s.requested_quota_bytes},
+          {"effective_quota_bytes", s.effective_quota_bytes},
+          {"used_bytes", s.used_bytes},
+          {"reserved_bytes", s.reserved_bytes},
+          {"object_count", s.objects},
+          {"over_quota", s.over_quota}};
+}
+
+// The tenant quota API's errors: 409 while quotas are off or for a tenant that still holds
+// objects (the original's codes), 503 on a master that does not lead.
+http::HttpResponse QuotaError(const absl::Status& status) {
+  const ErrorCode code = ErrorCodeOf(status);
+  return http::HttpResponse::Error(code, AsStd(status.message()),
+                                   code == ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS ? 409 : 0);
+}
+
+// GET, PUT and DELETE /api/v1/tenant_quotas[?tenant_id=NAME].
+void RegisterTenantQuotaRoutes(http::HttpServer& server, MasterService& service,
+                               std::function<absl::Status()> leading) {
+  using http::HttpRequest;
+  using http::HttpResponse;
+  constexpr const char* kPath = "/api/v1/tenant_quotas";
+  auto admit = [leading]() -> std::optional<HttpResponse> {
+    if (!leading) return std::nullopt;
+    absl::Status led = leading();
+    if (led.ok()) return std::nullopt;
+    return HttpResponse::Error(ErrorCodeOf(led), AsStd(led.message()), 503);
+  };
+  auto capacity = [&service] {
+    uint64_t total = 0;
+    for (const SegmentInfo& s : service.ListSegments()) total += s.size;
+    return total;
+  };
+  server.Route("GET", kPath, [&service, admit, capacity](const HttpRequest& request) {
+    if (auto refused = admit()) return *refused;
+    if (request.query != nullptr && request.query->count("tenant_id") > 0) {
+      absl::StatusOr<std::string> tenant = TenantParam(request);
+      if (!tenant.ok()) return HttpResponse::FromStatus(tenant.status());
+      absl::StatusOr<TenantSnapshot> one = service.tenants().Get(*tenant, capacity());
+      if (!one.ok()) return QuotaError(one.status());
+      return HttpResponse::Json(SnapshotJson(*one));
+    }
+    absl::StatusOr<std::vector<TenantSnapshot>> all = service.tenants().List(capacity());
+    if (!all.ok()) return QuotaError(all.status());
+    nlohmann::json tenants = nlohmann::json::array();
+    for (const TenantSnapshot& s : *all) tenants.push_back(SnapshotJson(s));
+    return HttpResponse::Json({{"tenants", std::move(tenants)}});
+  });
+  server.Route("PUT", kPath, [&service, admit, capacity](const HttpRequest& request) {
+    if (auto refused = admit()) return *refused;
+    absl::StatusOr<std::string_view> tenant = request.QueryParam("tenant_id");
+    if (!tenant.ok()) return HttpResponse::FromStatus(tenant.status());
+    absl::StatusOr<nlohmann::json> body = http::ParseJsonBody(request.body);
+    if (!body.ok()) return HttpResponse::FromStatus(body.status());
+    auto bytes = body->is_object() ? body->find("requested_quota_bytes") : body->end();
+    if (!body->is_object() || bytes == body->end() || !bytes->is_number_unsigned()) {
+      return HttpResponse::Error(ErrorCode::INVALID_PARAMS,
+                                 "body must be {\"requested_quota_bytes\": N}, N bytes from 1 "
+                                 "to 2^62");
+    }
+    absl::StatusOr<TenantSnapshot> set =
+        service.tenants().SetQuota(*tenant, bytes->get<uint64_t>(), capacity());
+    if (!set.ok()) return QuotaError(set.status());
+    return HttpResponse::Json(SnapshotJson(*set));
+  });
+  server.Route("DELETE", kPath, [&service, admit](const HttpRequest& request) {
+    if (auto refused = admit()) return *refused;
+    absl::StatusOr<std::string_view> tenant = request.QueryParam("tenant_id");
+    if (!tenant.ok()) return HttpResponse::FromStatus(tenant.status());
+    if (absl::Status gone = service.tenants().DeleteQuota(*tenant); !gone.ok()) {
+      return QuotaError(gone);
+    }
+    return HttpResponse::Json({{"tenant_id", *tenant}, {"deleted", true}});
+  });
+}
+
 std::string Lines(const std::vector<std::string>& items) {
   std::string out;
   for (const std::string& item : items) {
@@ -98,7 +194,8 @@ std::string Lines(const std::vector<std::string>& items) {
 
 }  // namespace
 
-void RegisterAdminRoutes(http::HttpServer& server, MasterService& service) {
+void RegisterAdminRoutes(http::HttpServer& server, MasterService& service,
+                         std::function<absl::Status()> leading) {
   using http::HttpRequest;
   using http::HttpResponse;
   MetricsRegistry* metrics = server.options().metrics;
@@ -107,8 +204,11 @@ void RegisterAdminRoutes(http::HttpServer& server, MasterService& service) {
   server.Route("GET", "/metrics", [metrics, &service](const HttpRequest&) {
     const std::vector<SegmentInfo> segments = service.ListSegments();  // once per scrape
     PublishGauges(*metrics, service, segments);
+    uint64_t capacity = 0;
+    for (const SegmentInfo& s : segments) capacity += s.size;
     HttpResponse response =
-        HttpResponse::Text(metrics->RenderPrometheus() + SegmentGauges(segments));
+        HttpResponse::Text(metrics->RenderPrometheus() + SegmentGauges(segments) +
+                           service.tenants().RenderMetrics(capacity));
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return response;
   });
@@ -120,16 +220,21 @@ void RegisterAdminRoutes(http::HttpServer& server, MasterService& service) {
     for (const SegmentInfo& info : service.ListSegments()) names.push_back(info.name);
     return HttpResponse::Text(Lines(names));
   });
-  server.Route("GET", "/get_all_keys", [&service](const HttpRequest&) {
-    return HttpResponse::Text(Lines(service.AllKeys()));
+  server.Route("GET", "/get_all_keys", [&service](const HttpRequest& request) {
+    absl::StatusOr<std::string> tenant = TenantParam(request);
+    if (!tenant.ok()) return HttpResponse::FromStatus(tenant.status());
+    return HttpResponse::Text(Lines(service.AllKeys(*tenant)));
   });
   server.Route("GET", "/query_key", [&service](const HttpRequest& request) {
     absl::StatusOr<std::string_view> key = request.QueryParam("key");
     if (!key.ok()) return HttpResponse::FromStatus(key.status());
-    absl::StatusOr<nlohmann::json> described = service.Describe(*key);
+    absl::StatusOr<std::string> tenant = TenantParam(request);
+    if (!tenant.ok()) return HttpResponse::FromStatus(tenant.status());
+    absl::StatusOr<nlohmann::json> described = service.Describe(QualifyKey(*tenant, *key));
     if (!described.ok()) return HttpResponse::FromStatus(described.status());
     return HttpResponse::Json(*described);
   });
+  RegisterTenantQuotaRoutes(server, service, std::move(leading));
 }
 
 }  // namespace mooncake::master

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "common/logging.h"
+#include "common/strings.h"
 #include "master/master_service.h"
 
 namespace mooncake::master {
@@ -59,6 +60,11 @@ void MasterService::BeginTerm(uint64_t epoch) {
   if (dropped > 0) {
     spdlog::info("epoch {}: forgot {} segments of an earlier term; their owners mount them again",
                  epoch, dropped);
+  }
+  // The leader of the term before may have changed the tenants' policy.
+  if (absl::Status loaded = tenants_->Reload(); !loaded.ok()) {
+    spdlog::error("epoch {}: {}; the tenants' quotas stay as they were", epoch,
+                  AsStd(loaded.message()));
   }
 }
 
@@ -164,7 +170,7 @@ void MasterService::ReleaseUnusedClientIds() {
   interned_after_release_ = static_cast<size_t>(std::count(owners.begin(), owners.end(), true));
 }
 
-uint64_t MasterService::Evict(uint64_t target_bytes) {
+uint64_t MasterService::Evict(uint64_t target_bytes, std::optional<std::string_view> tenant) {
   if (target_bytes == 0) return 0;
   absl::MutexLock evict_lock(&evict_mu_);
   const int64_t now = clock_->NowMicros();
@@ -176,12 +182,17 @@ uint64_t MasterService::Evict(uint64_t target_bytes) {
     int64_t last_access_us;
     uint64_t bytes;
   };
+  // The pool's bytes, or, for a tenant, its quota's (each object's size once).
+  auto bytes_of = [&tenant](const Object& object) {
+    return tenant.has_value() ? object.size : object.size * object.replicas.size();
+  };
   std::vector<Candidate> plain, soft;
   for (const Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
     for (const auto& [key, object] : shard.objects) {
       if (object.state != State::kComplete || object.hard_pin || Leased(object, now)) continue;
-      const Candidate candidate{object.last_access_us, object.size * object.replicas.size()};
+      if (tenant.has_value() && !InTenant(key, *tenant)) continue;
+      const Candidate candidate{object.last_access_us, bytes_of(object)};
       (object.soft_pin_deadline_us > now ? soft : plain).push_back(candidate);
     }
   }
@@ -198,7 +209,8 @@ uint64_t MasterService::Evict(uint64_t target_bytes) {
     return group.empty() ? INT64_MIN : group.back().last_access_us;
   };
 
-  uint64_t freed = 0;
+  uint64_t freed = 0;       // in bytes_of's units
+  uint64_t pool_freed = 0;  // in the pool's
   uint64_t objects = 0;
   // Pass 2: evict the oldest of a group up to its threshold, until the target is met.
   auto evict_group = [&](bool soft_pinned, int64_t up_to) {
@@ -209,8 +221,10 @@ uint64_t MasterService::Evict(uint64_t target_bytes) {
         auto next = std::next(it);
         const Object& object = it->second;
         if (object.state == State::kComplete && !object.hard_pin && !Leased(object, now) &&
-            (object.soft_pin_deadline_us > now) == soft_pinned && object.last_access_us <= up_to) {
-          freed += object.size * object.replicas.size();
+            (object.soft_pin_deadline_us > now) == soft_pinned && object.last_access_us <= up_to &&
+            (!tenant.has_value() || InTenant(it->first, *tenant))) {
+          freed += bytes_of(object);
+          pool_freed += object.size * object.replicas.size();
           ++objects;
           EraseLocked(shard, it);
         }
@@ -223,9 +237,9 @@ uint64_t MasterService::Evict(uint64_t target_bytes) {
     evict_group(true, threshold(soft, target_bytes - freed));
   }
   evicted_objects_.fetch_add(objects);
-  evicted_bytes_.fetch_add(freed);
+  evicted_bytes_.fetch_add(pool_freed);
   evicted_objects_total_->Increment(objects);
-  evicted_bytes_total_->Increment(freed);
+  evicted_bytes_total_->Increment(pool_freed);
   return freed;
 }
 

@@ -36,7 +36,9 @@ MasterServer::MasterServer(MasterServerOptions options, Clock* clock)
     admin.max_workers = 64;
     admin.auth = options_.auth;
     admin_ = std::make_unique<http::HttpServer>(admin);
-    RegisterAdminRoutes(*admin_, *service_);
+    RegisterAdminRoutes(
+        *admin_, *service_,
+        options_.ha.enabled ? std::function<absl::Status()>([this] { return Admit(); }) : nullptr);
   }
   if (options_.enable_http_metadata_server) {
     http::HttpServerOptions metadata;
@@ -61,6 +63,12 @@ absl::Status MasterServer::Admit() const {
 }
 
 absl::Status MasterServer::Start() {
+  // The tenants' policy before the first request.
+  if (options_.tenants.quotas) {
+    if (absl::Status loaded = service_->EnableTenantQuotas(options_.tenants); !loaded.ok()) {
+      return loaded;
+    }
+  }
   absl::Status status = rpc_->Start();
   if (status.ok() && admin_) status = admin_->Start();
   if (status.ok() && metadata_) status = metadata_->Start();

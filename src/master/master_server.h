@@ -46,6 +46,7 @@ struct MasterServerOptions {
   int http_metadata_server_port = 8080;
   AuthToken auth;  // every server's: callers must send it (only /health is open)
   HaOptions ha;
+  TenantOptions tenants;  // quotas per tenant (--enable_multi_tenants)
 };
 
 class MasterServer {

@@ -46,6 +46,7 @@ MasterService::MasterService(MasterConfig config, Clock* clock, MetricsRegistry*
       // of its predecessor that owners still report (and restored ids push it further).
       next_put_id_(static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()))),
       segments_(config_.allocation_strategy, config_.allocation_alignment, config_.seed),
+      tenants_(*Tenants::Create(TenantOptions{})),  // quotas off: nothing to read
       leases_granted_(&metrics_->GetCounter("mooncake_master_leases_granted_total",
                                             "Read leases granted or extended (GetReplicaList, "
                                             "ExistKey)")),
@@ -76,6 +77,17 @@ MasterService::MasterService(MasterConfig config, Clock* clock, MetricsRegistry*
 
 MasterService::~MasterService() { StopMaintenance(); }
 
+absl::Status MasterService::EnableTenantQuotas(TenantOptions options) {
+  absl::StatusOr<std::unique_ptr<Tenants>> tenants = Tenants::Create(std::move(options));
+  if (!tenants.ok()) return tenants.status();
+  if (objects_.load() != 0) {
+    return MakeError(ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS,
+                     "tenant quotas are set up before the master holds objects");
+  }
+  tenants_ = *std::move(tenants);
+  return absl::OkStatus();
+}
+
 size_t MasterService::ShardIndexOf(std::string_view key) const {
   // The top bits of the hash: each shard's table takes its slot (hash >> 7) and its control byte
   // (the low 7 bits) from the same hash. Sharding by the low bits left every key of a shard with
@@ -88,7 +100,9 @@ MasterService::Shard& MasterService::ShardOf(std::string_view key) const {
   return shards_[ShardIndexOf(key)];
 }
 
-absl::Status MasterService::ValidateKey(std::string_view key) const {
+absl::Status MasterService::ValidateKey(std::string_view internal_key) const {
+  // The limit is on the client's key; a tenant's name comes on top.
+  const std::string_view key = UserKey(internal_key);
   if (key.empty()) return MakeError(ErrorCode::INVALID_KEY, "key is empty");
   if (key.size() > config_.max_key_bytes) {
     return MakeError(ErrorCode::INVALID_KEY, fmt::format("key is {} bytes; the limit is {}",
@@ -143,6 +157,7 @@ void MasterService::Count(const std::string& key, const Object& object, int sign
   };
   add(objects_, 1);
   add(key_bytes_, key.size());
+  tenants_->Count(key, object.size, sign);
   if (object.state == State::kProcessing) add(processing_, 1);
   if (object.hard_pin) add(hard_pinned_, 1);
 }
@@ -326,9 +341,9 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
   for (uint32_t i = 0; i < items.size(); ++i) {
     absl::Status status = request_error.ok() ? ValidateKey(items[i].key) : request_error;
     if (status.ok() && (items[i].size == 0 || items[i].size > config_.max_object_bytes)) {
-      status =
-          MakeError(ErrorCode::INVALID_PARAMS, fmt::format("size of '{}' must be 1 to {} bytes",
-                                                           items[i].key, config_.max_object_bytes));
+      status = MakeError(ErrorCode::INVALID_PARAMS,
+                         fmt::format("size of '{}' must be 1 to {} bytes", UserKey(items[i].key),
+                                     config_.max_object_bytes));
     }
     if (status.ok()) {
       valid.push_back(i);
@@ -371,6 +386,11 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
       if (!unused.empty()) segments_.Free(unused.data(), unused.size(), /*indexed=*/false);
     }
   };
+  // Tenant quotas: keys past their tenant's are refused here; the others' bytes stay reserved
+  // until their objects are counted.
+  std::vector<uint32_t> admitted;
+  if (tenants_->quotas_enabled()) valid = admitted = AdmitToQuotas(items, valid, placed);
+  absl::Cleanup release_admitted = [&] { ReleaseAdmitted(items, admitted); };
   if (!valid.empty()) place(valid, /*reserve=*/!config.upsert);
   std::vector<uint32_t> no_room;
   for (uint32_t i : valid) {
@@ -402,6 +422,49 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
   return results;
 }
 
+std::vector<uint32_t> MasterService::AdmitToQuotas(
+    absl::Span<const PutItem> items, absl::Span<const uint32_t> indexes,
+    std::vector<absl::StatusOr<std::vector<Replica>>>& placed) {
+  std::vector<uint32_t> admitted;
+  admitted.reserve(indexes.size());
+  int evictions = 0;  // the original tries two rounds of a tenant's eviction; so do we
+  for (uint32_t i : indexes) {
+    const std::string_view tenant = SplitKey(items[i].key).tenant;
+    absl::Status status;
+    while (true) {
+      const uint64_t capacity = segments_.total_bytes();
+      uint64_t over = 0;
+      status = tenants_->Reserve(tenant, items[i].size, capacity, &over);
+      if (status.ok() || ErrorCodeOf(status) != ErrorCode::NO_AVAILABLE_HANDLE || over == 0 ||
+          evictions == 2) {
+        break;
+      }
+      ++evictions;
+      // What it lacks and a share of its quota more, so that a tenant writing at its quota does
+      // not evict once per put; only its own objects.
+      const uint64_t quota = tenants_->EffectiveQuota(tenant, capacity);
+      const uint64_t freed =
+          Evict(over + static_cast<uint64_t>(config_.eviction_ratio * static_cast<double>(quota)),
+                tenant);
+      if (freed == 0) break;
+      tenants_->CountEvicted(tenant, freed);
+      // The space is reusable once the owners know the objects are gone.
+      AwaitOwners(segments_.Barrier());
+    }
+    if (status.ok()) {
+      admitted.push_back(i);
+    } else {
+      placed[i] = std::move(status);
+    }
+  }
+  return admitted;
+}
+
+void MasterService::ReleaseAdmitted(absl::Span<const PutItem> items,
+                                    absl::Span<const uint32_t> indexes) {
+  for (uint32_t i : indexes) tenants_->Release(SplitKey(items[i].key).tenant, items[i].size);
+}
+
 absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceLocked(
     Shard& shard, const PutItem& item, const ReplicateConfig& config, uint32_t owner, int64_t now,
     std::optional<absl::StatusOr<std::vector<Replica>>>* reserved) {
@@ -416,11 +479,11 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceLocked(
     }
     if (config.upsert && !abandoned) {
       return MakeError(ErrorCode::REPLICA_IS_NOT_READY,
-                       fmt::format("a put of '{}' is in progress", item.key));
+                       fmt::format("a put of '{}' is in progress", UserKey(item.key)));
     }
     if (!abandoned) {
       return MakeError(ErrorCode::OBJECT_ALREADY_EXISTS,
-                       fmt::format("key '{}' already exists", item.key));
+                       fmt::format("key '{}' already exists", UserKey(item.key)));
     }
     EraseLocked(shard, it);  // an abandoned put: the new one takes its place
   }
@@ -461,7 +524,7 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceUpsert(Shard& shard,
                            absl::ToInt64Microseconds(config_.put_start_discard_timeout);
     if (!abandoned) {
       return MakeError(ErrorCode::REPLICA_IS_NOT_READY,
-                       fmt::format("an upsert of '{}' is in progress", item.key));
+                       fmt::format("an upsert of '{}' is in progress", UserKey(item.key)));
     }
     segments_.Free(up->second.replicas.data(), up->second.replicas.size(), /*indexed=*/false);
     shard.upserts.erase(up);
@@ -561,20 +624,20 @@ std::vector<absl::Status> MasterService::FinishPuts(
       // An upsert of a complete object (EraseLocked drops an upsert with its object).
       if (!known || up->second.owner != caller) {
         status = MakeError(ErrorCode::ILLEGAL_CLIENT,
-                           fmt::format("the upsert of '{}' was started by client {}", key,
+                           fmt::format("the upsert of '{}' was started by client {}", UserKey(key),
                                        ClientName(up->second.owner)));
       } else {
         finish_upsert(shard, it, up, i);
       }
     } else if (found && (!known || it->second.owner != caller)) {
       status = MakeError(ErrorCode::ILLEGAL_CLIENT,
-                         fmt::format("the put of '{}' was started by client {}", key,
+                         fmt::format("the put of '{}' was started by client {}", UserKey(key),
                                      ClientName(it->second.owner)));
     } else if (found && it->second.state == State::kProcessing) {
       finish(shard, it, i);
     } else if (!found || !complete_is_done) {
-      status =
-          MakeError(ErrorCode::OBJECT_NOT_FOUND, fmt::format("no put of '{}' is in progress", key));
+      status = MakeError(ErrorCode::OBJECT_NOT_FOUND,
+                         fmt::format("no put of '{}' is in progress", UserKey(key)));
     }
     // A complete object and complete_is_done: a repeated PutEnd (a retried request) succeeds.
   });
@@ -650,7 +713,7 @@ std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
       results[i] = MakeError(ErrorCode::OBJECT_NOT_FOUND,
                              fmt::format("'{}' was lost while its put ended: its segment was "
                                          "unmounted, or a new term began",
-                                         keys[i]));
+                                         UserKey(keys[i])));
     }
   }
   return results;
@@ -737,13 +800,14 @@ std::vector<absl::Status> MasterService::Remove(absl::Span<const std::string> ke
       auto it = shard.objects.find(key);
       const int64_t now = clock_->NowMicros();
       if (it == shard.objects.end()) {
-        status = MakeError(ErrorCode::OBJECT_NOT_FOUND, fmt::format("key '{}' not found", key));
+        status =
+            MakeError(ErrorCode::OBJECT_NOT_FOUND, fmt::format("key '{}' not found", UserKey(key)));
       } else if (it->second.state != State::kComplete && !force) {
         status = MakeError(ErrorCode::REPLICA_IS_NOT_READY,
-                           fmt::format("key '{}' is still being written", key));
+                           fmt::format("key '{}' is still being written", UserKey(key)));
       } else if (Leased(it->second, now) && !force) {
         status = MakeError(ErrorCode::OBJECT_HAS_LEASE,
-                           fmt::format("key '{}' is leased to a reader", key));
+                           fmt::format("key '{}' is leased to a reader", UserKey(key)));
       } else {
         EraseLocked(shard, it);
       }
@@ -757,7 +821,8 @@ std::vector<absl::Status> MasterService::Remove(absl::Span<const std::string> ke
   return results;
 }
 
-absl::StatusOr<uint64_t> MasterService::RemoveByRegex(std::string_view pattern) {
+absl::StatusOr<uint64_t> MasterService::RemoveByRegex(std::string_view pattern,
+                                                      std::string_view tenant) {
   if (pattern.size() > kMaxRegexBytes) {
     return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("regex is {} bytes; the limit is {}",
                                                             pattern.size(), kMaxRegexBytes));
@@ -771,15 +836,18 @@ absl::StatusOr<uint64_t> MasterService::RemoveByRegex(std::string_view pattern) 
     return MakeError(ErrorCode::INVALID_PARAMS,
                      fmt::format("invalid regex '{}': {}", pattern, regex.error()));
   }
-  const uint64_t removed = RemoveUnleasedWhere([&regex](const std::string& key) {
+  const uint64_t removed = RemoveUnleasedWhere([&regex, tenant](const std::string& internal) {
+    if (!InTenant(internal, tenant)) return false;
+    const std::string_view key = UserKey(internal);
     return RE2::PartialMatch(re2::StringPiece(key.data(), key.size()), regex);
   });
   CountOp("remove_by_regex", removed, 0);
   return removed;
 }
 
-uint64_t MasterService::RemoveAll() {
-  const uint64_t removed = RemoveUnleasedWhere([](const std::string&) { return true; });
+uint64_t MasterService::RemoveAll(std::string_view tenant) {
+  const uint64_t removed =
+      RemoveUnleasedWhere([tenant](const std::string& key) { return InTenant(key, tenant); });
   CountOp("remove_all", removed, 0);
   return removed;
 }
@@ -804,12 +872,14 @@ uint64_t MasterService::RemoveUnleasedWhere(absl::FunctionRef<bool(const std::st
   return removed;
 }
 
-std::vector<std::string> MasterService::AllKeys() const {
+std::vector<std::string> MasterService::AllKeys(std::string_view tenant) const {
   std::vector<std::string> keys;
   for (const Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
     for (const auto& [key, object] : shard.objects) {
-      if (object.state == State::kComplete) keys.push_back(key);
+      if (object.state == State::kComplete && InTenant(key, tenant)) {
+        keys.emplace_back(UserKey(key));
+      }
     }
   }
   std::sort(keys.begin(), keys.end());
@@ -824,7 +894,8 @@ absl::StatusOr<nlohmann::json> MasterService::Describe(std::string_view key) con
     absl::MutexLock lock(&shard.mu);
     auto it = shard.objects.find(AsAbsl(key));
     if (it == shard.objects.end()) {
-      return MakeError(ErrorCode::OBJECT_NOT_FOUND, fmt::format("key '{}' not found", key));
+      return MakeError(ErrorCode::OBJECT_NOT_FOUND,
+                       fmt::format("key '{}' not found", UserKey(key)));
     }
     copy = it->second;
   }

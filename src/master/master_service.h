@@ -32,10 +32,12 @@
 #include "absl/types/span.h"
 #include "common/clock.h"
 #include "common/metrics.h"
+#include "common/tenant.h"
 #include "master/client_registry.h"
 #include "master/index_staging.h"
 #include "master/master_config.h"
 #include "master/segment_manager.h"
+#include "master/tenants.h"
 #include "nlohmann/json.hpp"
 
 namespace mooncake::master {
@@ -171,13 +173,23 @@ class MasterService {
 
   // OBJECT_HAS_LEASE while leased (unless `force`), REPLICA_IS_NOT_READY while processing.
   std::vector<absl::Status> Remove(absl::Span<const std::string> keys, bool force = false);
-  // Removes complete, unleased objects whose key matches `pattern` (RE2 syntax, full match of
-  // any part: RE2::PartialMatch). INVALID_PARAMS for a pattern that does not compile.
-  absl::StatusOr<uint64_t> RemoveByRegex(std::string_view pattern);
-  // Removes every complete, unleased object; returns how many.
-  uint64_t RemoveAll();
+  // Removes the complete, unleased objects of `tenant` whose key (the client's, without the
+  // tenant) matches `pattern` (RE2 syntax, full match of any part: RE2::PartialMatch).
+  // INVALID_PARAMS for a pattern that does not compile.
+  absl::StatusOr<uint64_t> RemoveByRegex(std::string_view pattern,
+                                         std::string_view tenant = kDefaultTenant);
+  // Removes every complete, unleased object of `tenant`; returns how many.
+  uint64_t RemoveAll(std::string_view tenant = kDefaultTenant);
 
-  std::vector<std::string> AllKeys() const;
+  // The keys of `tenant` (the client's, without the tenant).
+  std::vector<std::string> AllKeys(std::string_view tenant = kDefaultTenant) const;
+
+  // Tenants (common/tenant.h): what each holds and, with quotas on, what each may hold.
+  // Quotas are set up before the master serves: INVALID_PARAMS for a policy file that cannot be
+  // read or is malformed (tenants.h).
+  absl::Status EnableTenantQuotas(TenantOptions options);
+  Tenants& tenants() { return *tenants_; }
+  const Tenants& tenants() const { return *tenants_; }
 
   // Counts kept as objects change, read without touching the object table (for /metrics).
   struct Counts {
@@ -198,8 +210,10 @@ class MasterService {
 
   // One pass of the periodic work: dead clients, puts never ended, the eviction watermark.
   void RunMaintenance();
-  // Evicts about `target_bytes` (approximate LRU); returns bytes freed.
-  uint64_t Evict(uint64_t target_bytes);
+  // Evicts about `target_bytes` (approximate LRU) of the pool; returns bytes freed. With
+  // `tenant`, only that tenant's objects, and bytes are counted as quotas count them (each
+  // object's size once).
+  uint64_t Evict(uint64_t target_bytes, std::optional<std::string_view> tenant = std::nullopt);
 
   // Runs RunMaintenance() every config.maintenance_interval on a thread of its own.
   void StartMaintenance();
@@ -356,6 +370,13 @@ class MasterService {
           finish_upsert);
   // Removes complete, unleased objects whose key `match`es; returns how many.
   uint64_t RemoveUnleasedWhere(absl::FunctionRef<bool(const std::string&)> match);
+  // Admits each of `indexes` (into `items`) against its tenant's quota, evicting the tenant's own
+  // objects (twice per call at most) when it would go over; sets placed[i] for those refused and
+  // returns those admitted, whose bytes stay reserved until ReleaseAdmitted.
+  std::vector<uint32_t> AdmitToQuotas(absl::Span<const PutItem> items,
+                                      absl::Span<const uint32_t> indexes,
+                                      std::vector<absl::StatusOr<std::vector<Replica>>>& placed);
+  void ReleaseAdmitted(absl::Span<const PutItem> items, absl::Span<const uint32_t> indexes);
   // Drops replicas on `segment` from every object; removes objects left with none.
   void DropSegmentReplicas(SegmentId segment);
   // Counts `keys` handled by `op` (one of kKeyOps), `errors` of them failed.
@@ -375,6 +396,7 @@ class MasterService {
   std::atomic<uint64_t> next_put_id_;
   SegmentManager segments_;
   ClientRegistry clients_;
+  std::unique_ptr<Tenants> tenants_;
   mutable std::array<Shard, kShards> shards_;
 
   std::atomic<uint64_t> objects_{0};

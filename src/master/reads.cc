@@ -69,9 +69,10 @@ std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
     if (it == shard.objects.end() || it->second.state != State::kComplete) {
       found[i].status =
           it == shard.objects.end()
-              ? MakeError(ErrorCode::OBJECT_NOT_FOUND, fmt::format("key '{}' not found", key))
+              ? MakeError(ErrorCode::OBJECT_NOT_FOUND,
+                          fmt::format("key '{}' not found", UserKey(key)))
               : MakeError(ErrorCode::REPLICA_IS_NOT_READY,
-                          fmt::format("key '{}' is still being written", key));
+                          fmt::format("key '{}' is still being written", UserKey(key)));
       return;
     }
     Object& object = it->second;
@@ -105,7 +106,7 @@ std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
     }
     if (located[i].empty()) {
       results.push_back(MakeError(ErrorCode::OBJECT_NOT_FOUND,
-                                  fmt::format("key '{}' has no replica left", keys[i])));
+                                  fmt::format("key '{}' has no replica left", UserKey(keys[i]))));
       ++errors;
       continue;
     }
@@ -165,10 +166,11 @@ std::vector<absl::StatusOr<uint64_t>> MasterService::GetSize(absl::Span<const st
       absl::MutexLock lock(&shard.mu);
       auto it = shard.objects.find(key);
       if (it == shard.objects.end()) {
-        result = MakeError(ErrorCode::OBJECT_NOT_FOUND, fmt::format("key '{}' not found", key));
+        result =
+            MakeError(ErrorCode::OBJECT_NOT_FOUND, fmt::format("key '{}' not found", UserKey(key)));
       } else if (it->second.state != State::kComplete) {
         result = MakeError(ErrorCode::REPLICA_IS_NOT_READY,
-                           fmt::format("key '{}' is still being written", key));
+                           fmt::format("key '{}' is still being written", UserKey(key)));
       } else {
         result = it->second.size;
       }

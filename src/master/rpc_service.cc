@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/error_code.h"
 #include "common/strings.h"
+#include "common/tenant.h"
 #include "http/fast_json.h"
 #include "http/json_body.h"
 
@@ -117,6 +118,33 @@ absl::StatusOr<ReplicateConfig> ParseReplicateConfig(const json& body) {
   return config;
 }
 
+// The tenant a request names: its "tenant_id" member, absent (or null) for the default tenant.
+absl::StatusOr<std::string> TenantIn(const json& body) {
+  auto it = body.find("tenant_id");
+  if (it == body.end() || it->is_null()) return std::string(kDefaultTenant);
+  if (!it->is_string()) return FieldError("tenant_id", "a string");
+  if (absl::Status valid = ValidateTenantName(it->get_ref<const std::string&>()); !valid.ok()) {
+    return MakeError(ErrorCode::INVALID_PARAMS,
+                     fmt::format("tenant_id: {}", AsStd(valid.message())));
+  }
+  return it->get<std::string>();
+}
+
+// The keys of `tenant` as the master keeps them (common/tenant.h). A key of the default tenant
+// may not begin with NUL, which begins the keys of every other tenant.
+absl::Status QualifyKeys(std::string_view tenant, std::vector<std::string>& keys) {
+  if (tenant == kDefaultTenant) {
+    for (const std::string& key : keys) {
+      if (!key.empty() && key.front() == '\0') {
+        return MakeError(ErrorCode::INVALID_KEY, "a key may not begin with a NUL character");
+      }
+    }
+    return absl::OkStatus();
+  }
+  for (std::string& key : keys) key = QualifyKey(tenant, key);
+  return absl::OkStatus();
+}
+
 // An owner's index, as MountSegment carries it: [[key, offset, size, put_id], ...].
 absl::StatusOr<std::vector<IndexEntry>> ParseIndex(const json& index) {
   if (!index.is_array()) return FieldError("index", "an array of [key, offset, size, put_id]");
@@ -190,6 +218,7 @@ void AppendReplicaList(std::string& out, const ReplicaList& list) {
 // `rest` as nlohmann JSON for the call's own parser.
 struct Request {
   std::string client_id;
+  std::string tenant = std::string(kDefaultTenant);
   std::vector<std::string> keys;
   std::vector<LeaseRelease> releases;
   // PutStart's sizes: "sizes" (one per key) or "size" (every key's), read with the keys since a
@@ -310,6 +339,18 @@ absl::StatusOr<Request> ParseRequest(std::string_view text, bool with_client, bo
       }
       request.keys.assign(1, std::string(key));
       have_keys = true;
+    } else if (name == "tenant_id") {
+      std::string_view tenant;
+      if (member.value.is_null()) {
+        tenant = kDefaultTenant;
+      } else if (member.value.get_string().get(tenant) != simdjson::SUCCESS) {
+        return FieldError("tenant_id", "a string");
+      }
+      if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
+        return MakeError(ErrorCode::INVALID_PARAMS,
+                         fmt::format("tenant_id: {}", AsStd(valid.message())));
+      }
+      request.tenant = std::string(tenant);
     } else if (name == "release_leases") {
       if (absl::Status s = ReadReleases(member.value, limit, request.releases); !s.ok()) return s;
     } else if (name == "sizes" || name == "size") {
@@ -322,6 +363,12 @@ absl::StatusOr<Request> ParseRequest(std::string_view text, bool with_client, bo
   if (with_client && !have_client) return FieldError("client_id", "a string");
   if (!have_keys)
     return batch ? FieldError("keys", "an array of strings") : FieldError("key", "a string");
+  if (absl::Status s = QualifyKeys(request.tenant, request.keys); !s.ok()) return s;
+  if (request.tenant != kDefaultTenant) {
+    for (LeaseRelease& release : request.releases) {
+      release.key = QualifyKey(request.tenant, release.key);
+    }
+  }
   return request;
 }
 
@@ -330,6 +377,8 @@ absl::StatusOr<Request> ParseRequest(std::string_view text, bool with_client, bo
 absl::Status ReleaseLeasesIn(MasterService& service, const json& body, size_t limit) {
   auto it = body.find("release_leases");
   if (it == body.end()) return absl::OkStatus();
+  absl::StatusOr<std::string> tenant = TenantIn(body);
+  if (!tenant.ok()) return tenant.status();
   if (!it->is_object()) return FieldError("release_leases", "an object");
   absl::StatusOr<std::vector<std::string>> keys = StringList(*it, "keys", limit);
   if (!keys.ok()) return keys.status();
@@ -344,7 +393,7 @@ absl::Status ReleaseLeasesIn(MasterService& service, const json& body, size_t li
     if (!id.is_number_unsigned() || id.get<uint64_t>() > UINT32_MAX) {
       return FieldError("release_leases.lease_ids", "32-bit unsigned integers");
     }
-    releases.push_back(LeaseRelease{std::move((*keys)[i]), id.get<uint32_t>()});
+    releases.push_back(LeaseRelease{QualifyKey(*tenant, (*keys)[i]), id.get<uint32_t>()});
   }
   service.ReleaseLeases(releases);
   return absl::OkStatus();
@@ -562,17 +611,29 @@ void RegisterRpcRoutes(http::HttpServer& server, MasterService& service) {
     }
     return json{{"segments", std::move(segments)}};
   });
-  server.RouteJson("POST", "/v1/RemoveByRegex",
-                   [&service](const json& body) -> absl::StatusOr<json> {
-                     if (absl::Status object = RequireObject(body); !object.ok()) return object;
-                     absl::StatusOr<std::string> regex = StringField(body, "regex");
-                     if (!regex.ok()) return regex.status();
-                     absl::StatusOr<uint64_t> removed = service.RemoveByRegex(*regex);
-                     if (!removed.ok()) return removed.status();
-                     return json{{"removed", *removed}};
-                   });
-  server.RouteJson("POST", "/v1/RemoveAll", [&service](const json&) -> absl::StatusOr<json> {
-    return json{{"removed", service.RemoveAll()}};
+  server.RouteJson(
+      "POST", "/v1/RemoveByRegex", [&service](const json& body) -> absl::StatusOr<json> {
+        if (absl::Status object = RequireObject(body); !object.ok()) return object;
+        absl::StatusOr<std::string> regex = StringField(body, "regex");
+        if (!regex.ok()) return regex.status();
+        absl::StatusOr<std::string> tenant = TenantIn(body);
+        if (!tenant.ok()) return tenant.status();
+        if (absl::Status s = ReleaseLeasesIn(service, body, service.config().max_batch_keys);
+            !s.ok()) {
+          return s;
+        }
+        absl::StatusOr<uint64_t> removed = service.RemoveByRegex(*regex, *tenant);
+        if (!removed.ok()) return removed.status();
+        return json{{"removed", *removed}};
+      });
+  server.RouteJson("POST", "/v1/RemoveAll", [&service](const json& body) -> absl::StatusOr<json> {
+    if (!body.is_object()) return json{{"removed", service.RemoveAll()}};
+    absl::StatusOr<std::string> tenant = TenantIn(body);
+    if (!tenant.ok()) return tenant.status();
+    if (absl::Status s = ReleaseLeasesIn(service, body, service.config().max_batch_keys); !s.ok()) {
+      return s;
+    }
+    return json{{"removed", service.RemoveAll(*tenant)}};
   });
 
   RegisterPerKey(

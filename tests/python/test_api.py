@@ -302,11 +302,12 @@ def test_setup_forms_and_keywords(cluster):
                    enable_client_http_server=False, tenant_id="default") == 0
     assert s.setup("127.0.0.1", cluster.metadata_url, 0, MiB, "tcp", "", cluster.master) != 0
     assert s.close() == 0
-    # No tenant namespaces yet: another tenant is refused rather than given the default's objects.
+    # A tenant, by keyword or dict key (test_tenants.py: what it changes); null is the default.
     assert s.setup("127.0.0.1", cluster.metadata_url, 0, MiB, "tcp", "", cluster.master, None,
-                   tenant_id="tenant-a") == -1012  # NOT_SUPPORTED
+                   tenant_id="tenant-a") == 0
+    assert s.close() == 0
     assert s.setup({"master_server_addr": cluster.master, "metadata_server": cluster.metadata_url,
-                    "local_hostname": "127.0.0.1", "tenant_id": "tenant-a"}) == -1012
+                    "local_hostname": "127.0.0.1", "tenant_id": None}) == 0
     assert s.close() == 0
     assert s.setup({"local_hostname": "127.0.0.1", "metadata_server": cluster.metadata_url,
                     "global_segment_size": "16MB", "local_buffer_size": "16 MB",
