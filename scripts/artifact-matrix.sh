@@ -77,6 +77,10 @@ trap cleanup EXIT
 # SUITE-build: the root of SUITE with build_deps installed.
 chroot_of() {
   local suite=$1 dir=$work/$1 tarball=$cache/$1.tar
+  # A build root is cached per list of dependencies: one made for another list is not this one.
+  if [[ "$suite" == *-build ]]; then
+    tarball=$cache/$1-$(printf '%s\n' "${build_deps[@]}" | md5sum | cut -c1-8).tar
+  fi
   if [ ! -f "$tarball" ] && [[ "$suite" == *-build ]]; then
     chroot_of "${suite%-build}"
     echo "artifact-matrix: installing the build's dependencies into $suite (cached in $tarball)"
