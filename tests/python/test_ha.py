@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -58,6 +59,25 @@ def wait_until(condition, timeout):
 
 @pytest.fixture
 def ha_cluster():
+    yield from start_ha_cluster([])
+
+
+@pytest.fixture
+def ha_tenant_cluster():
+    """Masters enforcing tenants' quotas from one policy file (a shared volume, as docs/tenants.md
+    asks of masters on different hosts)."""
+    fd, policy = tempfile.mkstemp(suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        f.write("version: 1\ntenants:\n  - name: tenant-a\n    quota: 64MB\n"
+                "  - name: default\n    quota: 64MB\n")
+    try:
+        yield from start_ha_cluster(["--enable_multi_tenants",
+                                     f"--tenant_quota_connector_uri={policy}"])
+    finally:
+        os.unlink(policy)
+
+
+def start_ha_cluster(master_flags):
     if not os.access(ETCD, os.X_OK):
         pytest.skip(f"{ETCD} is missing (Debian's etcd-server)")
     root = tempfile.mkdtemp(prefix="mooncake-ha-")
@@ -85,9 +105,10 @@ def ha_cluster():
             master = Service([os.path.join(BIN, "mooncake_master"), "--rpc_address", "127.0.0.1",
                               "--port", "0", "--metrics_port", "0", "--enable_ha",
                               f"--etcd_endpoints={endpoint}", f"--cluster_id={CLUSTER_ID}",
-                              "--client_live_ttl_sec", "2"], "listening")
+                              "--client_live_ttl_sec", "2", *master_flags], "listening")
             services.append(master)
             address = master.ready_line.split("rpc=")[1].split()[0]
+            master.admin = master.ready_line.split("metrics=")[1].split()[0]
             masters[address] = master
         assert wait_until(lambda: leader(endpoint), 20), "no master leads"
         fd, path = tempfile.mkstemp(suffix=".json")
@@ -135,3 +156,55 @@ def test_setup_with_etcd_addresses_survives_a_killed_leader(ha_cluster):
     assert store.get("after") == b"x" * 5000
     store.remove_all()
     assert store.close() == 0
+
+
+def test_tenants_and_their_quotas_survive_a_killed_leader(ha_tenant_cluster):
+    from mooncake.store import MooncakeDistributedStore
+
+    endpoint, masters = ha_tenant_cluster
+    stores = {}
+    for tenant in ("tenant-a", "default"):
+        stores[tenant] = MooncakeDistributedStore()
+        assert stores[tenant].setup("127.0.0.1", f"etcd://{endpoint}", 0, 16 * MiB, "tcp", "",
+                                    f"etcd://{endpoint}/{CLUSTER_ID}", tenant_id=tenant) == 0
+    values = {tenant: {f"page-{i}": os.urandom(10_000 + i) for i in range(8)} for tenant in stores}
+    for tenant, store in stores.items():
+        for key, value in values[tenant].items():
+            assert store.put(key, value) == 0, (tenant, key)
+    old = leader(endpoint)
+    standby = next(m for address, m in masters.items() if address != old)
+
+    def quota_api(master, method, query, body=None):
+        request = urllib.request.Request(
+            f"http://{master.admin}/api/v1/tenant_quotas{query}", method=method,
+            data=None if body is None else json.dumps(body).encode())
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    # Only the leader answers; it registers tenant-b in the shared policy file.
+    assert quota_api(standby, "GET", "")[0] == 503
+    assert quota_api(masters[old], "PUT", "?tenant_id=tenant-b",
+                     {"requested_quota_bytes": 8 * MiB})[0] == 200
+    masters[old].proc.kill()
+    masters[old].proc.wait(timeout=10)
+    assert wait_until(lambda: (leader(endpoint) or old) != old, 20), "no new leader"
+    # The new leader read the policy again (tenant-b is in it) and took each object back into
+    # its tenant from the store's index.
+    assert wait_until(lambda: quota_api(standby, "GET", "?tenant_id=tenant-a")[1].get(
+        "object_count") == 8, 20), "the store did not remount"
+    status, b = quota_api(standby, "GET", "?tenant_id=tenant-b")
+    assert status == 200 and b["requested_quota_bytes"] == 8 * MiB
+    for tenant, store in stores.items():
+        for key, value in values[tenant].items():
+            assert store.get(key) == value, (tenant, key)
+    other = MooncakeDistributedStore()
+    assert other.setup("127.0.0.1", f"etcd://{endpoint}", 0, 16 * MiB, "tcp", "",
+                       f"etcd://{endpoint}/{CLUSTER_ID}", tenant_id="tenant-b") == 0
+    assert other.batch_is_exist(list(values["default"])) == [0] * 8
+    assert other.put("page-0", b"b") == 0 and other.get("page-0") == b"b"
+    for store in (*stores.values(), other):
+        store.remove_all()
+        assert store.close() == 0
