@@ -23,6 +23,11 @@ absl::Status PolicyError(std::string_view what) {
   return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("tenant quota policy: {}", what));
 }
 
+absl::Status NoPolicy(std::string_view tenant) {
+  return MakeError(ErrorCode::OBJECT_NOT_FOUND,
+                   fmt::format("tenant '{}' has no quota policy", tenant));
+}
+
 // A quota as the file or the admin API gives it: bytes, or a size with a unit ("200GB").
 absl::StatusOr<uint64_t> ParseQuota(std::string_view text) {
   absl::StatusOr<uint64_t> bytes = ParseByteSize(text);
@@ -309,10 +314,7 @@ absl::StatusOr<TenantSnapshot> Tenants::Get(std::string_view tenant, uint64_t ca
   if (absl::Status on = RequireQuotas(); !on.ok()) return on;
   absl::ReaderMutexLock lock(&mu_);
   auto it = quotas_.find(tenant);
-  if (it == quotas_.end()) {
-    return MakeError(ErrorCode::OBJECT_NOT_FOUND,
-                     fmt::format("tenant '{}' has no quota policy", tenant));
-  }
+  if (it == quotas_.end()) return NoPolicy(tenant);
   return SnapshotLocked(it->first, capacity);
 }
 
@@ -358,10 +360,7 @@ absl::Status Tenants::DeleteQuota(std::string_view tenant) {
   if (absl::Status on = RequireQuotas(); !on.ok()) return on;
   absl::MutexLock lock(&mu_);
   auto it = quotas_.find(tenant);
-  if (it == quotas_.end()) {
-    return MakeError(ErrorCode::OBJECT_NOT_FOUND,
-                     fmt::format("tenant '{}' has no quota policy", tenant));
-  }
+  if (it == quotas_.end()) return NoPolicy(tenant);
   const Usage usage = UsageLocked(tenant);
   if (usage.objects > 0 || usage.reserved > 0) {
     return MakeError(ErrorCode::UNAVAILABLE_IN_CURRENT_STATUS,
