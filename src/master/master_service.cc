@@ -389,7 +389,7 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
   // Tenant quotas: keys past their tenant's are refused here; the others' bytes stay reserved
   // until their objects are counted.
   std::vector<uint32_t> admitted;
-  if (tenants_->quotas_enabled()) valid = admitted = AdmitToQuotas(items, valid, placed);
+  if (tenants_->quotas_enabled()) valid = AdmitToQuotas(items, valid, config, placed, admitted);
   absl::Cleanup release_admitted = [&] { ReleaseAdmitted(items, admitted); };
   if (!valid.empty()) place(valid, /*reserve=*/!config.upsert);
   std::vector<uint32_t> no_room;
@@ -424,11 +424,34 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
 
 std::vector<uint32_t> MasterService::AdmitToQuotas(
     absl::Span<const PutItem> items, absl::Span<const uint32_t> indexes,
-    std::vector<absl::StatusOr<std::vector<Replica>>>& placed) {
-  std::vector<uint32_t> admitted;
+    const ReplicateConfig& config, std::vector<absl::StatusOr<std::vector<Replica>>>& placed,
+    std::vector<uint32_t>& admitted) {
+  // Keys whose put will be refused because the object is there (OBJECT_ALREADY_EXISTS, or
+  // REPLICA_IS_NOT_READY while it is being written) take no room: they are not admitted, so that
+  // a tenant at its quota evicts none of its objects for them. (Removed between this look and
+  // the put, such a key is stored unadmitted: the quota is exceeded by that object at most.)
+  std::vector<bool> present(items.size(), false);
+  const int64_t now = clock_->NowMicros();
+  const int64_t discard_us = absl::ToInt64Microseconds(config_.put_start_discard_timeout);
+  ForEachKeyByShard([items](uint32_t i) { return absl::string_view(items[i].key); }, indexes,
+                    [&](Shard& shard, uint32_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                      auto it = shard.objects.find(items[i].key);
+                      if (it == shard.objects.end()) return;
+                      const Object& object = it->second;
+                      const bool complete = object.state == State::kComplete;
+                      const bool abandoned = !complete && now - object.put_start_us >= discard_us;
+                      // An upsert of a complete object needs room for the new value.
+                      present[i] = !abandoned && !(config.upsert && complete);
+                    });
+  std::vector<uint32_t> to_place;
+  to_place.reserve(indexes.size());
   admitted.reserve(indexes.size());
   int evictions = 0;  // the original tries two rounds of a tenant's eviction; so do we
   for (uint32_t i : indexes) {
+    if (present[i]) {
+      to_place.push_back(i);
+      continue;
+    }
     const std::string_view tenant = SplitKey(items[i].key).tenant;
     absl::Status status;
     while (true) {
@@ -453,11 +476,12 @@ std::vector<uint32_t> MasterService::AdmitToQuotas(
     }
     if (status.ok()) {
       admitted.push_back(i);
+      to_place.push_back(i);
     } else {
       placed[i] = std::move(status);
     }
   }
-  return admitted;
+  return to_place;
 }
 
 void MasterService::ReleaseAdmitted(absl::Span<const PutItem> items,

@@ -371,11 +371,14 @@ class MasterService {
   // Removes complete, unleased objects whose key `match`es; returns how many.
   uint64_t RemoveUnleasedWhere(absl::FunctionRef<bool(const std::string&)> match);
   // Admits each of `indexes` (into `items`) against its tenant's quota, evicting the tenant's own
-  // objects (twice per call at most) when it would go over; sets placed[i] for those refused and
-  // returns those admitted, whose bytes stay reserved until ReleaseAdmitted.
+  // objects (twice per call at most) when it would go over; sets placed[i] for those refused.
+  // Returns the keys to place: those admitted (also added to `admitted`, their bytes reserved
+  // until ReleaseAdmitted) and those whose objects are there already (their puts are refused).
   std::vector<uint32_t> AdmitToQuotas(absl::Span<const PutItem> items,
                                       absl::Span<const uint32_t> indexes,
-                                      std::vector<absl::StatusOr<std::vector<Replica>>>& placed);
+                                      const ReplicateConfig& config,
+                                      std::vector<absl::StatusOr<std::vector<Replica>>>& placed,
+                                      std::vector<uint32_t>& admitted);
   void ReleaseAdmitted(absl::Span<const PutItem> items, absl::Span<const uint32_t> indexes);
   // Drops replicas on `segment` from every object; removes objects left with none.
   void DropSegmentReplicas(SegmentId segment);

@@ -321,6 +321,26 @@ TEST_F(TenantMasterTest, APutPastItsQuotaEvictsOnlyItsTenantsObjects) {
       << metrics;
 }
 
+TEST_F(TenantMasterTest, PutsOfKeysThereAlreadyEvictNothing) {
+  PolicyFile file("version: 1\ntenants:\n  - name: a\n    quota: 2MiB\n");
+  ASSERT_TRUE(service_.EnableTenantQuotas(Quotas(file)).ok());
+  ASSERT_TRUE(service_.MountSegment(kClient, "seg:1", 0x10000000, 64 * kMiB).ok());
+  ASSERT_TRUE(Put("a", "a0", kMiB).ok());
+  ASSERT_TRUE(Put("a", "a1", kMiB).ok());
+  // At its quota, a put of a key it holds is refused as a key that exists, not by evicting.
+  EXPECT_EQ(ErrorCodeOf(Put("a", "a1", kMiB)), ErrorCode::OBJECT_ALREADY_EXISTS);
+  EXPECT_TRUE(Exists("a", "a0"));
+  // An upsert of it needs room for the new value: the oldest other object goes.
+  PutItem item{QualifyKey("a", "a1"), kMiB};
+  ReplicateConfig upsert;
+  upsert.upsert = true;
+  ASSERT_TRUE(service_.PutStart(kClient, {&item, 1}, upsert)[0].ok());
+  ASSERT_TRUE(service_.PutEnd(kClient, {&item.key, 1})[0].ok());
+  EXPECT_FALSE(Exists("a", "a0"));
+  EXPECT_TRUE(Exists("a", "a1"));
+  EXPECT_EQ(service_.tenants().Get("a", 64 * kMiB)->used_bytes, kMiB);
+}
+
 TEST_F(TenantMasterTest, UsageIsRebuiltFromTheOwnersIndexes) {
   ASSERT_TRUE(service_.MountSegment(kClient, "seg:1", 0x10000000, 64 * kMiB).ok());
   // A master restarted with quotas: the owner reports its objects with their tenants.
