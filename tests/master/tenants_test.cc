@@ -153,6 +153,18 @@ TEST(TenantsTest, OptionsAndFilesAreChecked) {
   auto written = ParseTenantPolicy(missing.Read());
   ASSERT_TRUE(written.ok());
   EXPECT_EQ(written->at("a"), kMiB);
+  // A policy the file cannot hold is not kept: the next restart would lose it.
+  TenantOptions unwritable;
+  unwritable.quotas = true;
+  unwritable.connector_uri = "/nonexistent-directory/policy.yaml";
+  auto stuck = Tenants::Create(unwritable);
+  ASSERT_TRUE(stuck.ok()) << stuck.status();
+  auto refused_set = (*stuck)->SetQuota("a", kMiB, 0);
+  EXPECT_EQ(ErrorCodeOf(refused_set.status()), ErrorCode::INTERNAL_ERROR);
+  EXPECT_NE(refused_set.status().message().find("/nonexistent-directory/policy.yaml"),
+            std::string::npos)
+      << refused_set.status();
+  EXPECT_EQ(ErrorCodeOf((*stuck)->Get("a", 0).status()), ErrorCode::OBJECT_NOT_FOUND);
 }
 
 TEST(TenantsTest, AdmissionWithinQuotas) {
