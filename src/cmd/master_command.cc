@@ -312,6 +312,9 @@ absl::StatusOr<master::MasterServerOptions> BuildOptions(const MasterFlags& f) {
   options.tenants.quotas = f.enable_multi_tenants;
   options.tenants.connector_type = f.tenant_quota_connector_type;
   options.tenants.connector_uri = f.tenant_quota_connector_uri;
+  // The etcd connector keeps the policy beside the cluster's leader key.
+  options.tenants.etcd_endpoints = f.enable_ha ? options.ha.etcd_endpoints : "";
+  options.tenants.etcd_key = fmt::format("mooncake/{}/tenant_quotas", f.cluster_id);
   if (!f.enable_multi_tenants && !f.tenant_quota_connector_uri.empty()) {
     return MakeError(ErrorCode::INVALID_PARAMS,
                      "--tenant_quota_connector_uri is set but --enable_multi_tenants is not: "
@@ -468,9 +471,10 @@ Command AddMasterCommand(CLI::App& parent) {
   flag("enable_multi_tenants", f->enable_multi_tenants,
        "Quotas per tenant: only tenants of the policy may write, each within its quota");
   text("tenant_quota_connector_type", f->tenant_quota_connector_type,
-       "Where the tenants' policy is kept: file");
+       "Where the tenants' policy is kept: file, or etcd (mooncake/<cluster_id>/tenant_quotas)");
   text("tenant_quota_connector_uri", f->tenant_quota_connector_uri,
-       "The policy file (YAML; the admin API writes it back)");
+       "file: the policy file (YAML; the admin API writes it back); etcd: its endpoints "
+       "(default: --etcd_endpoints)");
   text("log_level", f->log_level, "trace, debug (adds an access log), info, warn, error or off");
   AddAuthTokenOption(app, &f->auth_token_file);
   // The original's flags (SPEC.md §12, docs/migration.md).

@@ -110,18 +110,30 @@ std::string FormatTenantPolicy(const std::map<std::string, uint64_t>& quotas) {
   return std::string(out.c_str()) + "\n";
 }
 
-static absl::StatusOr<std::optional<std::map<std::string, uint64_t>>> ReadPolicyFile(
-    const std::string& path);
-
 absl::StatusOr<std::unique_ptr<Tenants>> Tenants::Create(TenantOptions options) {
   std::unique_ptr<Tenants> tenants(new Tenants(options));
   if (!options.quotas) return tenants;
-  if (options.connector_type != "file") {
+  if (options.connector_type == "etcd") {
+    const std::string& endpoints =
+        options.connector_uri.empty() ? options.etcd_endpoints : options.connector_uri;
+    if (endpoints.empty() || options.etcd_key.empty()) {
+      return MakeError(ErrorCode::INVALID_PARAMS,
+                       "tenant_quota_connector_type etcd needs the etcd's endpoints: "
+                       "--tenant_quota_connector_uri=host:port[,...], or --enable_ha with "
+                       "--etcd_endpoints");
+    }
+    absl::StatusOr<std::unique_ptr<http::EtcdClient>> etcd = http::EtcdClient::Create(endpoints);
+    if (!etcd.ok()) {
+      return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("tenant_quota_connector_uri: {}",
+                                                              AsStd(etcd.status().message())));
+    }
+    tenants->etcd_ = *std::move(etcd);
+  } else if (options.connector_type != "file") {
     return MakeError(ErrorCode::INVALID_PARAMS,
-                     fmt::format("tenant_quota_connector_type '{}' is not supported: 'file' is",
+                     fmt::format("tenant_quota_connector_type '{}' is not supported: 'file' and "
+                                 "'etcd' are",
                                  options.connector_type));
-  }
-  if (options.connector_uri.empty()) {
+  } else if (options.connector_uri.empty()) {
     return MakeError(ErrorCode::INVALID_PARAMS,
                      "--enable_multi_tenants needs --tenant_quota_connector_uri: the policy file");
   }
@@ -129,40 +141,52 @@ absl::StatusOr<std::unique_ptr<Tenants>> Tenants::Create(TenantOptions options) 
   return tenants;
 }
 
-// The policy file's quotas; nullopt when the file does not exist.
-static absl::StatusOr<std::optional<std::map<std::string, uint64_t>>> ReadPolicyFile(
-    const std::string& path) {
-  std::ifstream file(path);
+std::string Tenants::Where() const {
+  return etcd_ ? fmt::format("etcd key {}", options_.etcd_key) : options_.connector_uri;
+}
+
+absl::StatusOr<std::optional<std::string>> Tenants::LoadText() const {
+  if (etcd_) {
+    absl::StatusOr<std::optional<http::EtcdKeyValue>> kv = etcd_->Get(options_.etcd_key);
+    if (!kv.ok()) {
+      return MakeError(
+          ErrorCode::ETCD_OPERATION_ERROR,
+          fmt::format("tenant quota policy, {}: {}", Where(), AsStd(kv.status().message())));
+    }
+    if (!kv->has_value()) return std::nullopt;
+    return (*kv)->value;
+  }
+  std::ifstream file(options_.connector_uri);
   if (!file) {
     if (errno == ENOENT) return std::nullopt;
-    return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("tenant quota policy {}: cannot be "
-                                                            "read: {}",
-                                                            path, std::strerror(errno)));
+    return MakeError(ErrorCode::INVALID_PARAMS,
+                     fmt::format("tenant quota policy {}: cannot be read: {}",
+                                 options_.connector_uri, std::strerror(errno)));
   }
   std::stringstream text;
   text << file.rdbuf();
-  absl::StatusOr<std::map<std::string, uint64_t>> quotas = ParseTenantPolicy(text.str());
-  if (!quotas.ok()) {
-    return MakeError(ErrorCode::INVALID_PARAMS,
-                     fmt::format("{}: {}", path, AsStd(quotas.status().message())));
-  }
-  return *std::move(quotas);
+  return text.str();
 }
 
 absl::Status Tenants::Reload() {
   if (!options_.quotas) return absl::OkStatus();
-  absl::StatusOr<std::optional<std::map<std::string, uint64_t>>> quotas =
-      ReadPolicyFile(options_.connector_uri);
-  if (!quotas.ok()) return quotas.status();
-  if (!quotas->has_value()) {
+  absl::StatusOr<std::optional<std::string>> text = LoadText();
+  if (!text.ok()) return text.status();
+  std::map<std::string, uint64_t> read;
+  if (text->has_value()) {
+    absl::StatusOr<std::map<std::string, uint64_t>> quotas = ParseTenantPolicy(**text);
+    if (!quotas.ok()) {
+      return MakeError(ErrorCode::INVALID_PARAMS,
+                       fmt::format("{}: {}", Where(), AsStd(quotas.status().message())));
+    }
+    read = *std::move(quotas);
+  } else {
     spdlog::warn(
         "tenant quota policy {} does not exist: no tenant may write until one is registered "
-        "(PUT /api/v1/tenant_quotas?tenant_id=NAME on the metrics port writes the file)",
-        options_.connector_uri);
+        "(PUT /api/v1/tenant_quotas?tenant_id=NAME on the metrics port writes it)",
+        Where());
   }
   absl::MutexLock lock(&mu_);
-  const std::map<std::string, uint64_t> empty;
-  const std::map<std::string, uint64_t>& read = quotas->has_value() ? **quotas : empty;
   quotas_.clear();
   quotas_.insert(read.begin(), read.end());
   requested_total_ = 0;
@@ -172,7 +196,7 @@ absl::Status Tenants::Reload() {
     MaybeForgetLocked(it->first);
     it = next;
   }
-  spdlog::info("tenant quota policy {}: {} tenants", options_.connector_uri, read.size());
+  spdlog::info("tenant quota policy {}: {} tenants", Where(), read.size());
   return absl::OkStatus();
 }
 
@@ -250,7 +274,7 @@ absl::Status Tenants::Reserve(std::string_view tenant, uint64_t bytes, uint64_t 
     return MakeError(ErrorCode::ILLEGAL_CLIENT,
                      fmt::format("tenant '{}' has no quota: with multi-tenant quotas on, only "
                                  "tenants of the policy ({}) may write",
-                                 tenant, options_.connector_uri));
+                                 tenant, Where()));
   }
   const uint64_t quota = EffectiveLocked(policy->second, capacity);
   Usage& usage = MutableUsageLocked(tenant);
@@ -383,11 +407,22 @@ absl::Status Tenants::DeleteQuota(std::string_view tenant) {
 }
 
 absl::Status Tenants::SaveLocked() const {
+  const std::string text =
+      FormatTenantPolicy(std::map<std::string, uint64_t>(quotas_.begin(), quotas_.end()));
+  if (etcd_) {
+    absl::StatusOr<int64_t> put = etcd_->Put(options_.etcd_key, text);
+    if (!put.ok()) {
+      return MakeError(ErrorCode::ETCD_OPERATION_ERROR,
+                       fmt::format("tenant quota policy: cannot write {}: {}", Where(),
+                                   AsStd(put.status().message())));
+    }
+    return absl::OkStatus();
+  }
   const std::string& path = options_.connector_uri;
   const std::string temp = path + ".tmp";
   {
     std::ofstream out(temp, std::ios::trunc);
-    out << FormatTenantPolicy(std::map<std::string, uint64_t>(quotas_.begin(), quotas_.end()));
+    out << text;
     out.flush();
     if (!out) {
       return MakeError(

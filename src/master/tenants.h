@@ -2,8 +2,8 @@
 //
 // Usage is kept as objects enter and leave the master's index (MasterService::Count): a tenant's
 // bytes are the sizes of its objects, complete or being written, each counted once however many
-// replicas it has. Quotas come from a policy file (YAML, docs/tenants.md) and the admin API, which
-// writes the file back, so that a restarted master (or the next leader, given the same file)
+// replicas it has. Quotas come from a policy (YAML, docs/tenants.md) kept in a file or in etcd,
+// and from the admin API, which writes it back, so that a restarted master (or the next leader)
 // enforces the same policy; usage is rebuilt from the objects the segments' owners report.
 //
 // With quotas on, a write of a tenant without a policy is refused, and a write that would take a
@@ -29,13 +29,19 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "http/etcd_client.h"
 
 namespace mooncake::master {
 
 struct TenantOptions {
   bool quotas = false;                  // --enable_multi_tenants
-  std::string connector_type = "file";  // --tenant_quota_connector_type (only "file")
-  std::string connector_uri;            // --tenant_quota_connector_uri: the policy file
+  std::string connector_type = "file";  // --tenant_quota_connector_type: "file" or "etcd"
+  // --tenant_quota_connector_uri: "file", the policy file; "etcd", the endpoints of the etcd
+  // that keeps it ("h1:2379,h2:2379"; empty: `etcd_endpoints`, those of HA).
+  std::string connector_uri;
+  std::string etcd_endpoints;  // HA's (--etcd_endpoints), for "etcd" without a URI
+  // "etcd": the key the policy (its YAML text) is kept under, mooncake/<cluster_id>/tenant_quotas.
+  std::string etcd_key;
 };
 
 struct TenantSnapshot {
@@ -123,10 +129,15 @@ class Tenants {
   Usage& MutableUsageLocked(std::string_view tenant) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Forgets a tenant's usage entry once it holds nothing and has no policy.
   void MaybeForgetLocked(std::string_view tenant) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Writes quotas_ to the policy file (a temporary file renamed over it).
+  // Writes quotas_ where the policy is kept (a file: a temporary file renamed over it).
   absl::Status SaveLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The policy's text where it is kept; nullopt when there is none yet.
+  absl::StatusOr<std::optional<std::string>> LoadText() const;
+  // Where the policy is kept, for messages: the file, or etcd's key.
+  std::string Where() const;
 
   const TenantOptions options_;
+  std::unique_ptr<http::EtcdClient> etcd_;  // the "etcd" connector's
   std::atomic<uint64_t> default_objects_{0};
   std::atomic<uint64_t> default_bytes_{0};
   mutable absl::Mutex mu_;

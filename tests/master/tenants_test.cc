@@ -132,10 +132,15 @@ TenantOptions Quotas(const PolicyFile& file) {
 }
 
 TEST(TenantsTest, OptionsAndFilesAreChecked) {
-  TenantOptions etcd;
+  TenantOptions redis;
+  redis.quotas = true;
+  redis.connector_type = "redis";
+  redis.connector_uri = "x";
+  EXPECT_EQ(ErrorCodeOf(Tenants::Create(redis).status()), ErrorCode::INVALID_PARAMS);
+  TenantOptions etcd;  // without endpoints (no URI, no HA)
   etcd.quotas = true;
   etcd.connector_type = "etcd";
-  etcd.connector_uri = "x";
+  etcd.etcd_key = "mooncake/c/tenant_quotas";
   EXPECT_EQ(ErrorCodeOf(Tenants::Create(etcd).status()), ErrorCode::INVALID_PARAMS);
   TenantOptions no_file;
   no_file.quotas = true;

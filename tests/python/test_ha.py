@@ -62,14 +62,21 @@ def ha_cluster():
     yield from start_ha_cluster([])
 
 
-@pytest.fixture
-def ha_tenant_cluster():
-    """Masters enforcing tenants' quotas from one policy file (a shared volume, as docs/tenants.md
-    asks of masters on different hosts)."""
+POLICY = "version: 1\ntenants:\n  - name: tenant-a\n    quota: 64MB\n  - name: default\n    quota: 64MB\n"
+
+
+@pytest.fixture(params=["file", "etcd"])
+def ha_tenant_cluster(request):
+    """Masters enforcing tenants' quotas from one policy: a file both read (a shared volume, as
+    docs/tenants.md asks of masters on different hosts), or the HA etcd."""
+    if request.param == "etcd":
+        # The policy is in etcd before the masters start, as an operator would put it there.
+        yield from start_ha_cluster(["--enable_multi_tenants", "--tenant_quota_connector_type=etcd"],
+                                    policy=POLICY)
+        return
     fd, policy = tempfile.mkstemp(suffix=".yaml")
     with os.fdopen(fd, "w") as f:
-        f.write("version: 1\ntenants:\n  - name: tenant-a\n    quota: 64MB\n"
-                "  - name: default\n    quota: 64MB\n")
+        f.write(POLICY)
     try:
         yield from start_ha_cluster(["--enable_multi_tenants",
                                      f"--tenant_quota_connector_uri={policy}"])
@@ -77,7 +84,7 @@ def ha_tenant_cluster():
         os.unlink(policy)
 
 
-def start_ha_cluster(master_flags):
+def start_ha_cluster(master_flags, policy=None):
     if not os.access(ETCD, os.X_OK):
         pytest.skip(f"{ETCD} is missing (Debian's etcd-server)")
     root = tempfile.mkdtemp(prefix="mooncake-ha-")
@@ -100,6 +107,10 @@ def start_ha_cluster(master_flags):
             except OSError:
                 return False
         assert wait_until(healthy, 30), "etcd did not start"
+        if policy is not None:  # what the etcd connector reads
+            etcd_call(endpoint, "/v3/kv/put",
+                      {"key": base64.b64encode(f"mooncake/{CLUSTER_ID}/tenant_quotas".encode()).decode(),
+                       "value": base64.b64encode(policy.encode()).decode()})
         masters = {}
         for _ in range(2):
             master = Service([os.path.join(BIN, "mooncake_master"), "--rpc_address", "127.0.0.1",
