@@ -8,7 +8,7 @@
 #    its seed corpus (tests/fuzz/corpus/<name>, read only; what a run finds stays in the build tree);
 # 3. everything under ThreadSanitizer, in build-tsan/ (or $MOONCAKE_TSAN_DIR), with abseil compiled
 #    from its Debian source package (TSan sees the ordering absl::Mutex gives only when abseil is
-#    instrumented too; tests/tsan.supp names the one benign report inside abseil).
+#    instrumented too; tests/tsan.supp names the benign reports inside abseil).
 # Exits non-zero on any failure, sanitizer report or fuzzer crash.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
