@@ -115,10 +115,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientConfig config) {
 }
 
 absl::Status Client::Start() {
-  if (absl::Status valid = ValidateTenantName(config_.tenant_id); !valid.ok()) {
-    return MakeError(ErrorCode::INVALID_PARAMS,
-                     fmt::format("tenant_id: {}", AsStd(valid.message())));
-  }
+  if (absl::Status valid = ValidateTenantId(config_.tenant_id); !valid.ok()) return valid;
   http::HttpClientOptions http;
   http.timeout = config_.rpc_timeout;
   http.auth = config_.auth;

@@ -26,6 +26,14 @@ absl::Status ValidateTenantName(std::string_view name) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateTenantId(std::string_view name) {
+  absl::Status valid = ValidateTenantName(name);
+  if (valid.ok()) return valid;
+  return MakeError(ErrorCode::INVALID_PARAMS,
+                   fmt::format("tenant_id: {}",
+                               std::string_view(valid.message().data(), valid.message().size())));
+}
+
 void AppendTenantPrefix(std::string& out, std::string_view tenant) {
   if (tenant == kDefaultTenant) return;
   out += '\0';

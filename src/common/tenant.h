@@ -28,6 +28,10 @@ inline constexpr size_t kMaxTenantNameBytes = 128;
 // 0x20, or 0x7f) and does not begin with '_' (names of the system's own, as in the original).
 absl::Status ValidateTenantName(std::string_view name);
 
+// ValidateTenantName, its message naming `tenant_id`: the member, config key and keyword that carry
+// a tenant.
+absl::Status ValidateTenantId(std::string_view name);
+
 // The master's key of `key` in `tenant` (a valid name).
 std::string QualifyKey(std::string_view tenant, std::string_view key);
 

@@ -14,9 +14,10 @@ namespace mooncake::master {
 namespace {
 
 // Gauges describing the object index, refreshed in the registry just before each scrape. They
-// come from counters the master keeps, so a scrape never walks the object table.
-void PublishGauges(MetricsRegistry& metrics, const MasterService& service,
-                   const std::vector<SegmentInfo>& segments) {
+// come from counters the master keeps, so a scrape never walks the object table. Returns the
+// capacity of the segments.
+uint64_t PublishGauges(MetricsRegistry& metrics, const MasterService& service,
+                       const std::vector<SegmentInfo>& segments) {
   auto gauge = [&](const char* name, const char* help, uint64_t value) {
     metrics.GetGauge(name, help).Set(static_cast<int64_t>(value));
   };
@@ -48,6 +49,7 @@ void PublishGauges(MetricsRegistry& metrics, const MasterService& service,
         counts.evicted_objects);
   gauge("master_evicted_size_bytes", "Bytes evicted since the start (the original's name)",
         counts.evicted_bytes);
+  return capacity;
 }
 
 // Per-segment gauges: rendered from the live segment list, so unmounted segments disappear.
@@ -98,10 +100,7 @@ absl::StatusOr<std::string> TenantParam(const http::HttpRequest& request) {
   }
   absl::StatusOr<std::string_view> tenant = request.QueryParam("tenant_id");
   if (!tenant.ok()) return tenant.status();
-  if (absl::Status valid = ValidateTenantName(*tenant); !valid.ok()) {
-    return MakeError(ErrorCode::INVALID_PARAMS,
-                     fmt::format("tenant_id: {}", AsStd(valid.message())));
-  }
+  if (absl::Status valid = ValidateTenantId(*tenant); !valid.ok()) return valid;
   return std::string(*tenant);
 }
 
@@ -203,9 +202,7 @@ void RegisterAdminRoutes(http::HttpServer& server, MasterService& service,
   server.Route("GET", "/health", [](const HttpRequest&) { return HttpResponse::Text("OK"); });
   server.Route("GET", "/metrics", [metrics, &service](const HttpRequest&) {
     const std::vector<SegmentInfo> segments = service.ListSegments();  // once per scrape
-    PublishGauges(*metrics, service, segments);
-    uint64_t capacity = 0;
-    for (const SegmentInfo& s : segments) capacity += s.size;
+    const uint64_t capacity = PublishGauges(*metrics, service, segments);
     HttpResponse response =
         HttpResponse::Text(metrics->RenderPrometheus() + SegmentGauges(segments) +
                            service.tenants().RenderMetrics(capacity));

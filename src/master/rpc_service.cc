@@ -123,9 +123,8 @@ absl::StatusOr<std::string> TenantIn(const json& body) {
   auto it = body.find("tenant_id");
   if (it == body.end() || it->is_null()) return std::string(kDefaultTenant);
   if (!it->is_string()) return FieldError("tenant_id", "a string");
-  if (absl::Status valid = ValidateTenantName(it->get_ref<const std::string&>()); !valid.ok()) {
-    return MakeError(ErrorCode::INVALID_PARAMS,
-                     fmt::format("tenant_id: {}", AsStd(valid.message())));
+  if (absl::Status valid = ValidateTenantId(it->get_ref<const std::string&>()); !valid.ok()) {
+    return valid;
   }
   return it->get<std::string>();
 }
@@ -346,10 +345,7 @@ absl::StatusOr<Request> ParseRequest(std::string_view text, bool with_client, bo
       } else if (member.value.get_string().get(tenant) != simdjson::SUCCESS) {
         return FieldError("tenant_id", "a string");
       }
-      if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
-        return MakeError(ErrorCode::INVALID_PARAMS,
-                         fmt::format("tenant_id: {}", AsStd(valid.message())));
-      }
+      if (absl::Status valid = ValidateTenantId(tenant); !valid.ok()) return valid;
       request.tenant = std::string(tenant);
     } else if (name == "release_leases") {
       if (absl::Status s = ReadReleases(member.value, limit, request.releases); !s.ok()) return s;
