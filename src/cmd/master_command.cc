@@ -300,6 +300,7 @@ absl::StatusOr<master::MasterServerOptions> BuildOptions(const MasterFlags& f) {
   options.rpc_port = f.port;
   options.rpc_threads = f.rpc_thread_num;
   options.rpc_spin = absl::Microseconds(f.rpc_spin_us);
+  options.config.index_wait_spin = options.rpc_spin;
   options.metrics_address = f.metrics_host.empty() ? options.rpc_address : f.metrics_host;
   options.metrics_port = f.metrics_port;
   options.enable_metric_reporting = f.enable_metric_reporting;
@@ -462,9 +463,11 @@ Command AddMasterCommand(CLI::App& parent) {
                   f->rpc_thread_num, "Most RPC connections served at once (0: automatic)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65536));
-  app->add_option(BothSpellings("rpc_spin_us"), f->rpc_spin_us,
-                  "After answering, how long an RPC worker polls its connection for the next "
-                  "request before it sleeps (us; at most CPUs-1 workers at once; 0: never)")
+  app->add_option(
+         BothSpellings("rpc_spin_us"), f->rpc_spin_us,
+         "After answering, how long an RPC worker polls its connection for the next "
+         "request before it sleeps, and how long a put (or remove) polls for its segments' "
+         "owners to acknowledge it (us; at most CPUs-1 threads at once; 0: never)")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
   text("cluster_id", f->cluster_id, "Name of this cluster");

@@ -45,7 +45,7 @@ struct HttpClientOptions {
   // How long a call polls for its answer before it sleeps (spin_wait.h): most answers of the
   // control plane come sooner than a sleeping thread is woken. A batch of 128 keys takes the
   // master 50-150 us (GetReplicaList, PutStart): with 50 us here those waits ended in a sleep and a
-  // wakeup, now they do not (past 50 us the spin yields the CPU between polls). 0 never spins.
+  // wakeup, now they do not (the spin yields the CPU between polls). 0 never spins.
   absl::Duration spin = absl::Microseconds(300);
 };
 

@@ -12,7 +12,7 @@
 namespace mooncake::http {
 namespace {
 
-std::atomic<int> spinning[2] = {0, 0};  // by SpinRole
+std::atomic<int> spinning[3] = {0, 0, 0};  // by SpinRole
 
 std::atomic<int>& SpinnersOf(SpinRole role) { return spinning[static_cast<int>(role)]; }
 
@@ -34,29 +34,30 @@ int SpinSlots() {
 
 int SpinningNow(SpinRole role) { return SpinnersOf(role).load(std::memory_order_acquire); }
 
-bool SpinUntilReadable(int fd, absl::Duration budget, SpinRole role) {
+bool SpinUntil(absl::FunctionRef<bool()> done, absl::Duration budget, SpinRole role) {
   std::atomic<int>& spinners = SpinnersOf(role);
   if (budget <= absl::ZeroDuration() || SpinSlots() == 0) return false;
   if (spinners.fetch_add(1, std::memory_order_acq_rel) >= SpinSlots()) {
     spinners.fetch_sub(1, std::memory_order_acq_rel);
     return false;
   }
-  const absl::Time start = absl::Now();
-  const absl::Time until = start + budget;
-  const absl::Time polite = start + kSpinBeforeYield;
-  pollfd pfd{fd, POLLIN, 0};
+  const absl::Time until = absl::Now() + budget;
   bool ready = false;
   for (;;) {
-    if (::poll(&pfd, 1, 0) > 0) {
+    if (done()) {
       ready = true;
       break;
     }
-    const absl::Time now = absl::Now();
-    if (now >= until) break;
-    if (now >= polite) sched_yield();
+    if (absl::Now() >= until) break;
+    sched_yield();
   }
   spinners.fetch_sub(1, std::memory_order_acq_rel);
   return ready;
+}
+
+bool SpinUntilReadable(int fd, absl::Duration budget, SpinRole role) {
+  pollfd pfd{fd, POLLIN, 0};
+  return SpinUntil([&pfd] { return ::poll(&pfd, 1, 0) > 0; }, budget, role);
 }
 
 }  // namespace mooncake::http

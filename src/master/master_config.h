@@ -27,6 +27,9 @@ struct MasterConfig {
   // How long a put's end (or a remove) waits for the segments' owners to acknowledge the change
   // to their index (loss-free recovery); an owner behind by more is not waited for.
   absl::Duration index_ack_timeout = absl::Seconds(1);
+  // How long that wait, and an owner's fetch of its changes, poll before they sleep
+  // (--rpc_spin_us, as the RPC workers; 0: never).
+  absl::Duration index_wait_spin = absl::Microseconds(300);
   // How often the maintenance thread checks liveness, stale puts and the watermark.
   absl::Duration maintenance_interval = absl::Milliseconds(200);
 

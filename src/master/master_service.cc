@@ -45,7 +45,8 @@ MasterService::MasterService(MasterConfig config, Clock* clock, MetricsRegistry*
       // Put ids start from the wall clock, so that a restarted master's puts come after those
       // of its predecessor that owners still report (and restored ids push it further).
       next_put_id_(static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()))),
-      segments_(config_.allocation_strategy, config_.allocation_alignment, config_.seed),
+      segments_(config_.allocation_strategy, config_.allocation_alignment, config_.seed,
+                config_.index_wait_spin),
       tenants_(*Tenants::Create(TenantOptions{})),  // quotas off: nothing to read
       leases_granted_(&metrics_->GetCounter("mooncake_master_leases_granted_total",
                                             "Read leases granted or extended (GetReplicaList, "

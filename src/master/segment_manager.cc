@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "common/error_code.h"
 #include "common/strings.h"
+#include "http/spin_wait.h"
 
 namespace mooncake::master {
 namespace {
@@ -50,8 +51,9 @@ absl::Status CheckIndex(std::string_view name, uint64_t size, uint64_t alignment
 
 }  // namespace
 
-SegmentManager::SegmentManager(AllocationStrategy strategy, uint64_t alignment, uint64_t seed)
-    : strategy_(strategy), alignment_(alignment) {
+SegmentManager::SegmentManager(AllocationStrategy strategy, uint64_t alignment, uint64_t seed,
+                               absl::Duration wait_spin)
+    : strategy_(strategy), alignment_(alignment), wait_spin_(wait_spin) {
   if (seed != 0) {
     std::seed_seq seq{seed};
     rng_ = absl::BitGen(seq);
@@ -143,6 +145,7 @@ void SegmentManager::RemoveLocked(SegmentId id) {
   by_name_.erase(segment.info.name);
   order_.erase(std::find(order_.begin(), order_.end(), id));
   segments_.erase(id);
+  changes_.fetch_add(1, std::memory_order_release);
 }
 
 absl::StatusOr<SegmentInfo> SegmentManager::Unmount(std::string_view name,
@@ -267,6 +270,7 @@ void SegmentManager::Index(const std::string& key, uint64_t size, uint64_t put_i
 uint64_t SegmentManager::JournalLocked(Segment& segment, bool add, IndexEntry entry) {
   const uint64_t seq = segment.next_seq++;
   segment.journal.emplace_back(NowMicros(), IndexChange{seq, add, std::move(entry)});
+  changes_.fetch_add(1, std::memory_order_release);
   return seq;
 }
 
@@ -294,8 +298,23 @@ IndexBarrier SegmentManager::Barrier(absl::Span<const SegmentId> segments) const
   return barrier;
 }
 
+bool SegmentManager::SpinUntilReady(absl::FunctionRef<bool()> ready, absl::Duration limit) const {
+  // Looks again only when something changed; the first look is at once.
+  uint64_t seen = changes_.load(std::memory_order_acquire) - 1;
+  return http::SpinUntil(
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        const uint64_t now = changes_.load(std::memory_order_acquire);
+        if (now == seen) return false;
+        seen = now;
+        absl::ReaderMutexLock lock(&mu_);
+        return ready();
+      },
+      std::min(wait_spin_, limit), http::SpinRole::kWaiter);
+}
+
 bool SegmentManager::AwaitAcknowledged(const IndexBarrier& barrier, absl::Duration timeout) {
   if (barrier.empty()) return true;
+  const absl::Time deadline = absl::Now() + timeout;
   const int64_t behind_since = NowMicros() - absl::ToInt64Microseconds(timeout);
   const auto acknowledged = [this, &barrier, behind_since]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     for (const auto& [id, seq] : barrier) {
@@ -308,8 +327,10 @@ bool SegmentManager::AwaitAcknowledged(const IndexBarrier& barrier, absl::Durati
     }
     return true;
   };
+  // The owner mostly answers within a round trip: poll for it before sleeping.
+  SpinUntilReady(acknowledged, timeout);
   absl::MutexLock lock(&mu_);
-  mu_.AwaitWithTimeout(absl::Condition(&acknowledged), timeout);
+  mu_.AwaitWithDeadline(absl::Condition(&acknowledged), deadline);
   for (const auto& [id, seq] : barrier) {
     auto it = segments_.find(id);
     if (it != segments_.end() && it->second.acked < seq) return false;
@@ -320,40 +341,51 @@ bool SegmentManager::AwaitAcknowledged(const IndexBarrier& barrier, absl::Durati
 absl::StatusOr<IndexSync> SegmentManager::Sync(std::string_view name, std::string_view client_id,
                                                uint64_t mount_id, uint64_t acked,
                                                absl::Duration wait, size_t max_changes) {
-  absl::MutexLock lock(&mu_);
-  auto it = by_name_.find(AsAbsl(name));
-  if (it == by_name_.end() || segments_.at(it->second).info.client_id != client_id ||
-      !segments_.at(it->second).indexed) {
-    return MakeError(ErrorCode::SEGMENT_NOT_FOUND,
-                     fmt::format("segment '{}' is not mounted with an index by this client", name));
-  }
-  const SegmentId id = it->second;
-  Segment* segment = &segments_.at(id);
-  if (mount_id == segment->mount_id && acked > segment->acked) {
-    segment->acked = std::min(acked, segment->next_seq - 1);
-    auto& journal = segment->journal;
-    while (!journal.empty() && journal.front().second.seq <= segment->acked) journal.pop_front();
-    auto& quarantine = segment->quarantine;
-    while (!quarantine.empty() && quarantine.front().first <= segment->acked) {
-      segment->allocator->Free(quarantine.front().second);
-      quarantine.pop_front();
-    }
-  }
-  const auto ready = [this, id]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  const absl::Time deadline = absl::Now() + wait;
+  SegmentId id = 0;
+  const auto ready = [this, &id]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     auto found = segments_.find(id);
     return found == segments_.end() || !found->second.journal.empty();
   };
-  mu_.AwaitWithTimeout(absl::Condition(&ready), wait);
+  bool ready_now = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = by_name_.find(AsAbsl(name));
+    if (it == by_name_.end() || segments_.at(it->second).info.client_id != client_id ||
+        !segments_.at(it->second).indexed) {
+      return MakeError(
+          ErrorCode::SEGMENT_NOT_FOUND,
+          fmt::format("segment '{}' is not mounted with an index by this client", name));
+    }
+    id = it->second;
+    Segment* segment = &segments_.at(id);
+    if (mount_id == segment->mount_id && acked > segment->acked) {
+      segment->acked = std::min(acked, segment->next_seq - 1);
+      changes_.fetch_add(1, std::memory_order_release);
+      auto& journal = segment->journal;
+      while (!journal.empty() && journal.front().second.seq <= segment->acked) journal.pop_front();
+      auto& quarantine = segment->quarantine;
+      while (!quarantine.empty() && quarantine.front().first <= segment->acked) {
+        segment->allocator->Free(quarantine.front().second);
+        quarantine.pop_front();
+      }
+    }
+    ready_now = ready();
+  }
+  // A busy owner's next change mostly comes within a round trip: poll for it before sleeping.
+  if (!ready_now) SpinUntilReady(ready, wait);
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
   auto found = segments_.find(id);
   if (found == segments_.end()) {
     return MakeError(ErrorCode::SEGMENT_NOT_FOUND, fmt::format("segment '{}' was unmounted", name));
   }
-  segment = &found->second;
+  const Segment& segment = found->second;
   IndexSync sync;
-  sync.mount_id = segment->mount_id;
-  const size_t n = std::min(max_changes, segment->journal.size());
+  sync.mount_id = segment.mount_id;
+  const size_t n = std::min(max_changes, segment.journal.size());
   sync.changes.reserve(n);
-  for (size_t i = 0; i < n; ++i) sync.changes.push_back(segment->journal[i].second);
+  for (size_t i = 0; i < n; ++i) sync.changes.push_back(segment.journal[i].second);
   return sync;
 }
 

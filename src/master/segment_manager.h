@@ -18,6 +18,7 @@
 // briefly).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -28,6 +29,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -100,7 +102,10 @@ struct Mounted {
 
 class SegmentManager {
  public:
-  SegmentManager(AllocationStrategy strategy, uint64_t alignment, uint64_t seed);
+  // `wait_spin`: how long AwaitAcknowledged and Sync poll for what they wait for before they
+  // sleep (a sleeping thread takes ~20-60 us to wake on a virtual machine; http/spin_wait.h).
+  SegmentManager(AllocationStrategy strategy, uint64_t alignment, uint64_t seed,
+                 absl::Duration wait_spin = absl::ZeroDuration());
 
   // INVALID_PARAMS for an empty name, a size below one allocation unit, or base + size past 2^64;
   // SEGMENT_ALREADY_EXISTS for a name `client_id` has mounted already. A name mounted by another
@@ -188,6 +193,10 @@ class SegmentManager {
   static constexpr size_t kMaxJournal = 1u << 16;
 
   void RemoveLocked(SegmentId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Polls `ready` (called under a reader lock of mu_) each time a journal, an acknowledgement or
+  // the set of segments changed, for up to wait_spin_ (at most `limit`). True once it held.
+  bool SpinUntilReady(absl::FunctionRef<bool()> ready, absl::Duration limit) const
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<Replica>> AllocateLocked(uint64_t size, uint32_t count,
                                                       const std::vector<std::string>& preferred)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -197,7 +206,10 @@ class SegmentManager {
 
   const AllocationStrategy strategy_;
   const uint64_t alignment_;
+  const absl::Duration wait_spin_;
   mutable absl::Mutex mu_;
+  // Bumped (under mu_) by every change a waiter of AwaitAcknowledged or Sync may wait for.
+  std::atomic<uint64_t> changes_{0};
   SegmentId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<SegmentId, Segment> segments_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, SegmentId> by_name_ ABSL_GUARDED_BY(mu_);

@@ -1,11 +1,12 @@
-// SpinUntilReadable: answers at once when bytes wait, gives up after its budget, and never lets
-// more threads of one role spin than its slots.
+// SpinUntilReadable and SpinUntil: answer at once when bytes wait (the condition holds), give up
+// after their budget, and never let more threads of one role spin than its slots.
 #include "http/spin_wait.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -45,6 +46,30 @@ TEST(SpinWaitTest, GivesUpAfterItsBudget) {
   }
   EXPECT_FALSE(SpinUntilReadable(pair.reader(), absl::ZeroDuration(), SpinRole::kServer));
   EXPECT_EQ(SpinningNow(SpinRole::kServer), 0);
+}
+
+TEST(SpinWaitTest, SeesAConditionAnotherThreadMakesTrue) {
+  if (SpinSlots() == 0) GTEST_SKIP() << "one CPU: nothing ever spins";
+  std::atomic<bool> done{false};
+  std::atomic<int> polls{0};
+  std::thread setter([&] {
+    while (polls.load() < 3) std::this_thread::yield();  // the spinner is polling
+    done = true;
+  });
+  EXPECT_TRUE(SpinUntil(
+      [&] {
+        ++polls;
+        return done.load();
+      },
+      absl::Seconds(60), SpinRole::kWaiter));
+  setter.join();
+  EXPECT_EQ(SpinningNow(SpinRole::kWaiter), 0);
+
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE(SpinUntil([] { return false; }, absl::Milliseconds(5), SpinRole::kWaiter));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(5));
+  EXPECT_FALSE(SpinUntil([] { return true; }, absl::ZeroDuration(), SpinRole::kWaiter));
+  EXPECT_EQ(SpinningNow(SpinRole::kWaiter), 0);
 }
 
 TEST(SpinWaitTest, AtMostSpinSlotsThreadsOfARoleSpinAtOnce) {
