@@ -467,7 +467,8 @@ Command AddMasterCommand(CLI::App& parent) {
          BothSpellings("rpc_spin_us"), f->rpc_spin_us,
          "After answering, how long an RPC worker polls its connection for the next "
          "request before it sleeps, and how long a put (or remove) polls for its segments' "
-         "owners to acknowledge it (us; at most CPUs-1 threads at once; 0: never)")
+         "owners to acknowledge it and an owner's fetch for its next index change (us; at "
+         "most CPUs-1 threads of each kind at once; 0: never)")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
   text("cluster_id", f->cluster_id, "Name of this cluster");

@@ -33,7 +33,8 @@ struct MasterServerOptions {
   // After answering, how long an RPC worker polls its connection for that client's next call
   // before it sleeps (http::HttpServerOptions::spin). A client's calls often follow one another
   // with its transfer in between (SGLang's batch_is_exist, then batch_get_into): waking a sleeping
-  // worker costs more than the master's whole work on a batch.
+  // worker costs more than the master's whole work on a batch. (`mooncake master` gives the same
+  // value to config.index_wait_spin.)
   absl::Duration rpc_spin = absl::Microseconds(300);
   // How long an idle RPC connection is kept open, and TCP_NODELAY on its socket.
   absl::Duration rpc_idle_timeout = absl::Seconds(5);

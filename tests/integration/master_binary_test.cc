@@ -455,8 +455,9 @@ TEST_F(MasterOptionsTest, MetricsPortCanBeTurnedOff) {
   EXPECT_EQ(line->find("metrics="), std::string::npos) << *line;
 }
 
-// --rpc_spin_us only changes how long a worker waits for a connection's next call: with 0 calls
-// are answered as before; a negative value is refused by name.
+// --rpc_spin_us only changes how long threads poll before they sleep (a worker for its
+// connection's next call, the master's waits on segments' owners): with 0 calls are answered as
+// before; a negative value is refused by name.
 TEST_F(MasterOptionsTest, RpcSpinCanBeTurnedOff) {
   Start({"--rpc-spin-us", "0"});
   Mount("127.0.0.1:6", 8 << 20);
