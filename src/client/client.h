@@ -183,7 +183,7 @@ class Client {
   explicit Client(ClientConfig config);
   static absl::Status Closed();  // what a call of a closed client gets
   absl::Status Start();
-  // The segment's lifecycle (client_segment.cc).
+  // The segment's lifecycle (client_segment.cc); the gets are in client_reads.cc.
   void HeartbeatLoop();
   absl::Duration HeartbeatIntervalFor(const HeartbeatReply& reply) const;
   // Mounts the segment with its index, and starts the index afresh if the master refuses it.
