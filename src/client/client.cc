@@ -1,5 +1,5 @@
-// The client's calls: its start and close, the puts, and the rest (exists, sizes, removes, segments).
-// The gets are in client_reads.cc, the segment's lifecycle in client_segment.cc.
+// The client's calls: its start and close, the puts, and the rest (exists, sizes, removes,
+// segments). The gets are in client_reads.cc, the segment's lifecycle in client_segment.cc.
 #include "client/client.h"
 
 #include <algorithm>

@@ -301,6 +301,7 @@ class MasterService {
                          absl::Span<const uint32_t> indexes,
                          absl::FunctionRef<void(Shard& shard, uint32_t i)> visit) const;
   absl::Status ValidateKey(std::string_view key) const;
+  static absl::Status ValidateClientId(std::string_view client_id);  // 1 to 256 bytes
   // INVALID_PARAMS naming segment `name` and the entry when an index entry's key is invalid.
   absl::Status ValidateIndexKeys(std::string_view name, const std::vector<IndexEntry>& index) const;
   bool Leased(const Object& object, int64_t now_us) const {
