@@ -157,20 +157,31 @@ int RunMasterBench(const MasterBenchOptions& options) {
 
   const std::string client_id = "bench-client";
   http::HttpClient setup(host, port, ClientOptions(options));
-  // A segment of 1 PiB of offsets: the master never touches segment memory, so nothing is used.
-  const std::string segment = fmt::format("bench-segment:{}", ::getpid());
-  absl::StatusOr<json> mounted =
-      setup.CallJson("POST", "/v1/MountSegment",
-                     {{"client_id", client_id},
-                      {"segment", {{"name", segment}, {"base", 0}, {"size", uint64_t{1} << 50}}}});
-  if (!mounted.ok()) {
-    std::fprintf(stderr, "bench master: cannot mount a segment at %s:%d: %s\n", host.c_str(), port,
-                 std::string(mounted.status().message()).c_str());
-    return 1;
+  // Segments of 1 PiB of offsets each: the master never touches segment memory, so nothing is
+  // used.
+  std::vector<std::string> segments;
+  for (int i = 0; i < options.segments; ++i) {
+    segments.push_back(i == 0 ? fmt::format("bench-segment:{}", ::getpid())
+                              : fmt::format("bench-segment:{}:{}", ::getpid(), i));
+    absl::StatusOr<json> mounted = setup.CallJson(
+        "POST", "/v1/MountSegment",
+        {{"client_id", client_id},
+         {"segment", {{"name", segments.back()}, {"base", 0}, {"size", uint64_t{1} << 50}}}});
+    if (!mounted.ok()) {
+      std::fprintf(stderr, "bench master: cannot mount a segment at %s:%d: %s\n", host.c_str(),
+                   port, std::string(mounted.status().message()).c_str());
+      for (size_t j = 0; j + 1 < segments.size(); ++j) {
+        (void)setup.CallJson("POST", "/v1/UnmountSegment",
+                             {{"client_id", client_id}, {"name", segments[j]}});
+      }
+      return 1;
+    }
   }
-  std::printf("mooncake bench master: %s:%d, %d threads, %s per phase, %lu-byte objects\n",
-              host.c_str(), port, options.threads, absl::FormatDuration(options.duration).c_str(),
-              static_cast<unsigned long>(options.value_size));
+  std::printf(
+      "mooncake bench master: %s:%d, %d threads, %s per phase, %lu-byte objects, %d segment%s\n",
+      host.c_str(), port, options.threads, absl::FormatDuration(options.duration).c_str(),
+      static_cast<unsigned long>(options.value_size), options.segments,
+      options.segments == 1 ? "" : "s");
 
   // Heartbeat like a real client, or the master declares us dead and unmounts the segment.
   absl::Notification stop_heartbeat;
@@ -217,9 +228,15 @@ int RunMasterBench(const MasterBenchOptions& options) {
   }
   stop_heartbeat.Notify();
   heartbeat.join();
-  (void)setup.CallJson("POST", "/v1/UnmountSegment", {{"client_id", client_id}, {"name", segment}});
+  for (const std::string& segment : segments) {
+    (void)setup.CallJson("POST", "/v1/UnmountSegment",
+                         {{"client_id", client_id}, {"name", segment}});
+  }
 
-  json summary = {{"bench", "master"}, {"threads", options.threads}, {"phases", json::array()}};
+  json summary = {{"bench", "master"},
+                  {"threads", options.threads},
+                  {"segments", options.segments},
+                  {"phases", json::array()}};
   for (const PhaseResult& r : results) {
     summary["phases"].push_back({{"op", r.op},
                                  {"batch", r.batch},

@@ -17,6 +17,8 @@ struct MasterBenchOptions {
   absl::Duration duration = absl::Seconds(3);  // per phase
   std::vector<int> batch_sizes = {1, 128};
   uint64_t value_size = 4096;
+  // Segments the bench mounts (the puts spread over them, as over a cluster's stores).
+  int segments = 1;
   uint64_t memory_objects = 1000000;  // objects for the memory figure (embedded only); 0: skip
   AuthToken auth;                     // the cluster's (SPEC.md §8); embedded parts use it too
   std::string json_path;  // the JSON summary goes here (--json); empty: the last line of stdout

@@ -148,6 +148,11 @@ Command AddBenchCommand(CLI::App& parent) {
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
   master_app
+      ->add_option("--segments", master->options.segments,
+                   "Segments to mount, as many stores would (the puts spread over them)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  master_app
       ->add_option("--memory-objects,--memory_objects", master->options.memory_objects,
                    "Objects for the memory-per-object figure (embedded master only; 0: skip)")
       ->capture_default_str();

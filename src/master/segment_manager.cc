@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <random>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/time/clock.h"
 #include "common/error_code.h"
 #include "common/strings.h"
@@ -168,35 +169,45 @@ absl::StatusOr<SegmentInfo> SegmentManager::Unmount(std::string_view name,
   return info;
 }
 
-std::vector<SegmentManager::Segment*> SegmentManager::CandidatesLocked(
-    const std::vector<std::string>& preferred) {
-  std::vector<Segment*> out;
-  out.reserve(order_.size());
+void SegmentManager::ForEachCandidateLocked(const std::vector<std::string>& preferred,
+                                            absl::FunctionRef<bool(Segment&)> visit) {
+  // Walked lazily: a replica set usually takes the first candidate or two, so a put's cost per key
+  // does not grow with the number of segments mounted.
+  absl::InlinedVector<Segment*, 4> chosen;  // the preferred segments, visited first
   for (const std::string& name : preferred) {
     auto it = by_name_.find(name);
     if (it == by_name_.end()) continue;
     Segment* segment = &segments_.at(it->second);
-    if (std::find(out.begin(), out.end(), segment) == out.end()) out.push_back(segment);
+    if (std::find(chosen.begin(), chosen.end(), segment) != chosen.end()) continue;
+    chosen.push_back(segment);
+    if (!visit(*segment)) return;
   }
-  const size_t first_rest = out.size();
-  if (order_.empty()) return out;
+  const size_t n = order_.size();
+  if (n == 0) return;
+  const auto rest = [&](size_t i) -> Segment* {
+    Segment* segment = &segments_.at(order_[i % n]);
+    return std::find(chosen.begin(), chosen.end(), segment) == chosen.end() ? segment : nullptr;
+  };
   // A random rotation of the mount order: spreads objects over segments at O(1) cost per choice.
-  const size_t start = absl::Uniform<size_t>(rng_, 0, order_.size());
-  for (size_t i = 0; i < order_.size(); ++i) {
-    Segment* segment = &segments_.at(order_[(start + i) % order_.size()]);
-    if (std::find(out.begin(), out.begin() + first_rest, segment) == out.begin() + first_rest) {
-      out.push_back(segment);
+  const size_t start = absl::Uniform<size_t>(rng_, 0, n);
+  size_t i = start;
+  if (strategy_ == AllocationStrategy::kFreeRatioFirst) {
+    // Of the first few segments of the rotation, the freest goes first.
+    absl::InlinedVector<Segment*, kFreeRatioSamples> sampled;
+    for (; i < start + n && sampled.size() < kFreeRatioSamples; ++i) {
+      if (Segment* segment = rest(i)) sampled.push_back(segment);
+    }
+    std::sort(sampled.begin(), sampled.end(), [](const Segment* a, const Segment* b) {
+      return FreeRatio(a->info, *a->allocator) > FreeRatio(b->info, *b->allocator);
+    });
+    for (Segment* segment : sampled) {
+      if (!visit(*segment)) return;
     }
   }
-  if (strategy_ == AllocationStrategy::kFreeRatioFirst) {
-    // Of a few sampled segments, the freest goes first.
-    const size_t sampled = std::min(kFreeRatioSamples, out.size() - first_rest);
-    std::sort(out.begin() + first_rest, out.begin() + first_rest + sampled,
-              [](const Segment* a, const Segment* b) {
-                return FreeRatio(a->info, *a->allocator) > FreeRatio(b->info, *b->allocator);
-              });
+  for (; i < start + n; ++i) {
+    Segment* segment = rest(i);
+    if (segment != nullptr && !visit(*segment)) return;
   }
-  return out;
 }
 
 absl::StatusOr<std::vector<Replica>> SegmentManager::Allocate(
@@ -217,12 +228,14 @@ std::vector<absl::StatusOr<std::vector<Replica>>> SegmentManager::AllocateEach(
 absl::StatusOr<std::vector<Replica>> SegmentManager::AllocateLocked(
     uint64_t size, uint32_t count, const std::vector<std::string>& preferred) {
   std::vector<Replica> replicas;
-  for (Segment* segment : CandidatesLocked(preferred)) {
-    if (replicas.size() == count) break;
-    if (segment->journal.size() >= kMaxJournal) continue;  // its owner is far behind
-    std::optional<OffsetAllocator::Allocation> got = segment->allocator->Allocate(size);
-    if (!got) continue;
-    replicas.push_back(Replica{segment->info.id, got->handle, got->offset});
+  replicas.reserve(std::min<size_t>(count, segments_.size()));
+  if (count > 0) {
+    ForEachCandidateLocked(preferred, [&](Segment& segment) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      if (segment.journal.size() >= kMaxJournal) return true;  // its owner is far behind
+      std::optional<OffsetAllocator::Allocation> got = segment.allocator->Allocate(size);
+      if (got) replicas.push_back(Replica{segment.info.id, got->handle, got->offset});
+      return replicas.size() < count;
+    });
   }
   if (replicas.empty()) {
     return MakeError(ErrorCode::NO_AVAILABLE_HANDLE,

@@ -200,8 +200,11 @@ class SegmentManager {
   absl::StatusOr<std::vector<Replica>> AllocateLocked(uint64_t size, uint32_t count,
                                                       const std::vector<std::string>& preferred)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The order in which to try segments for one replica set.
-  std::vector<Segment*> CandidatesLocked(const std::vector<std::string>& preferred)
+  // Visits the segments to try for one replica set, best first (the preferred ones, then a random
+  // rotation of the mount order, free_ratio_first sorting its first few), while `visit` says
+  // true.
+  void ForEachCandidateLocked(const std::vector<std::string>& preferred,
+                              absl::FunctionRef<bool(Segment&)> visit)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const AllocationStrategy strategy_;

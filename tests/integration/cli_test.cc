@@ -293,15 +293,17 @@ TEST(CliTest, MasterAliasRunsTheMasterSubcommand) {
 TEST(BenchCliTest, MasterBenchRunsAndReportsJson) {
   test::RunResult result =
       test::RunCommand({MOONCAKE_BINARY, "bench", "master", "--duration", "200ms", "--threads", "2",
-                        "--memory-objects", "20000"},
+                        "--memory-objects", "20000", "--segments", "3"},
                        absl::Seconds(120));
   ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find(", 3 segments\n"), std::string::npos) << result.output;
   // The JSON summary is the last line.
   std::string output = result.output;
   while (!output.empty() && output.back() == '\n') output.pop_back();
   const std::string last = output.substr(output.rfind('\n') + 1);
   nlohmann::json summary = nlohmann::json::parse(last);
   ASSERT_EQ(summary["phases"].size(), 6u) << last;
+  EXPECT_EQ(summary["segments"], 3) << last;
   for (const auto& phase : summary["phases"]) {
     EXPECT_EQ(phase["errors"], 0) << phase;
     EXPECT_GT(phase["keys_per_s"].get<double>(), 0) << phase;
@@ -322,6 +324,7 @@ TEST(BenchCliTest, BadBenchFlagsAreUsageErrors) {
             2);
   EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench"}).status, 2);
   EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "master", "--duration", "-1s"}).status, 2);
+  EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "master", "--segments", "0"}).status, 2);
 }
 
 // The JSON summary printed as the last line of a bench run.
