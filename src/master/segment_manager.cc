@@ -184,7 +184,7 @@ void SegmentManager::ForEachCandidateLocked(const std::vector<std::string>& pref
   }
   const size_t n = order_.size();
   if (n == 0) return;
-  const auto rest = [&](size_t i) -> Segment* {
+  const auto rest = [&](size_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {  // under mu_
     Segment* segment = &segments_.at(order_[i % n]);
     return std::find(chosen.begin(), chosen.end(), segment) == chosen.end() ? segment : nullptr;
   };
