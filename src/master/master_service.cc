@@ -379,16 +379,17 @@ std::string MasterService::ClientName(uint32_t index) const {
   return index < client_names_.size() ? client_names_[index] : "unknown";
 }
 
-std::vector<absl::Status> MasterService::Remove(absl::Span<const std::string> keys, bool force) {
+std::vector<absl::Status> MasterService::Remove(Keys keys, bool force) {
   std::vector<absl::Status> results;
   results.reserve(keys.size());
   size_t errors = 0;
-  for (const std::string& key : keys) {
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string_view key = keys[i];
     absl::Status status = ValidateKey(key);
     if (status.ok()) {
       Shard& shard = ShardOf(key);
       absl::MutexLock lock(&shard.mu);
-      auto it = shard.objects.find(key);
+      auto it = shard.objects.find(TableKey(key));
       const int64_t now = clock_->NowMicros();
       if (it == shard.objects.end()) {
         status =

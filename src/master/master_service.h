@@ -14,6 +14,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -63,6 +64,33 @@ struct ReplicateConfig {
   SoftPinAction soft_pin_action = SoftPinAction::kPreserve;  // upserts of existing objects
 };
 
+// The keys of a batch call: views of the caller's strings, or of the request's text (the RPC
+// layer copies no key out of a request body). Like a span, valid only during the call.
+class Keys {
+ public:
+  Keys(const std::string* keys, size_t n) : strings_(keys), size_(n) {}
+  Keys(const std::string_view* keys, size_t n) : views_(keys), size_(n) {}
+  Keys(absl::Span<const std::string> keys) : Keys(keys.data(), keys.size()) {}
+  Keys(absl::Span<const std::string_view> keys) : Keys(keys.data(), keys.size()) {}
+  Keys(const std::vector<std::string>& keys) : Keys(keys.data(), keys.size()) {}
+  Keys(const std::vector<std::string_view>& keys) : Keys(keys.data(), keys.size()) {}
+  Keys(std::initializer_list<std::string> keys) : Keys(keys.begin(), keys.size()) {}
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  std::string_view operator[](size_t i) const {
+    return strings_ != nullptr ? std::string_view(strings_[i]) : views_[i];
+  }
+
+ private:
+  const std::string* strings_ = nullptr;
+  const std::string_view* views_ = nullptr;
+  size_t size_ = 0;
+};
+
+// A key as the tables look it up: absl's string_view is a type of its own in Debian's build.
+inline absl::string_view TableKey(std::string_view key) { return {key.data(), key.size()}; }
+
 struct PutItem {
   std::string key;
   uint64_t size = 0;
@@ -70,14 +98,14 @@ struct PutItem {
 
 struct ReplicaList {
   uint64_t size = 0;
-  std::vector<ReplicaLocation> replicas;
+  ReplicaLocations replicas;
   absl::Duration lease;   // how long from the request the lease lasts, at most
   uint32_t lease_id = 0;  // names the lease in ReleaseLeases
 };
 
 // A reader's lease, to end: the key and the lease_id its GetReplicaList answer carried.
 struct LeaseRelease {
-  std::string key;
+  std::string_view key;  // the caller's, for the call
   uint32_t lease_id = 0;
 };
 
@@ -150,29 +178,29 @@ class MasterService {
   // Puts. Per key: the replicas to write (fewer than asked when fewer segments have room), or
   // OBJECT_ALREADY_EXISTS (complete, or processing and younger than put_start_discard_timeout),
   // NO_AVAILABLE_HANDLE, INVALID_KEY, INVALID_PARAMS.
-  std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> PutStart(
-      std::string_view client_id, absl::Span<const PutItem> items, const ReplicateConfig& config);
+  std::vector<absl::StatusOr<ReplicaLocations>> PutStart(std::string_view client_id,
+                                                         absl::Span<const PutItem> items,
+                                                         const ReplicateConfig& config);
   // OBJECT_NOT_FOUND if no put of the key is in progress (never started, revoked, reclaimed);
   // ILLEGAL_CLIENT if another client started it.
-  std::vector<absl::Status> PutEnd(std::string_view client_id, absl::Span<const std::string> keys);
-  std::vector<absl::Status> PutRevoke(std::string_view client_id,
-                                      absl::Span<const std::string> keys);
+  std::vector<absl::Status> PutEnd(std::string_view client_id, Keys keys);
+  std::vector<absl::Status> PutRevoke(std::string_view client_id, Keys keys);
 
   // Reads: complete replicas with a lease; OBJECT_NOT_FOUND, or REPLICA_IS_NOT_READY while the
   // object is processing. A lease protects a read in flight: it lasts until every reader holding
   // it has released it (ReleaseLeases), or default_kv_lease_ttl after the last grant at most (a
   // reader that died releases nothing).
-  std::vector<absl::StatusOr<ReplicaList>> GetReplicaList(absl::Span<const std::string> keys);
+  std::vector<absl::StatusOr<ReplicaList>> GetReplicaList(Keys keys);
   // Ends one reader's lease on each key. Releases of a lease that has ended already (its id is
   // not the object's current one) and of unknown keys are ignored.
   void ReleaseLeases(absl::Span<const LeaseRelease> releases);
   // Whether a complete object exists. A probe, not a use: it grants no lease and does not count
   // as an access for eviction (SGLang probes every page before each put and prefetch).
-  std::vector<absl::StatusOr<bool>> ExistKey(absl::Span<const std::string> keys);
-  std::vector<absl::StatusOr<uint64_t>> GetSize(absl::Span<const std::string> keys);
+  std::vector<absl::StatusOr<bool>> ExistKey(Keys keys);
+  std::vector<absl::StatusOr<uint64_t>> GetSize(Keys keys);
 
   // OBJECT_HAS_LEASE while leased (unless `force`), REPLICA_IS_NOT_READY while processing.
-  std::vector<absl::Status> Remove(absl::Span<const std::string> keys, bool force = false);
+  std::vector<absl::Status> Remove(Keys keys, bool force = false);
   // Removes the complete, unleased objects of `tenant` whose key (the client's, without the
   // tenant) matches `pattern` (RE2 syntax, full match of any part: RE2::PartialMatch).
   // INVALID_PARAMS for a pattern that does not compile.
@@ -294,7 +322,7 @@ class MasterService {
   // one another (for a large table they are most of a lookup's cost).
   // A put's soft pin length: the one it asked for or the default, at most max_kv_soft_pin_ttl.
   int64_t SoftPinTtlUs(const ReplicateConfig& config) const;
-  void ForEachKeyByShard(absl::Span<const std::string> keys, absl::Span<const uint32_t> indexes,
+  void ForEachKeyByShard(Keys keys, absl::Span<const uint32_t> indexes,
                          absl::FunctionRef<void(Shard& shard, uint32_t i)> visit) const;
   // The same, for the keys key_of(i).
   void ForEachKeyByShard(absl::FunctionRef<absl::string_view(uint32_t i)> key_of,
@@ -362,8 +390,7 @@ class MasterService {
   // shard, each shard's lock taken once). OBJECT_NOT_FOUND when no put is in progress (except, with
   // `complete_is_done`, for a complete object), ILLEGAL_CLIENT when another client started it.
   std::vector<absl::Status> FinishPuts(
-      std::string_view op, std::string_view client_id, absl::Span<const std::string> keys,
-      bool complete_is_done,
+      std::string_view op, std::string_view client_id, Keys keys, bool complete_is_done,
       absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator, size_t i)>
           finish,
       absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator,

@@ -10,9 +10,9 @@
 
 namespace mooncake::master {
 
-std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStart(
+std::vector<absl::StatusOr<ReplicaLocations>> MasterService::PutStart(
     std::string_view client_id, absl::Span<const PutItem> items, const ReplicateConfig& config) {
-  std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> results;
+  std::vector<absl::StatusOr<ReplicaLocations>> results;
   results.reserve(items.size());
   absl::Status request_error = ValidateClientId(client_id);
   if (request_error.ok() &&
@@ -95,7 +95,7 @@ std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> MasterService::PutStar
   for (size_t i = 0; i < items.size(); ++i) {
     if (placed[i].ok()) lists[i] = *placed[i];
   }
-  std::vector<std::vector<ReplicaLocation>> located = segments_.LocateEach(lists);
+  std::vector<ReplicaLocations> located = segments_.LocateEach(lists);
   for (size_t i = 0; i < items.size(); ++i) {
     if (placed[i].ok()) {
       results.push_back(std::move(located[i]));
@@ -304,8 +304,7 @@ void MasterService::FreeRetired(int64_t now) {
 }
 
 std::vector<absl::Status> MasterService::FinishPuts(
-    std::string_view op, std::string_view client_id, absl::Span<const std::string> keys,
-    bool complete_is_done,
+    std::string_view op, std::string_view client_id, Keys keys, bool complete_is_done,
     absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator, size_t i)>
         finish,
     absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator,
@@ -325,11 +324,11 @@ std::vector<absl::Status> MasterService::FinishPuts(
     if (results[i].ok()) valid.push_back(i);
   }
   ForEachKeyByShard(keys, valid, [&](Shard& shard, uint32_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    const std::string& key = keys[i];
+    const std::string_view key = keys[i];
     absl::Status& status = results[i];
-    auto it = shard.objects.find(key);
+    auto it = shard.objects.find(TableKey(key));
     const bool found = it != shard.objects.end();
-    auto up = shard.upserts.empty() ? shard.upserts.end() : shard.upserts.find(key);
+    auto up = shard.upserts.empty() ? shard.upserts.end() : shard.upserts.find(TableKey(key));
     if (up != shard.upserts.end() && found) {
       // An upsert of a complete object (EraseLocked drops an upsert with its object).
       if (!known || up->second.owner != caller) {
@@ -357,8 +356,7 @@ std::vector<absl::Status> MasterService::FinishPuts(
   return results;
 }
 
-std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
-                                                absl::Span<const std::string> keys) {
+std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id, Keys keys) {
   std::vector<SegmentId> touched;  // segments whose owners learn of the new objects
   // The puts this call ended (their put ids, by key index): checked again once the owners have
   // acknowledged.
@@ -404,14 +402,14 @@ std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
   // A key named twice was ended by its first mention: both are checked.
   absl::flat_hash_map<absl::string_view, uint64_t> ended_by_key;
   for (size_t i = 0; i < keys.size(); ++i) {
-    if (ended[i].has_value()) ended_by_key.emplace(keys[i], *ended[i]);
+    if (ended[i].has_value()) ended_by_key.emplace(TableKey(keys[i]), *ended[i]);
   }
   for (size_t i = 0; i < keys.size(); ++i) {
-    auto put = ended_by_key.find(keys[i]);
+    auto put = ended_by_key.find(TableKey(keys[i]));
     if (!results[i].ok() || put == ended_by_key.end()) continue;
     Shard& shard = ShardOf(keys[i]);
     absl::MutexLock lock(&shard.mu);
-    auto it = shard.objects.find(keys[i]);
+    auto it = shard.objects.find(TableKey(keys[i]));
     // A segment is unmounted before its replicas are dropped: check both.
     const bool alive =
         it != shard.objects.end() && it->second.put_id == put->second &&
@@ -429,8 +427,7 @@ std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id,
   return results;
 }
 
-std::vector<absl::Status> MasterService::PutRevoke(std::string_view client_id,
-                                                   absl::Span<const std::string> keys) {
+std::vector<absl::Status> MasterService::PutRevoke(std::string_view client_id, Keys keys) {
   return FinishPuts(
       "put_revoke", client_id, keys, /*complete_is_done=*/false,
       [this](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it, size_t)

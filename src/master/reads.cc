@@ -13,9 +13,9 @@
 namespace mooncake::master {
 
 void MasterService::ForEachKeyByShard(
-    absl::Span<const std::string> keys, absl::Span<const uint32_t> indexes,
+    Keys keys, absl::Span<const uint32_t> indexes,
     absl::FunctionRef<void(Shard& shard, uint32_t i)> visit) const {
-  ForEachKeyByShard([keys](uint32_t i) { return absl::string_view(keys[i]); }, indexes, visit);
+  ForEachKeyByShard([keys](uint32_t i) { return TableKey(keys[i]); }, indexes, visit);
 }
 
 void MasterService::ForEachKeyByShard(
@@ -43,8 +43,7 @@ void MasterService::ForEachKeyByShard(
   }
 }
 
-std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
-    absl::Span<const std::string> keys) {
+std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(Keys keys) {
   const int64_t lease_us = absl::ToInt64Microseconds(config_.default_kv_lease_ttl);
   // What each key's object held, read under its shard's lock; located after.
   struct Found {
@@ -64,8 +63,8 @@ std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
   const int64_t now = clock_->NowMicros();
   uint64_t granted = 0;
   ForEachKeyByShard(keys, valid, [&](Shard& shard, uint32_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    const std::string& key = keys[i];
-    auto it = shard.objects.find(key);
+    const std::string_view key = keys[i];
+    auto it = shard.objects.find(TableKey(key));
     if (it == shard.objects.end() || it->second.state != State::kComplete) {
       found[i].status =
           it == shard.objects.end()
@@ -93,7 +92,7 @@ std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
   if (granted > 0) leases_granted_->Increment(granted);
   std::vector<absl::Span<const Replica>> lists(keys.size());
   for (uint32_t i = 0; i < keys.size(); ++i) lists[i] = found[i].replicas;
-  std::vector<std::vector<ReplicaLocation>> located = segments_.LocateEach(lists);
+  std::vector<ReplicaLocations> located = segments_.LocateEach(lists);
   std::vector<absl::StatusOr<ReplicaList>> results;
   results.reserve(keys.size());
   size_t errors = 0;
@@ -120,9 +119,9 @@ std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(
 void MasterService::ReleaseLeases(absl::Span<const LeaseRelease> releases) {
   absl::InlinedVector<uint32_t, 256> all(releases.size());
   for (uint32_t i = 0; i < all.size(); ++i) all[i] = i;
-  ForEachKeyByShard([releases](uint32_t i) { return absl::string_view(releases[i].key); }, all,
+  ForEachKeyByShard([releases](uint32_t i) { return TableKey(releases[i].key); }, all,
                     [&](Shard& shard, uint32_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                      auto it = shard.objects.find(releases[i].key);
+                      auto it = shard.objects.find(TableKey(releases[i].key));
                       if (it == shard.objects.end()) return;
                       Object& object = it->second;
                       if (object.lease_id == releases[i].lease_id && object.readers > 0)
@@ -130,7 +129,7 @@ void MasterService::ReleaseLeases(absl::Span<const LeaseRelease> releases) {
                     });
 }
 
-std::vector<absl::StatusOr<bool>> MasterService::ExistKey(absl::Span<const std::string> keys) {
+std::vector<absl::StatusOr<bool>> MasterService::ExistKey(Keys keys) {
   std::vector<absl::StatusOr<bool>> results(keys.size(), false);
   absl::InlinedVector<uint32_t, 256> valid;
   valid.reserve(keys.size());
@@ -144,7 +143,7 @@ std::vector<absl::StatusOr<bool>> MasterService::ExistKey(absl::Span<const std::
     }
   }
   ForEachKeyByShard(keys, valid, [&](Shard& shard, uint32_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    auto it = shard.objects.find(keys[i]);
+    auto it = shard.objects.find(TableKey(keys[i]));
     // A probe, not a use: neither a lease nor an access for eviction.
     results[i] = it != shard.objects.end() && it->second.state == State::kComplete;
   });
@@ -152,11 +151,12 @@ std::vector<absl::StatusOr<bool>> MasterService::ExistKey(absl::Span<const std::
   return results;
 }
 
-std::vector<absl::StatusOr<uint64_t>> MasterService::GetSize(absl::Span<const std::string> keys) {
+std::vector<absl::StatusOr<uint64_t>> MasterService::GetSize(Keys keys) {
   std::vector<absl::StatusOr<uint64_t>> results;
   results.reserve(keys.size());
   size_t errors = 0;
-  for (const std::string& key : keys) {
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string_view key = keys[i];
     absl::Status valid = ValidateKey(key);
     absl::StatusOr<uint64_t> result;
     if (!valid.ok()) {
@@ -164,7 +164,7 @@ std::vector<absl::StatusOr<uint64_t>> MasterService::GetSize(absl::Span<const st
     } else {
       Shard& shard = ShardOf(key);
       absl::MutexLock lock(&shard.mu);
-      auto it = shard.objects.find(key);
+      auto it = shard.objects.find(TableKey(key));
       if (it == shard.objects.end()) {
         result =
             MakeError(ErrorCode::OBJECT_NOT_FOUND, fmt::format("key '{}' not found", UserKey(key)));

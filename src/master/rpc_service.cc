@@ -129,18 +129,24 @@ absl::StatusOr<std::string> TenantIn(const json& body) {
   return it->get<std::string>();
 }
 
-// The keys of `tenant` as the master keeps them (common/tenant.h). A key of the default tenant
-// may not begin with NUL, which begins the keys of every other tenant.
-absl::Status QualifyKeys(std::string_view tenant, std::vector<std::string>& keys) {
+// The keys of `tenant` as the master keeps them (common/tenant.h): the default tenant's as they
+// are, another's rewritten into `owned` (sized once, so the views stay valid). A key of the
+// default tenant may not begin with NUL, which begins the keys of every other tenant.
+absl::Status QualifyKeys(std::string_view tenant, std::vector<std::string_view>& keys,
+                         std::vector<std::string>& owned) {
   if (tenant == kDefaultTenant) {
-    for (const std::string& key : keys) {
+    for (std::string_view key : keys) {
       if (!key.empty() && key.front() == '\0') {
         return MakeError(ErrorCode::INVALID_KEY, "a key may not begin with a NUL character");
       }
     }
     return absl::OkStatus();
   }
-  for (std::string& key : keys) key = QualifyKey(tenant, key);
+  owned.resize(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    owned[i] = QualifyKey(tenant, keys[i]);
+    keys[i] = owned[i];
+  }
   return absl::OkStatus();
 }
 
@@ -192,8 +198,7 @@ void AppendString(std::string& out, std::string_view value) {
 // The per-key answers are written as text straight into the answer (KeyResults), not built as
 // JSON documents or strings per key: a batch of 128 keys would otherwise cost several hundred
 // allocations, most of the master's time for a batch call.
-void AppendLocations(std::string& out, const std::vector<ReplicaLocation>& locations,
-                     uint64_t size) {
+void AppendLocations(std::string& out, const ReplicaLocations& locations, uint64_t size) {
   out += '[';
   for (size_t i = 0; i < locations.size(); ++i) {
     const ReplicaLocation& location = locations[i];
@@ -214,12 +219,15 @@ void AppendReplicaList(std::string& out, const ReplicaList& list) {
 
 // A per-key call's request. The members every call shares, and the leases it releases, are read
 // with simdjson (fast_json.h: the keys of a batch are most of a body); any other member is kept in
-// `rest` as nlohmann JSON for the call's own parser.
+// `rest` as nlohmann JSON for the call's own parser. The keys are views of the parsed document
+// (or of `owned`, for another tenant's): no key is copied.
 struct Request {
+  http::FastJsonDocument document;
   std::string client_id;
   std::string tenant = std::string(kDefaultTenant);
-  std::vector<std::string> keys;
+  std::vector<std::string_view> keys;
   std::vector<LeaseRelease> releases;
+  std::vector<std::string> owned, owned_releases;
   // PutStart's sizes: "sizes" (one per key) or "size" (every key's), read with the keys since a
   // batch has as many; checked by PutStart.
   struct Sizes {
@@ -252,9 +260,9 @@ void ReadSizes(simdjson::dom::element value, bool array, Request::Sizes& out) {
   }
 }
 
-// An array of strings of at most `limit` entries, appended to `out`.
+// An array of strings of at most `limit` entries, into `out` (views of the document).
 absl::Status ReadStrings(simdjson::dom::element value, std::string_view field, size_t limit,
-                         std::vector<std::string>& out) {
+                         std::vector<std::string_view>& out) {
   simdjson::dom::array items;
   if (value.get_array().get(items) != simdjson::SUCCESS) {
     return MakeError(ErrorCode::INVALID_PARAMS, fmt::format("'{}' must be an array", field));
@@ -281,7 +289,7 @@ absl::Status ReadReleases(simdjson::dom::element value, size_t limit,
   if (value.get_object().get(releases) != simdjson::SUCCESS) {
     return FieldError("release_leases", "an object");
   }
-  std::vector<std::string> keys;
+  std::vector<std::string_view> keys;
   simdjson::dom::element keys_value, ids_value;
   if (releases["keys"].get(keys_value) != simdjson::SUCCESS) {
     return FieldError("keys", "an array of strings");
@@ -300,20 +308,18 @@ absl::Status ReadReleases(simdjson::dom::element value, size_t limit,
     if (id.get_uint64().get(lease_id) != simdjson::SUCCESS || lease_id > UINT32_MAX) {
       return FieldError("release_leases.lease_ids", "32-bit unsigned integers");
     }
-    out.push_back(LeaseRelease{std::move(keys[i++]), static_cast<uint32_t>(lease_id)});
+    out.push_back(LeaseRelease{keys[i++], static_cast<uint32_t>(lease_id)});
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<Request> ParseRequest(std::string_view text, bool with_client, bool batch,
-                                     size_t limit) {
-  http::FastJsonDocument document;
-  if (absl::Status parsed = document.Parse(text); !parsed.ok()) return parsed;
+absl::Status ParseRequest(std::string_view text, bool with_client, bool batch, size_t limit,
+                          Request& request) {
+  if (absl::Status parsed = request.document.Parse(text); !parsed.ok()) return parsed;
   simdjson::dom::object body;
-  if (document.root().get_object().get(body) != simdjson::SUCCESS) {
+  if (request.document.root().get_object().get(body) != simdjson::SUCCESS) {
     return MakeError(ErrorCode::INVALID_PARAMS, "request body must be a JSON object");
   }
-  Request request;
   request.batch = batch;
   bool have_client = false, have_keys = false;
   // A member given twice counts as its last, as nlohmann reads it.
@@ -336,7 +342,7 @@ absl::StatusOr<Request> ParseRequest(std::string_view text, bool with_client, bo
       if (member.value.get_string().get(key) != simdjson::SUCCESS) {
         return FieldError("key", "a string");
       }
-      request.keys.assign(1, std::string(key));
+      request.keys.assign(1, key);
       have_keys = true;
     } else if (name == "tenant_id") {
       std::string_view tenant;
@@ -359,13 +365,15 @@ absl::StatusOr<Request> ParseRequest(std::string_view text, bool with_client, bo
   if (with_client && !have_client) return FieldError("client_id", "a string");
   if (!have_keys)
     return batch ? FieldError("keys", "an array of strings") : FieldError("key", "a string");
-  if (absl::Status s = QualifyKeys(request.tenant, request.keys); !s.ok()) return s;
+  if (absl::Status s = QualifyKeys(request.tenant, request.keys, request.owned); !s.ok()) return s;
   if (request.tenant != kDefaultTenant) {
-    for (LeaseRelease& release : request.releases) {
-      release.key = QualifyKey(request.tenant, release.key);
+    request.owned_releases.resize(request.releases.size());
+    for (size_t i = 0; i < request.releases.size(); ++i) {
+      request.owned_releases[i] = QualifyKey(request.tenant, request.releases[i].key);
+      request.releases[i].key = request.owned_releases[i];
     }
   }
-  return request;
+  return absl::OkStatus();
 }
 
 // Leases a client's reads no longer need, which any call may carry:
@@ -389,7 +397,8 @@ absl::Status ReleaseLeasesIn(MasterService& service, const json& body, size_t li
     if (!id.is_number_unsigned() || id.get<uint64_t>() > UINT32_MAX) {
       return FieldError("release_leases.lease_ids", "32-bit unsigned integers");
     }
-    releases.push_back(LeaseRelease{QualifyKey(*tenant, (*keys)[i]), id.get<uint32_t>()});
+    (*keys)[i] = QualifyKey(*tenant, (*keys)[i]);
+    releases.push_back(LeaseRelease{(*keys)[i], id.get<uint32_t>()});
   }
   service.ReleaseLeases(releases);
   return absl::OkStatus();
@@ -474,11 +483,13 @@ void RegisterPerKey(http::HttpServer& server, MasterService& service, const std:
   const size_t limit = service.config().max_batch_keys;
   auto route = [&service, run, with_client, limit](bool batch) {
     return [&service, run, with_client, limit, batch](const http::HttpRequest& http) {
-      absl::StatusOr<Request> request = ParseRequest(http.body, with_client, batch, limit);
-      if (!request.ok()) return http::HttpResponse::FromStatus(request.status());
-      if (!request->releases.empty()) service.ReleaseLeases(request->releases);
-      KeyResults results(request->keys.size());
-      if (absl::Status s = run(request->rest, *request, results); !s.ok()) {
+      Request request;
+      if (absl::Status s = ParseRequest(http.body, with_client, batch, limit, request); !s.ok()) {
+        return http::HttpResponse::FromStatus(s);
+      }
+      if (!request.releases.empty()) service.ReleaseLeases(request.releases);
+      KeyResults results(request.keys.size());
+      if (absl::Status s = run(request.rest, request, results); !s.ok()) {
         return http::HttpResponse::FromStatus(s);
       }
       return batch ? results.Batch() : results.Single();
@@ -650,10 +661,10 @@ void RegisterRpcRoutes(http::HttpServer& server, MasterService& service) {
             return sizes.given ? FieldError("sizes", "an array of non-negative integers")
                                : FieldError("size", "a non-negative integer");
           }
-          items.push_back(
-              PutItem{request.keys[i], sizes.given ? sizes.values[i] : request.size.values[0]});
+          items.push_back(PutItem{std::string(request.keys[i]),
+                                  sizes.given ? sizes.values[i] : request.size.values[0]});
         }
-        std::vector<absl::StatusOr<std::vector<ReplicaLocation>>> placed =
+        std::vector<absl::StatusOr<ReplicaLocations>> placed =
             service.PutStart(request.client_id, items, *config);
         for (size_t i = 0; i < placed.size(); ++i) {
           if (!placed[i].ok()) {

@@ -402,14 +402,14 @@ absl::StatusOr<IndexSync> SegmentManager::Sync(std::string_view name, std::strin
   return sync;
 }
 
-std::vector<ReplicaLocation> SegmentManager::Locate(const Replica* replicas, size_t n) const {
+ReplicaLocations SegmentManager::Locate(const Replica* replicas, size_t n) const {
   const absl::Span<const Replica> list(replicas, n);
   return std::move(LocateEach({&list, 1})[0]);
 }
 
-std::vector<std::vector<ReplicaLocation>> SegmentManager::LocateEach(
+std::vector<ReplicaLocations> SegmentManager::LocateEach(
     absl::Span<const absl::Span<const Replica>> lists) const {
-  std::vector<std::vector<ReplicaLocation>> out(lists.size());
+  std::vector<ReplicaLocations> out(lists.size());
   absl::ReaderMutexLock lock(&mu_);
   for (size_t l = 0; l < lists.size(); ++l) {
     out[l].reserve(lists[l].size());

@@ -29,6 +29,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/functional/function_ref.h"
 #include "absl/random/random.h"
 #include "absl/status/status.h"
@@ -66,6 +67,9 @@ struct ReplicaLocation {
   uint64_t address;          // base + offset, in the owning process's address space
   uint64_t incarnation = 0;  // of the process the address belongs to
 };
+// An object's replicas as clients see them. Most objects have one, which is then kept inline: a
+// batch of 128 reads or puts allocates no list per key.
+using ReplicaLocations = absl::InlinedVector<ReplicaLocation, 1>;
 
 // One complete object in a segment, as its owner keeps it for its next mount.
 struct IndexEntry {
@@ -162,10 +166,9 @@ class SegmentManager {
                                  size_t max_changes);
 
   // Locations of replicas, skipping those on unmounted segments.
-  std::vector<ReplicaLocation> Locate(const Replica* replicas, size_t n) const;
+  ReplicaLocations Locate(const Replica* replicas, size_t n) const;
   // Locate() of each list, under one lock (a batch of GetReplicaList locates 128 objects).
-  std::vector<std::vector<ReplicaLocation>> LocateEach(
-      absl::Span<const absl::Span<const Replica>> lists) const;
+  std::vector<ReplicaLocations> LocateEach(absl::Span<const absl::Span<const Replica>> lists) const;
 
   bool IsMounted(SegmentId id) const;
   std::vector<SegmentInfo> List() const;

@@ -152,6 +152,58 @@ TEST_F(MasterBinaryTest, BatchFormsAnswerPerKey) {
   EXPECT_EQ(CodeOf("BatchPutRevoke", {{"client_id", kClient}, {"keys", {"absent"}}}), 0);
 }
 
+// The keys of a request are read as views of its body, another tenant's rewritten into the
+// request's own storage: each call, and the leases it releases, still name the right objects.
+TEST_F(MasterBinaryTest, LeasesAreReleasedByKeyInEveryTenant) {
+  Mount("127.0.0.1:2", 64 << 20);
+  const std::vector<std::string> keys = {"a-key-longer-than-sixteen-bytes_0", "b_1"};
+  for (const json& tenant : {json(nullptr), json("t1"), json("t2")}) {
+    json started =
+        Call("BatchPutStart",
+             {{"client_id", kClient}, {"keys", keys}, {"size", 4096}, {"tenant_id", tenant}});
+    for (const json& r : started["results"]) ASSERT_EQ(r["code"], 0) << started;
+    json ended =
+        Call("BatchPutEnd", {{"client_id", kClient}, {"keys", keys}, {"tenant_id", tenant}});
+    for (const json& r : ended["results"]) ASSERT_EQ(r["code"], 0) << ended;
+  }
+  // t1 reads both keys; every lease holds its own tenant's object only.
+  json lists = Call("BatchGetReplicaList", {{"keys", keys}, {"tenant_id", "t1"}});
+  ASSERT_EQ(lists["results"].size(), 2u);
+  const json ids = {lists["results"][0]["lease_id"], lists["results"][1]["lease_id"]};
+  auto remove = [&](const json& tenant, const std::string& key) {
+    json removed = Call("BatchRemove", {{"keys", {key}}, {"tenant_id", tenant}});
+    return removed["results"][0]["code"].get<int>();
+  };
+  EXPECT_EQ(remove("t1", keys[0]), -706);
+  EXPECT_EQ(remove("t1", keys[1]), -706);
+  EXPECT_EQ(remove("t2", keys[1]), 0);  // not leased: t1's lease is on t1's object
+  // Released with t1's next call: the long key's lease in one tenant, then the short one's.
+  json exists =
+      Call("BatchExistKey", {{"keys", keys},
+                             {"tenant_id", "t1"},
+                             {"release_leases", {{"keys", {keys[0]}}, {"lease_ids", {ids[0]}}}}});
+  EXPECT_EQ(exists["results"][0]["exists"], true);
+  EXPECT_EQ(remove("t1", keys[0]), 0);
+  EXPECT_EQ(remove("t1", keys[1]), -706);
+  // A release in another tenant's name ends nothing of t1's.
+  EXPECT_EQ(
+      CodeOf("BatchExistKey", {{"keys", {keys[1]}},
+                               {"release_leases", {{"keys", {keys[1]}}, {"lease_ids", {ids[1]}}}}}),
+      0);
+  EXPECT_EQ(remove("t1", keys[1]), -706);
+  EXPECT_EQ(
+      CodeOf("BatchGetSize", {{"keys", {keys[1]}},
+                              {"tenant_id", "t1"},
+                              {"release_leases", {{"keys", {keys[1]}}, {"lease_ids", {ids[1]}}}}}),
+      0);
+  EXPECT_EQ(remove("t1", keys[1]), 0);
+  // The default tenant's objects were never leased.
+  EXPECT_EQ(remove(nullptr, keys[0]), 0);
+  EXPECT_EQ(remove(nullptr, keys[1]), 0);
+  EXPECT_EQ(Call("BatchExistKey", {{"keys", keys}, {"tenant_id", "t2"}})["results"][0]["exists"],
+            true);
+}
+
 TEST_F(MasterBinaryTest, KeysThatNeedEscapesAreTheKeysTheyEscape) {
   Mount("127.0.0.1:4", 1 << 20);
   std::string control = "ctrl\x01\ttab";

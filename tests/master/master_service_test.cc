@@ -37,14 +37,14 @@ class MasterServiceTest : public ::testing::Test {
     ASSERT_TRUE(service_.MountSegment(client, name, 0x10000000, size).ok());
   }
 
-  absl::StatusOr<std::vector<ReplicaLocation>> Start(const std::string& key, uint64_t size,
-                                                     ReplicateConfig config = {}) {
+  absl::StatusOr<ReplicaLocations> Start(const std::string& key, uint64_t size,
+                                         ReplicateConfig config = {}) {
     PutItem item{key, size};
     return service_.PutStart(kClient, {&item, 1}, config)[0];
   }
 
   absl::Status Put(const std::string& key, uint64_t size, ReplicateConfig config = {}) {
-    absl::StatusOr<std::vector<ReplicaLocation>> started = Start(key, size, config);
+    absl::StatusOr<ReplicaLocations> started = Start(key, size, config);
     if (!started.ok()) return started.status();
     return service_.PutEnd(kClient, {&key, 1})[0];
   }
@@ -759,7 +759,7 @@ TEST_F(MasterServiceTest, UpsertReplacesAndKeepsOldBytesForLeasedReaders) {
   const std::string key = "u";
   absl::StatusOr<ReplicaList> before = service_.GetReplicaList({&key, 1})[0];  // a reader's lease
   ASSERT_TRUE(before.ok());
-  absl::StatusOr<std::vector<ReplicaLocation>> started = Start("u", 2 * kMiB, {.upsert = true});
+  absl::StatusOr<ReplicaLocations> started = Start("u", 2 * kMiB, {.upsert = true});
   ASSERT_TRUE(started.ok()) << started.status();
   EXPECT_NE((*started)[0].address, before->replicas[0].address);
   // Until PutEnd, readers get the old value.

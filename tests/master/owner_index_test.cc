@@ -106,8 +106,8 @@ MasterConfig Config() {
   return config;
 }
 
-absl::StatusOr<std::vector<ReplicaLocation>> Start(MasterService& service, const std::string& key,
-                                                   uint64_t size, uint32_t replicas = 1) {
+absl::StatusOr<ReplicaLocations> Start(MasterService& service, const std::string& key,
+                                       uint64_t size, uint32_t replicas = 1) {
   PutItem item{key, size};
   ReplicateConfig config;
   config.replica_num = replicas;
@@ -116,7 +116,7 @@ absl::StatusOr<std::vector<ReplicaLocation>> Start(MasterService& service, const
 
 absl::Status Put(MasterService& service, const std::string& key, uint64_t size,
                  uint32_t replicas = 1) {
-  absl::StatusOr<std::vector<ReplicaLocation>> started = Start(service, key, size, replicas);
+  absl::StatusOr<ReplicaLocations> started = Start(service, key, size, replicas);
   if (!started.ok()) return started.status();
   return service.PutEnd(kWriter, {&key, 1})[0];
 }
