@@ -336,7 +336,7 @@ class MasterService {
     return object.readers > 0 && object.lease_deadline_us > now_us;
   }
   // Under the shard's lock: starts replacing the complete object `existing` (an upsert).
-  absl::StatusOr<std::vector<Replica>> TryPlaceUpsert(Shard& shard, const PutItem& item,
+  absl::StatusOr<Replicas> TryPlaceUpsert(Shard& shard, const PutItem& item,
                                                       const ReplicateConfig& config, uint32_t owner,
                                                       int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
@@ -366,9 +366,9 @@ class MasterService {
   // not null, is the allocation made for the key beforehand (SegmentManager::AllocateEach): it is
   // used instead of allocating, and set to nullopt once taken.
   // REQUIRES: owner_release_mu_ held (shared) since `owner` was interned.
-  absl::StatusOr<std::vector<Replica>> TryPlaceLocked(
+  absl::StatusOr<Replicas> TryPlaceLocked(
       Shard& shard, const PutItem& item, const ReplicateConfig& config, uint32_t owner, int64_t now,
-      std::optional<absl::StatusOr<std::vector<Replica>>>* reserved)
+      std::optional<absl::StatusOr<Replicas>>* reserved)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu) ABSL_SHARED_LOCKS_REQUIRED(owner_release_mu_);
   // A small number standing for `client_id` in object records. Only clients that own an object
   // (or an upsert) are interned, and each maintenance pass releases the ids no record holds, so
@@ -405,7 +405,7 @@ class MasterService {
   std::vector<uint32_t> AdmitToQuotas(absl::Span<const PutItem> items,
                                       absl::Span<const uint32_t> indexes,
                                       const ReplicateConfig& config,
-                                      std::vector<absl::StatusOr<std::vector<Replica>>>& placed,
+                                      std::vector<absl::StatusOr<Replicas>>& placed,
                                       std::vector<uint32_t>& admitted);
   void ReleaseAdmitted(absl::Span<const PutItem> items, absl::Span<const uint32_t> indexes);
   // Drops replicas on `segment` from every object; removes objects left with none.

@@ -21,7 +21,7 @@ std::vector<absl::StatusOr<ReplicaLocations>> MasterService::PutStart(
                               fmt::format("replica_num must be 1 to {}", config_.max_replicas));
   }
   size_t errors = 0;
-  std::vector<absl::StatusOr<std::vector<Replica>>> placed(items.size());
+  std::vector<absl::StatusOr<Replicas>> placed(items.size());
   std::vector<uint32_t> valid;
   valid.reserve(items.size());
   for (uint32_t i = 0; i < items.size(); ++i) {
@@ -42,13 +42,13 @@ std::vector<absl::StatusOr<ReplicaLocations>> MasterService::PutStart(
   // The space of a batch of new keys is allocated beforehand, under one lock of the segments
   // instead of one per key (taken while holding a shard's lock, it made the writers of every
   // shard wait for one another); what a refused key does not take is given back after.
-  std::vector<std::optional<absl::StatusOr<std::vector<Replica>>>> reserved;
+  std::vector<std::optional<absl::StatusOr<Replicas>>> reserved;
   auto place = [&](absl::Span<const uint32_t> indexes, bool reserve) {
     if (reserve) {
       std::vector<uint64_t> sizes;
       sizes.reserve(indexes.size());
       for (uint32_t i : indexes) sizes.push_back(items[i].size);
-      std::vector<absl::StatusOr<std::vector<Replica>>> got =
+      std::vector<absl::StatusOr<Replicas>> got =
           segments_.AllocateEach(sizes, config.replica_num, config.preferred_segments);
       reserved.assign(items.size(), std::nullopt);
       for (size_t n = 0; n < indexes.size(); ++n) reserved[indexes[n]] = std::move(got[n]);
@@ -62,7 +62,7 @@ std::vector<absl::StatusOr<ReplicaLocations>> MasterService::PutStart(
                                                    reserve ? &reserved[i] : nullptr);
                       });
     if (reserve) {
-      std::vector<Replica> unused;
+      Replicas unused;
       for (uint32_t i : indexes) {
         if (reserved[i].has_value() && reserved[i]->ok()) {
           unused.insert(unused.end(), (*reserved[i])->begin(), (*reserved[i])->end());
@@ -110,7 +110,7 @@ std::vector<absl::StatusOr<ReplicaLocations>> MasterService::PutStart(
 
 std::vector<uint32_t> MasterService::AdmitToQuotas(
     absl::Span<const PutItem> items, absl::Span<const uint32_t> indexes,
-    const ReplicateConfig& config, std::vector<absl::StatusOr<std::vector<Replica>>>& placed,
+    const ReplicateConfig& config, std::vector<absl::StatusOr<Replicas>>& placed,
     std::vector<uint32_t>& admitted) {
   // Keys whose put will be refused because the object is there (OBJECT_ALREADY_EXISTS, or
   // REPLICA_IS_NOT_READY while it is being written) take no room: they are not admitted, so that
@@ -175,9 +175,9 @@ void MasterService::ReleaseAdmitted(absl::Span<const PutItem> items,
   for (uint32_t i : indexes) tenants_->Release(SplitKey(items[i].key).tenant, items[i].size);
 }
 
-absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceLocked(
+absl::StatusOr<Replicas> MasterService::TryPlaceLocked(
     Shard& shard, const PutItem& item, const ReplicateConfig& config, uint32_t owner, int64_t now,
-    std::optional<absl::StatusOr<std::vector<Replica>>>* reserved) {
+    std::optional<absl::StatusOr<Replicas>>* reserved) {
   auto it = shard.objects.find(item.key);
   if (it != shard.objects.end()) {
     const Object& existing = it->second;
@@ -197,7 +197,7 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceLocked(
     }
     EraseLocked(shard, it);  // an abandoned put: the new one takes its place
   }
-  absl::StatusOr<std::vector<Replica>> placed =
+  absl::StatusOr<Replicas> placed =
       reserved != nullptr && reserved->has_value()
           ? std::move(**reserved)
           : segments_.Allocate(item.size, config.replica_num, config.preferred_segments);
@@ -225,7 +225,7 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceLocked(
   return placed;
 }
 
-absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceUpsert(Shard& shard,
+absl::StatusOr<Replicas> MasterService::TryPlaceUpsert(Shard& shard,
                                                                    const PutItem& item,
                                                                    const ReplicateConfig& config,
                                                                    uint32_t owner, int64_t now) {
@@ -239,7 +239,7 @@ absl::StatusOr<std::vector<Replica>> MasterService::TryPlaceUpsert(Shard& shard,
     segments_.Free(up->second.replicas.data(), up->second.replicas.size(), /*indexed=*/false);
     shard.upserts.erase(up);
   }
-  absl::StatusOr<std::vector<Replica>> placed =
+  absl::StatusOr<Replicas> placed =
       segments_.Allocate(item.size, config.replica_num, config.preferred_segments);
   if (!placed.ok()) return placed;
   Upsert upsert;

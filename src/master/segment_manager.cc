@@ -210,24 +210,24 @@ void SegmentManager::ForEachCandidateLocked(const std::vector<std::string>& pref
   }
 }
 
-absl::StatusOr<std::vector<Replica>> SegmentManager::Allocate(
+absl::StatusOr<Replicas> SegmentManager::Allocate(
     uint64_t size, uint32_t count, const std::vector<std::string>& preferred) {
   absl::MutexLock lock(&mu_);
   return AllocateLocked(size, count, preferred);
 }
 
-std::vector<absl::StatusOr<std::vector<Replica>>> SegmentManager::AllocateEach(
+std::vector<absl::StatusOr<Replicas>> SegmentManager::AllocateEach(
     absl::Span<const uint64_t> sizes, uint32_t count, const std::vector<std::string>& preferred) {
-  std::vector<absl::StatusOr<std::vector<Replica>>> out;
+  std::vector<absl::StatusOr<Replicas>> out;
   out.reserve(sizes.size());
   absl::MutexLock lock(&mu_);
   for (uint64_t size : sizes) out.push_back(AllocateLocked(size, count, preferred));
   return out;
 }
 
-absl::StatusOr<std::vector<Replica>> SegmentManager::AllocateLocked(
+absl::StatusOr<Replicas> SegmentManager::AllocateLocked(
     uint64_t size, uint32_t count, const std::vector<std::string>& preferred) {
-  std::vector<Replica> replicas;
+  Replicas replicas;
   replicas.reserve(std::min<size_t>(count, segments_.size()));
   if (count > 0) {
     ForEachCandidateLocked(preferred, [&](Segment& segment) ABSL_NO_THREAD_SAFETY_ANALYSIS {

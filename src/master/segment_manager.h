@@ -60,6 +60,9 @@ struct Replica {
   uint32_t handle;
   uint64_t offset;
 };
+// An object's replicas. Most objects have one, kept inline: placing a batch of 128 allocates no
+// list per key.
+using Replicas = absl::InlinedVector<Replica, 1>;
 
 // A replica as clients see it.
 struct ReplicaLocation {
@@ -134,10 +137,10 @@ class SegmentManager {
   // `count` replicas of `size` bytes on distinct segments: those named in `preferred` first (in
   // order; unknown names are skipped), then by strategy. Fewer than `count` when fewer segments
   // have room (best effort); NO_AVAILABLE_HANDLE when none has.
-  absl::StatusOr<std::vector<Replica>> Allocate(uint64_t size, uint32_t count,
+  absl::StatusOr<Replicas> Allocate(uint64_t size, uint32_t count,
                                                 const std::vector<std::string>& preferred);
   // Allocate for each of `sizes` (a batch of puts), under one lock.
-  std::vector<absl::StatusOr<std::vector<Replica>>> AllocateEach(
+  std::vector<absl::StatusOr<Replicas>> AllocateEach(
       absl::Span<const uint64_t> sizes, uint32_t count, const std::vector<std::string>& preferred);
 
   // Frees replicas; those on segments no longer mounted are ignored. On a segment with an index,
@@ -200,7 +203,7 @@ class SegmentManager {
   // the set of segments changed, for up to wait_spin_ (at most `limit`). True once it held.
   bool SpinUntilReady(absl::FunctionRef<bool()> ready, absl::Duration limit) const
       ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<std::vector<Replica>> AllocateLocked(uint64_t size, uint32_t count,
+  absl::StatusOr<Replicas> AllocateLocked(uint64_t size, uint32_t count,
                                                       const std::vector<std::string>& preferred)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Visits the segments to try for one replica set, best first (the preferred ones, then a random
