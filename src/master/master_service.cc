@@ -134,12 +134,11 @@ void MasterService::CountOp(std::string_view op, size_t keys, size_t errors) {
   SPDLOG_ERROR("no counter for key operation '{}'", op);  // a programming error
 }
 
-void MasterService::EraseLocked(Shard& shard,
-                                absl::flat_hash_map<std::string, Object>::iterator it) {
+void MasterService::EraseLocked(Shard& shard, ObjectTable::iterator it) {
   segments_.Free(it->second.replicas.data(), it->second.replicas.size(),
                  /*indexed=*/it->second.state == State::kComplete);
   if (!shard.upserts.empty()) {
-    if (auto up = shard.upserts.find(it->first); up != shard.upserts.end()) {
+    if (auto up = shard.upserts.find(it->first.lookup()); up != shard.upserts.end()) {
       segments_.Free(up->second.replicas.data(), up->second.replicas.size(), /*indexed=*/false);
       shard.upserts.erase(up);
     }
@@ -148,7 +147,7 @@ void MasterService::EraseLocked(Shard& shard,
   shard.objects.erase(it);
 }
 
-void MasterService::Count(const std::string& key, const Object& object, int sign) {
+void MasterService::Count(std::string_view key, const Object& object, int sign) {
   const auto add = [sign](std::atomic<uint64_t>& counter, uint64_t n) {
     if (sign > 0) {
       counter.fetch_add(n, std::memory_order_relaxed);
@@ -428,7 +427,7 @@ absl::StatusOr<uint64_t> MasterService::RemoveByRegex(std::string_view pattern,
     return MakeError(ErrorCode::INVALID_PARAMS,
                      fmt::format("invalid regex '{}': {}", pattern, regex.error()));
   }
-  const uint64_t removed = RemoveUnleasedWhere([&regex, tenant](const std::string& internal) {
+  const uint64_t removed = RemoveUnleasedWhere([&regex, tenant](std::string_view internal) {
     if (!InTenant(internal, tenant)) return false;
     const std::string_view key = UserKey(internal);
     return RE2::PartialMatch(re2::StringPiece(key.data(), key.size()), regex);
@@ -439,12 +438,12 @@ absl::StatusOr<uint64_t> MasterService::RemoveByRegex(std::string_view pattern,
 
 uint64_t MasterService::RemoveAll(std::string_view tenant) {
   const uint64_t removed =
-      RemoveUnleasedWhere([tenant](const std::string& key) { return InTenant(key, tenant); });
+      RemoveUnleasedWhere([tenant](std::string_view key) { return InTenant(key, tenant); });
   CountOp("remove_all", removed, 0);
   return removed;
 }
 
-uint64_t MasterService::RemoveUnleasedWhere(absl::FunctionRef<bool(const std::string&)> match) {
+uint64_t MasterService::RemoveUnleasedWhere(absl::FunctionRef<bool(std::string_view)> match) {
   uint64_t removed = 0;
   absl::Cleanup await_owners = [this, &removed] {
     if (removed > 0) AwaitOwners(segments_.Barrier());

@@ -37,6 +37,7 @@
 #include "master/client_registry.h"
 #include "master/index_staging.h"
 #include "master/master_config.h"
+#include "master/object_key.h"
 #include "master/segment_manager.h"
 #include "master/tenants.h"
 #include "nlohmann/json.hpp"
@@ -280,6 +281,7 @@ class MasterService {
     uint64_t put_id = 0;  // complete: names the put that wrote the value (owners' indexes)
     absl::InlinedVector<Replica, 1> replicas;
   };
+  using ObjectTable = absl::flat_hash_map<ObjectKey, Object, ObjectKeyHash, ObjectKeyEq>;
 
   static constexpr size_t kShards = 64;
   // A replacement being written for a complete object (an upsert between PutStart and PutEnd).
@@ -299,7 +301,7 @@ class MasterService {
   };
   struct Shard {
     mutable absl::Mutex mu;
-    absl::flat_hash_map<std::string, Object> objects ABSL_GUARDED_BY(mu);
+    ObjectTable objects ABSL_GUARDED_BY(mu);
     absl::flat_hash_map<std::string, Upsert> upserts ABSL_GUARDED_BY(mu);
     std::vector<Retired> retired ABSL_GUARDED_BY(mu);
     // Keys whose put started since the last sweep or that were still being written at it: where
@@ -337,16 +339,15 @@ class MasterService {
   }
   // Under the shard's lock: starts replacing the complete object `existing` (an upsert).
   absl::StatusOr<Replicas> TryPlaceUpsert(Shard& shard, const PutItem& item,
-                                                      const ReplicateConfig& config, uint32_t owner,
-                                                      int64_t now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+                                          const ReplicateConfig& config, uint32_t owner,
+                                          int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // Takes an object's replicas away: freed now, or, while leased, when the lease ends (their
   // owners drop them from their index now).
   void RetireReplicasLocked(Shard& shard, Object& object, int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // PutEnd of an upsert: the new replicas replace the old ones, which are freed now or, while
   // leased, when the lease ends.
-  void FinishUpsertLocked(Shard& shard, const std::string& key, Object& object, Upsert& upsert,
+  void FinishUpsertLocked(Shard& shard, std::string_view key, Object& object, Upsert& upsert,
                           int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // Keeps in shard.processing only the keys still being written, once each, and reclaims those
   // whose put started at or before `release_before` (INT64_MIN: none). Returns how many it
@@ -357,18 +358,18 @@ class MasterService {
   void FreeRetired(int64_t now);
   // Frees an object's space (and that of an upsert of it in progress) and erases it.
   // REQUIRES: shard.mu held.
-  void EraseLocked(Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  void EraseLocked(Shard& shard, ObjectTable::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // Updates counts_ for an object entering (+1) or leaving (-1) the table.
-  void Count(const std::string& key, const Object& object, int sign);
+  void Count(std::string_view key, const Object& object, int sign);
   // Under the shard's lock: refuses an existing key (or preempts an abandoned put), allocates the
   // replicas and records the object as processing, owned by ClientIndex `owner`. `reserved`, when
   // not null, is the allocation made for the key beforehand (SegmentManager::AllocateEach): it is
   // used instead of allocating, and set to nullopt once taken.
   // REQUIRES: owner_release_mu_ held (shared) since `owner` was interned.
-  absl::StatusOr<Replicas> TryPlaceLocked(
-      Shard& shard, const PutItem& item, const ReplicateConfig& config, uint32_t owner, int64_t now,
-      std::optional<absl::StatusOr<Replicas>>* reserved)
+  absl::StatusOr<Replicas> TryPlaceLocked(Shard& shard, const PutItem& item,
+                                          const ReplicateConfig& config, uint32_t owner,
+                                          int64_t now,
+                                          std::optional<absl::StatusOr<Replicas>>* reserved)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu) ABSL_SHARED_LOCKS_REQUIRED(owner_release_mu_);
   // A small number standing for `client_id` in object records. Only clients that own an object
   // (or an upsert) are interned, and each maintenance pass releases the ids no record holds, so
@@ -391,13 +392,12 @@ class MasterService {
   // `complete_is_done`, for a complete object), ILLEGAL_CLIENT when another client started it.
   std::vector<absl::Status> FinishPuts(
       std::string_view op, std::string_view client_id, Keys keys, bool complete_is_done,
-      absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator, size_t i)>
-          finish,
-      absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator,
+      absl::FunctionRef<void(Shard&, ObjectTable::iterator, size_t i)> finish,
+      absl::FunctionRef<void(Shard&, ObjectTable::iterator,
                              absl::flat_hash_map<std::string, Upsert>::iterator, size_t i)>
           finish_upsert);
   // Removes complete, unleased objects whose key `match`es; returns how many.
-  uint64_t RemoveUnleasedWhere(absl::FunctionRef<bool(const std::string&)> match);
+  uint64_t RemoveUnleasedWhere(absl::FunctionRef<bool(std::string_view)> match);
   // Admits each of `indexes` (into `items`) against its tenant's quota, evicting the tenant's own
   // objects (twice per call at most) when it would go over; sets placed[i] for those refused.
   // Returns the keys to place: those admitted (also added to `admitted`, their bytes reserved

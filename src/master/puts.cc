@@ -108,10 +108,11 @@ std::vector<absl::StatusOr<ReplicaLocations>> MasterService::PutStart(
   return results;
 }
 
-std::vector<uint32_t> MasterService::AdmitToQuotas(
-    absl::Span<const PutItem> items, absl::Span<const uint32_t> indexes,
-    const ReplicateConfig& config, std::vector<absl::StatusOr<Replicas>>& placed,
-    std::vector<uint32_t>& admitted) {
+std::vector<uint32_t> MasterService::AdmitToQuotas(absl::Span<const PutItem> items,
+                                                   absl::Span<const uint32_t> indexes,
+                                                   const ReplicateConfig& config,
+                                                   std::vector<absl::StatusOr<Replicas>>& placed,
+                                                   std::vector<uint32_t>& admitted) {
   // Keys whose put will be refused because the object is there (OBJECT_ALREADY_EXISTS, or
   // REPLICA_IS_NOT_READY while it is being written) take no room: they are not admitted, so that
   // a tenant at its quota evicts none of its objects for them. (Removed between this look and
@@ -225,10 +226,9 @@ absl::StatusOr<Replicas> MasterService::TryPlaceLocked(
   return placed;
 }
 
-absl::StatusOr<Replicas> MasterService::TryPlaceUpsert(Shard& shard,
-                                                                   const PutItem& item,
-                                                                   const ReplicateConfig& config,
-                                                                   uint32_t owner, int64_t now) {
+absl::StatusOr<Replicas> MasterService::TryPlaceUpsert(Shard& shard, const PutItem& item,
+                                                       const ReplicateConfig& config,
+                                                       uint32_t owner, int64_t now) {
   if (auto up = shard.upserts.find(item.key); up != shard.upserts.end()) {
     const bool abandoned = now - up->second.put_start_us >=
                            absl::ToInt64Microseconds(config_.put_start_discard_timeout);
@@ -266,7 +266,7 @@ void MasterService::RetireReplicasLocked(Shard& shard, Object& object, int64_t n
   object.replicas.clear();
 }
 
-void MasterService::FinishUpsertLocked(Shard& shard, const std::string& key, Object& object,
+void MasterService::FinishUpsertLocked(Shard& shard, std::string_view key, Object& object,
                                        Upsert& upsert, int64_t now) {
   RetireReplicasLocked(shard, object, now);
   Count(key, object, -1);
@@ -305,9 +305,8 @@ void MasterService::FreeRetired(int64_t now) {
 
 std::vector<absl::Status> MasterService::FinishPuts(
     std::string_view op, std::string_view client_id, Keys keys, bool complete_is_done,
-    absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator, size_t i)>
-        finish,
-    absl::FunctionRef<void(Shard&, absl::flat_hash_map<std::string, Object>::iterator,
+    absl::FunctionRef<void(Shard&, ObjectTable::iterator, size_t i)> finish,
+    absl::FunctionRef<void(Shard&, ObjectTable::iterator,
                            absl::flat_hash_map<std::string, Upsert>::iterator, size_t i)>
         finish_upsert) {
   std::vector<absl::Status> results(keys.size());
@@ -363,8 +362,7 @@ std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id, Keys
   std::vector<std::optional<uint64_t>> ended(keys.size());
   std::vector<absl::Status> results = FinishPuts(
       "put_end", client_id, keys, /*complete_is_done=*/true,
-      [this, &touched, &ended](Shard&, absl::flat_hash_map<std::string, Object>::iterator it,
-                               size_t i) {
+      [this, &touched, &ended](Shard&, ObjectTable::iterator it, size_t i) {
         Object& object = it->second;
         const int64_t now = clock_->NowMicros();
         object.state = State::kComplete;
@@ -379,7 +377,7 @@ std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id, Keys
         for (const Replica& r : object.replicas) touched.push_back(r.segment);
         ended[i] = object.put_id;
       },
-      [this, &touched, &ended](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it,
+      [this, &touched, &ended](Shard& shard, ObjectTable::iterator it,
                                absl::flat_hash_map<std::string, Upsert>::iterator up, size_t i)
           ABSL_NO_THREAD_SAFETY_ANALYSIS {
             for (const Replica& r : it->second.replicas) touched.push_back(r.segment);
@@ -430,9 +428,9 @@ std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id, Keys
 std::vector<absl::Status> MasterService::PutRevoke(std::string_view client_id, Keys keys) {
   return FinishPuts(
       "put_revoke", client_id, keys, /*complete_is_done=*/false,
-      [this](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator it, size_t)
+      [this](Shard& shard, ObjectTable::iterator it, size_t)
           ABSL_NO_THREAD_SAFETY_ANALYSIS { EraseLocked(shard, it); },
-      [this](Shard& shard, absl::flat_hash_map<std::string, Object>::iterator,
+      [this](Shard& shard, ObjectTable::iterator,
              absl::flat_hash_map<std::string, Upsert>::iterator up,
              size_t) ABSL_NO_THREAD_SAFETY_ANALYSIS {
         // The object keeps its old value.

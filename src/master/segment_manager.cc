@@ -210,8 +210,8 @@ void SegmentManager::ForEachCandidateLocked(const std::vector<std::string>& pref
   }
 }
 
-absl::StatusOr<Replicas> SegmentManager::Allocate(
-    uint64_t size, uint32_t count, const std::vector<std::string>& preferred) {
+absl::StatusOr<Replicas> SegmentManager::Allocate(uint64_t size, uint32_t count,
+                                                  const std::vector<std::string>& preferred) {
   absl::MutexLock lock(&mu_);
   return AllocateLocked(size, count, preferred);
 }
@@ -225,8 +225,8 @@ std::vector<absl::StatusOr<Replicas>> SegmentManager::AllocateEach(
   return out;
 }
 
-absl::StatusOr<Replicas> SegmentManager::AllocateLocked(
-    uint64_t size, uint32_t count, const std::vector<std::string>& preferred) {
+absl::StatusOr<Replicas> SegmentManager::AllocateLocked(uint64_t size, uint32_t count,
+                                                        const std::vector<std::string>& preferred) {
   Replicas replicas;
   replicas.reserve(std::min<size_t>(count, segments_.size()));
   if (count > 0) {
@@ -269,13 +269,14 @@ void SegmentManager::Unindex(const Replica* replicas, size_t n) {
   }
 }
 
-void SegmentManager::Index(const std::string& key, uint64_t size, uint64_t put_id,
+void SegmentManager::Index(std::string_view key, uint64_t size, uint64_t put_id,
                            const Replica* replicas, size_t n) {
   absl::MutexLock lock(&mu_);
   for (size_t i = 0; i < n; ++i) {
     auto it = segments_.find(replicas[i].segment);
     if (it != segments_.end() && it->second.indexed) {
-      JournalLocked(it->second, true, IndexEntry{key, replicas[i].offset, size, put_id});
+      JournalLocked(it->second, true,
+                    IndexEntry{std::string(key), replicas[i].offset, size, put_id});
     }
   }
 }

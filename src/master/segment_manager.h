@@ -138,10 +138,11 @@ class SegmentManager {
   // order; unknown names are skipped), then by strategy. Fewer than `count` when fewer segments
   // have room (best effort); NO_AVAILABLE_HANDLE when none has.
   absl::StatusOr<Replicas> Allocate(uint64_t size, uint32_t count,
-                                                const std::vector<std::string>& preferred);
+                                    const std::vector<std::string>& preferred);
   // Allocate for each of `sizes` (a batch of puts), under one lock.
-  std::vector<absl::StatusOr<Replicas>> AllocateEach(
-      absl::Span<const uint64_t> sizes, uint32_t count, const std::vector<std::string>& preferred);
+  std::vector<absl::StatusOr<Replicas>> AllocateEach(absl::Span<const uint64_t> sizes,
+                                                     uint32_t count,
+                                                     const std::vector<std::string>& preferred);
 
   // Frees replicas; those on segments no longer mounted are ignored. On a segment with an index,
   // the drop of a replica that was `indexed` (its put ended) is journaled, and its range freed
@@ -150,7 +151,7 @@ class SegmentManager {
   // Journals the drop of replicas that stay allocated (a replaced value still being read).
   void Unindex(const Replica* replicas, size_t n);
   // Journals that `key` (of `size` bytes, put `put_id`) is complete in these replicas.
-  void Index(const std::string& key, uint64_t size, uint64_t put_id, const Replica* replicas,
+  void Index(std::string_view key, uint64_t size, uint64_t put_id, const Replica* replicas,
              size_t n);
 
   // The last change journaled so far on each of `segments` (all indexed ones if empty).
@@ -204,7 +205,7 @@ class SegmentManager {
   bool SpinUntilReady(absl::FunctionRef<bool()> ready, absl::Duration limit) const
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<Replicas> AllocateLocked(uint64_t size, uint32_t count,
-                                                      const std::vector<std::string>& preferred)
+                                          const std::vector<std::string>& preferred)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Visits the segments to try for one replica set, best first (the preferred ones, then a random
   // rotation of the mount order, free_ratio_first sorting its first few), while `visit` says
