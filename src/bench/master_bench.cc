@@ -8,6 +8,7 @@
 #include <memory>
 #include <thread>
 
+#include "absl/hash/hash.h"
 #include "absl/synchronization/notification.h"
 #include "bench/latency_recorder.h"
 #include "bench/report.h"
@@ -30,12 +31,20 @@ struct PhaseResult {
   uint64_t errors = 0;
 };
 
-// The keys thread `t` works on in round `round` of a batch of `n` (each batch size has keys of
-// its own: a later size's puts never find an earlier size's objects).
+// The keys thread `t` works on in round `round` of a batch of `n`, shaped as SGLang's page keys
+// (64 hex digits, the TP rank, K or V: 68 bytes): hash-like digits first, then the batch size, the
+// thread and the key's number, so that each batch size has keys of its own (a later size's puts
+// never find an earlier size's objects).
 std::vector<std::string> KeysFor(int t, uint64_t round, int n) {
   std::vector<std::string> keys;
   keys.reserve(n);
-  for (int i = 0; i < n; ++i) keys.push_back(fmt::format("bench/{}/{}/{}", n, t, round * n + i));
+  for (int i = 0; i < n; ++i) {
+    const uint64_t id = round * n + i;
+    const uint64_t hash = absl::HashOf(n, t, id);
+    keys.push_back(fmt::format("{:016x}{:016x}{:08x}{:08x}{:016x}_0_k", hash,
+                               hash * 0x9e3779b97f4a7c15, static_cast<uint32_t>(n),
+                               static_cast<uint32_t>(t), id));
+  }
   return keys;
 }
 

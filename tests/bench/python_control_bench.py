@@ -6,6 +6,7 @@ scripts/bench-control.sh.
   python_control_bench.py MASTER METADATA ROUNDS          latencies, one process
   python_control_bench.py MASTER METADATA SECONDS exists  batch_is_exist keys/s until SECONDS pass
 """
+import hashlib
 import json
 import os
 import sys
@@ -16,6 +17,11 @@ import torch
 from mooncake.store import MooncakeDistributedStore
 
 BATCH, SIZE = 128, 4096
+
+
+def page_key(prefix, i):
+    """A key shaped as SGLang's: a page's 64-hex-digit hash, the TP rank, K or V (68 bytes)."""
+    return hashlib.sha256(f"{prefix}-{i}".encode()).hexdigest() + "_0_k"
 
 
 def p50_us(samples):
@@ -42,7 +48,7 @@ def main():
     ptrs = [pool.data_ptr() + i * SIZE for i in range(BATCH)]
     sizes = [SIZE] * BATCH
     prefix = f"control-{os.getpid()}"
-    keys = [f"{prefix}-{i}" for i in range(BATCH)]
+    keys = [page_key(prefix, i) for i in range(BATCH)]
     assert store.batch_put_from(keys, ptrs, sizes) == [0] * BATCH
 
     if mode == "exists":
@@ -60,7 +66,7 @@ def main():
         assert store.get(keys[0]) == bytes(pool[:SIZE].numpy())
         print(json.dumps({"op": "get", "size": SIZE, "p50_us": p50_us(gets)}))
         value = bytes(SIZE)
-        put_keys = iter(f"{prefix}-put-{i}" for i in range(rounds))
+        put_keys = iter(page_key(f"{prefix}-put", i) for i in range(rounds))
         puts = timed(rounds, lambda: store.put(next(put_keys), value))
         print(json.dumps({"op": "put", "size": SIZE, "p50_us": p50_us(puts)}))
         alone = timed(rounds, lambda: store.batch_get_into(keys, ptrs, sizes))
