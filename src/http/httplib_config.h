@@ -14,5 +14,9 @@
 // Connections waiting to be accepted: thousands of clients may connect at once (the kernel caps it
 // at net.core.somaxconn). cpp-httplib's default of 5 made connects stall for a second.
 #define CPPHTTPLIB_LISTEN_BACKLOG 4096
+// A body is read in chunks of this size, each a poll(2) and a recv(2): with 4 KiB (cpp-httplib's
+// default), a batch of 128 SGLang keys (9 KiB) took three of each and the 128 answers of a
+// BatchGetReplicaList (19 KiB) five; with 64 KiB, one or two. (On the stack of the reading thread.)
+#define CPPHTTPLIB_RECV_BUFSIZ size_t(65536u)
 
 #include "httplib.h"  // IWYU pragma: export
