@@ -143,7 +143,7 @@ class Client {
   using Allocator = absl::FunctionRef<char*(size_t index, uint64_t size)>;
   std::vector<absl::Status> BatchGetWith(absl::Span<const std::string> keys, Allocator allocate);
 
-  // Whether a complete object exists (an existing one is leased, as for a read).
+  // Whether a complete object exists: a probe, which leases nothing (MasterService::ExistKey).
   std::vector<absl::StatusOr<bool>> BatchExists(absl::Span<const std::string> keys);
   absl::StatusOr<bool> Exists(const std::string& key);
   std::vector<absl::StatusOr<uint64_t>> BatchGetSize(absl::Span<const std::string> keys);
