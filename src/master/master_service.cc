@@ -388,7 +388,7 @@ std::vector<absl::Status> MasterService::Remove(Keys keys, bool force) {
     if (status.ok()) {
       Shard& shard = ShardOf(key);
       absl::MutexLock lock(&shard.mu);
-      auto it = shard.objects.find(TableKey(key));
+      auto it = shard.objects.find(AsAbsl(key));
       const int64_t now = clock_->NowMicros();
       if (it == shard.objects.end()) {
         status =

@@ -33,6 +33,7 @@
 #include "absl/types/span.h"
 #include "common/clock.h"
 #include "common/metrics.h"
+#include "common/strings.h"
 #include "common/tenant.h"
 #include "master/client_registry.h"
 #include "master/index_staging.h"
@@ -88,9 +89,6 @@ class Keys {
   const std::string_view* views_ = nullptr;
   size_t size_ = 0;
 };
-
-// A key as the tables look it up: absl's string_view is a type of its own in Debian's build.
-inline absl::string_view TableKey(std::string_view key) { return {key.data(), key.size()}; }
 
 struct PutItem {
   std::string key;

@@ -17,6 +17,7 @@
 
 #include "absl/hash/hash.h"
 #include "absl/strings/string_view.h"
+#include "common/strings.h"
 
 namespace mooncake::master {
 
@@ -47,7 +48,7 @@ class ObjectKey {
   size_t size() const { return size_; }
   std::string_view view() const { return {Inline() ? bytes_ : Heap(), size_}; }
   operator std::string_view() const { return view(); }  // NOLINT: read as a view everywhere
-  absl::string_view lookup() const { return {Inline() ? bytes_ : Heap(), size_}; }
+  absl::string_view lookup() const { return AsAbsl(view()); }
 
  private:
   bool Inline() const { return size_ <= kInline; }

@@ -325,9 +325,9 @@ std::vector<absl::Status> MasterService::FinishPuts(
   ForEachKeyByShard(keys, valid, [&](Shard& shard, uint32_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     const std::string_view key = keys[i];
     absl::Status& status = results[i];
-    auto it = shard.objects.find(TableKey(key));
+    auto it = shard.objects.find(AsAbsl(key));
     const bool found = it != shard.objects.end();
-    auto up = shard.upserts.empty() ? shard.upserts.end() : shard.upserts.find(TableKey(key));
+    auto up = shard.upserts.empty() ? shard.upserts.end() : shard.upserts.find(AsAbsl(key));
     if (up != shard.upserts.end() && found) {
       // An upsert of a complete object (EraseLocked drops an upsert with its object).
       if (!known || up->second.owner != caller) {
@@ -400,14 +400,14 @@ std::vector<absl::Status> MasterService::PutEnd(std::string_view client_id, Keys
   // A key named twice was ended by its first mention: both are checked.
   absl::flat_hash_map<absl::string_view, uint64_t> ended_by_key;
   for (size_t i = 0; i < keys.size(); ++i) {
-    if (ended[i].has_value()) ended_by_key.emplace(TableKey(keys[i]), *ended[i]);
+    if (ended[i].has_value()) ended_by_key.emplace(AsAbsl(keys[i]), *ended[i]);
   }
   for (size_t i = 0; i < keys.size(); ++i) {
-    auto put = ended_by_key.find(TableKey(keys[i]));
+    auto put = ended_by_key.find(AsAbsl(keys[i]));
     if (!results[i].ok() || put == ended_by_key.end()) continue;
     Shard& shard = ShardOf(keys[i]);
     absl::MutexLock lock(&shard.mu);
-    auto it = shard.objects.find(TableKey(keys[i]));
+    auto it = shard.objects.find(AsAbsl(keys[i]));
     // A segment is unmounted before its replicas are dropped: check both.
     const bool alive =
         it != shard.objects.end() && it->second.put_id == put->second &&

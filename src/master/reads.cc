@@ -15,7 +15,7 @@ namespace mooncake::master {
 void MasterService::ForEachKeyByShard(
     Keys keys, absl::Span<const uint32_t> indexes,
     absl::FunctionRef<void(Shard& shard, uint32_t i)> visit) const {
-  ForEachKeyByShard([keys](uint32_t i) { return TableKey(keys[i]); }, indexes, visit);
+  ForEachKeyByShard([keys](uint32_t i) { return AsAbsl(keys[i]); }, indexes, visit);
 }
 
 void MasterService::ForEachKeyByShard(
@@ -64,7 +64,7 @@ std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(Keys keys
   uint64_t granted = 0;
   ForEachKeyByShard(keys, valid, [&](Shard& shard, uint32_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     const std::string_view key = keys[i];
-    auto it = shard.objects.find(TableKey(key));
+    auto it = shard.objects.find(AsAbsl(key));
     if (it == shard.objects.end() || it->second.state != State::kComplete) {
       found[i].status =
           it == shard.objects.end()
@@ -119,9 +119,9 @@ std::vector<absl::StatusOr<ReplicaList>> MasterService::GetReplicaList(Keys keys
 void MasterService::ReleaseLeases(absl::Span<const LeaseRelease> releases) {
   absl::InlinedVector<uint32_t, 256> all(releases.size());
   for (uint32_t i = 0; i < all.size(); ++i) all[i] = i;
-  ForEachKeyByShard([releases](uint32_t i) { return TableKey(releases[i].key); }, all,
+  ForEachKeyByShard([releases](uint32_t i) { return AsAbsl(releases[i].key); }, all,
                     [&](Shard& shard, uint32_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                      auto it = shard.objects.find(TableKey(releases[i].key));
+                      auto it = shard.objects.find(AsAbsl(releases[i].key));
                       if (it == shard.objects.end()) return;
                       Object& object = it->second;
                       if (object.lease_id == releases[i].lease_id && object.readers > 0)
@@ -143,7 +143,7 @@ std::vector<absl::StatusOr<bool>> MasterService::ExistKey(Keys keys) {
     }
   }
   ForEachKeyByShard(keys, valid, [&](Shard& shard, uint32_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    auto it = shard.objects.find(TableKey(keys[i]));
+    auto it = shard.objects.find(AsAbsl(keys[i]));
     // A probe, not a use: neither a lease nor an access for eviction.
     results[i] = it != shard.objects.end() && it->second.state == State::kComplete;
   });
@@ -164,7 +164,7 @@ std::vector<absl::StatusOr<uint64_t>> MasterService::GetSize(Keys keys) {
     } else {
       Shard& shard = ShardOf(key);
       absl::MutexLock lock(&shard.mu);
-      auto it = shard.objects.find(TableKey(key));
+      auto it = shard.objects.find(AsAbsl(key));
       if (it == shard.objects.end()) {
         result =
             MakeError(ErrorCode::OBJECT_NOT_FOUND, fmt::format("key '{}' not found", UserKey(key)));

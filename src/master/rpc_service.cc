@@ -1,6 +1,7 @@
 #include "master/rpc_service.h"
 
 #include <algorithm>
+#include <deque>
 #include <iterator>
 #include <string>
 #include <utility>
@@ -130,10 +131,10 @@ absl::StatusOr<std::string> TenantIn(const json& body) {
 }
 
 // The keys of `tenant` as the master keeps them (common/tenant.h): the default tenant's as they
-// are, another's rewritten into `owned` (sized once, so the views stay valid). A key of the
-// default tenant may not begin with NUL, which begins the keys of every other tenant.
+// are, another's rewritten into `owned` (a deque: the views of earlier keys stay valid). A key of
+// the default tenant may not begin with NUL, which begins the keys of every other tenant.
 absl::Status QualifyKeys(std::string_view tenant, std::vector<std::string_view>& keys,
-                         std::vector<std::string>& owned) {
+                         std::deque<std::string>& owned) {
   if (tenant == kDefaultTenant) {
     for (std::string_view key : keys) {
       if (!key.empty() && key.front() == '\0') {
@@ -142,11 +143,7 @@ absl::Status QualifyKeys(std::string_view tenant, std::vector<std::string_view>&
     }
     return absl::OkStatus();
   }
-  owned.resize(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    owned[i] = QualifyKey(tenant, keys[i]);
-    keys[i] = owned[i];
-  }
+  for (std::string_view& key : keys) key = owned.emplace_back(QualifyKey(tenant, key));
   return absl::OkStatus();
 }
 
@@ -227,7 +224,7 @@ struct Request {
   std::string tenant = std::string(kDefaultTenant);
   std::vector<std::string_view> keys;
   std::vector<LeaseRelease> releases;
-  std::vector<std::string> owned, owned_releases;
+  std::deque<std::string> owned;
   // PutStart's sizes: "sizes" (one per key) or "size" (every key's), read with the keys since a
   // batch has as many; checked by PutStart.
   struct Sizes {
@@ -367,10 +364,8 @@ absl::Status ParseRequest(std::string_view text, bool with_client, bool batch, s
     return batch ? FieldError("keys", "an array of strings") : FieldError("key", "a string");
   if (absl::Status s = QualifyKeys(request.tenant, request.keys, request.owned); !s.ok()) return s;
   if (request.tenant != kDefaultTenant) {
-    request.owned_releases.resize(request.releases.size());
-    for (size_t i = 0; i < request.releases.size(); ++i) {
-      request.owned_releases[i] = QualifyKey(request.tenant, request.releases[i].key);
-      request.releases[i].key = request.owned_releases[i];
+    for (LeaseRelease& release : request.releases) {
+      release.key = request.owned.emplace_back(QualifyKey(request.tenant, release.key));
     }
   }
   return absl::OkStatus();

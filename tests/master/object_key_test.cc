@@ -8,13 +8,12 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "common/strings.h"
 
 namespace mooncake::master {
 namespace {
 
 using Table = absl::flat_hash_map<ObjectKey, int, ObjectKeyHash, ObjectKeyEq>;
-
-absl::string_view Lookup(const std::string& key) { return {key.data(), key.size()}; }
 
 // Keys at and around the inline limit, empty, with NUL bytes (other tenants' keys begin with one)
 // and long ones: each is found by its bytes, and only by them.
@@ -31,19 +30,19 @@ TEST(ObjectKeyTest, EveryLengthIsFoundByItsBytes) {
   }
   ASSERT_EQ(table.size(), keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
-    auto it = table.find(Lookup(keys[i]));
+    auto it = table.find(AsAbsl(keys[i]));
     ASSERT_NE(it, table.end()) << i;
     EXPECT_EQ(it->second, static_cast<int>(i));
     EXPECT_EQ(it->first.view(), keys[i]);
     EXPECT_EQ(it->first.size(), keys[i].size());
-    EXPECT_EQ(ObjectKeyHash()(it->first), ObjectKeyHash()(Lookup(keys[i])));
+    EXPECT_EQ(ObjectKeyHash()(it->first), ObjectKeyHash()(AsAbsl(keys[i])));
   }
   EXPECT_EQ(table.find(absl::string_view("a\0", 2)), table.end());
-  EXPECT_EQ(table.find(Lookup(std::string(ObjectKey::kInline + 2, 'a'))), table.end());
+  EXPECT_EQ(table.find(AsAbsl(std::string(ObjectKey::kInline + 2, 'a'))), table.end());
   // The table's growth moves every key (inline and heap ones); erasing frees them.
   for (int i = 0; i < 5000; ++i) table.emplace(ObjectKey("grow" + std::to_string(i)), i);
   for (size_t i = 0; i < keys.size(); ++i) {
-    auto it = table.find(Lookup(keys[i]));
+    auto it = table.find(AsAbsl(keys[i]));
     ASSERT_NE(it, table.end()) << i;
     EXPECT_EQ(it->first.view(), keys[i]);
     table.erase(it);
@@ -60,7 +59,7 @@ TEST(ObjectKeyTest, CopiesAndMovesKeepTheBytes) {
     EXPECT_EQ(c.view(), key);
     EXPECT_EQ(std::string_view(c), key);
     EXPECT_TRUE(ObjectKeyEq()(b, c));
-    EXPECT_TRUE(ObjectKeyEq()(c, Lookup(key)));
+    EXPECT_TRUE(ObjectKeyEq()(c, AsAbsl(key)));
     EXPECT_FALSE(ObjectKeyEq()(c, absl::string_view("other")));
   }
 }
