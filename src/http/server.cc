@@ -46,13 +46,34 @@ struct RequestState {
 };
 thread_local RequestState request_state;
 
+// A connection's two ends, asked of the socket once: cpp-httplib asks for both on every request
+// (two system calls and two address conversions each time).
+struct Endpoints {
+  bool known = false;
+  std::string remote_ip, local_ip;
+  int remote_port = 0, local_port = 0;
+};
+
 // A stream that lets one request read at most `budget` bytes. cpp-httplib bounds each header line
 // but neither the number of lines nor a line before its newline, nor chunked bodies; this bounds
-// all.
+// all. With `endpoints`, the connection's addresses come from there (filled on first use).
 class BoundedStream : public ForwardingStream {
  public:
-  BoundedStream(httplib::Stream& inner, size_t budget)
-      : ForwardingStream(inner), remaining_(budget) {}
+  BoundedStream(httplib::Stream& inner, size_t budget, Endpoints* endpoints = nullptr)
+      : ForwardingStream(inner), remaining_(budget), endpoints_(endpoints) {}
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    if (endpoints_ == nullptr) return inner_.get_remote_ip_and_port(ip, port);
+    Learn();
+    ip = endpoints_->remote_ip;
+    port = endpoints_->remote_port;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    if (endpoints_ == nullptr) return inner_.get_local_ip_and_port(ip, port);
+    Learn();
+    ip = endpoints_->local_ip;
+    port = endpoints_->local_port;
+  }
 
   ssize_t read(char* ptr, size_t size) override {
     if (!held_.Flush(inner_)) {  // e.g. "100 Continue" before the body
@@ -82,8 +103,16 @@ class BoundedStream : public ForwardingStream {
   bool Flush() { return held_.Flush(inner_); }
 
  private:
+  void Learn() const {
+    if (endpoints_->known) return;
+    inner_.get_remote_ip_and_port(endpoints_->remote_ip, endpoints_->remote_port);
+    inner_.get_local_ip_and_port(endpoints_->local_ip, endpoints_->local_port);
+    endpoints_->known = true;
+  }
+
   size_t remaining_;
   HeldWrites held_;
+  Endpoints* endpoints_;
 };
 
 // A connection made of memory: reads come from a string, writes go to another (ServeBytes).
@@ -340,6 +369,7 @@ class HttpServer::Impl : public httplib::Server {
   void Serve(socket_t sock, size_t left) {
     bool lingered = false;
     absl::Time partial_since = absl::InfinitePast();
+    Endpoints endpoints;
     while (left > 0 && !stopping_.load()) {
       if (!lingered) {
         // The next request of a busy client is usually on its way: wait a moment for it here
@@ -363,7 +393,7 @@ class HttpServer::Impl : public httplib::Server {
           sock, Seconds(options_.read_timeout), Micros(options_.read_timeout),
           Seconds(options_.write_timeout), Micros(options_.write_timeout));
       request_state = RequestState{};
-      BoundedStream bounded(strm, options_.max_header_bytes + options_.max_body_bytes);
+      BoundedStream bounded(strm, options_.max_header_bytes + options_.max_body_bytes, &endpoints);
       bool connection_closed = false;
       const bool ok =
           process_request(bounded, /*close_connection=*/left == 1, connection_closed, nullptr) &&

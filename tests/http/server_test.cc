@@ -1,12 +1,16 @@
 // HttpServer in-process: routing, the uniform error body, limits, timeouts, metrics, shutdown.
 #include "http/server.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <memory>
 #include <stdexcept>
 #include <string>
 
+#include "fmt/format.h"
 #include "http/client.h"
 #include "http/json_body.h"
 #include "support/raw_socket.h"
@@ -46,6 +50,9 @@ class ServerTest : public ::testing::Test {
         });
     server_->Route("GET", "/throw",
                    [](const HttpRequest&) -> HttpResponse { throw std::runtime_error("boom"); });
+    server_->Route("GET", "/peer", [](const HttpRequest& request) {
+      return HttpResponse::Text(fmt::format("{}:{}", request.remote_addr, request.remote_port));
+    });
     server_->Route("GET", "/missing", [](const HttpRequest&) {
       return HttpResponse::FromStatus(MakeError(ErrorCode::OBJECT_NOT_FOUND, "no such thing"));
     });
@@ -250,6 +257,30 @@ TEST_F(ServerTest, KeepAliveConnectionServesManyRequests) {
     std::string response = raw.ReadResponse(absl::Seconds(5));
     ASSERT_EQ(StatusOf(response), 200);
     EXPECT_NE(response.find("\r\n\r\nw" + std::to_string(i)), std::string::npos);
+  }
+}
+
+// The server asks a connection's addresses once and keeps them for its later requests: each
+// request still sees its own connection's peer, with two connections taking turns.
+TEST_F(ServerTest, EveryRequestSeesItsConnectionsPeer) {
+  RawSocket a(server_->port());
+  RawSocket b(server_->port());
+  auto local_end = [](const RawSocket& raw) {
+    sockaddr_in addr{};
+    socklen_t len = sizeof(addr);
+    EXPECT_EQ(::getsockname(raw.fd(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    return fmt::format("127.0.0.1:{}", ntohs(addr.sin_port));
+  };
+  const std::string a_end = local_end(a);
+  const std::string b_end = local_end(b);
+  ASSERT_NE(a_end, b_end);
+  for (int i = 0; i < 3; ++i) {
+    for (auto [raw, end] : {std::pair{&a, a_end}, std::pair{&b, b_end}}) {
+      ASSERT_TRUE(raw->Send("GET /peer HTTP/1.1\r\nHost: x\r\n\r\n"));
+      const std::string response = raw->ReadResponse(absl::Seconds(5));
+      ASSERT_EQ(StatusOf(response), 200) << response;
+      EXPECT_TRUE(response.ends_with("\r\n\r\n" + end)) << response << " expected " << end;
+    }
   }
 }
 
