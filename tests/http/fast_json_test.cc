@@ -88,5 +88,29 @@ TEST(FastJsonTest, AppendJsonStringWritesWhatNlohmannReadsBack) {
   EXPECT_EQ(out, "unchanged");
 }
 
+// Keys are checked eight bytes at a time: every byte value at every position of values of 0 to
+// 24 bytes (around the word boundaries, the overlapping last word included) is written exactly as
+// nlohmann writes it, or refused when it is not UTF-8.
+TEST(FastJsonTest, AppendJsonStringAgreesWithNlohmannForEveryByteAnywhere) {
+  for (size_t length = 1; length <= 24; ++length) {
+    for (size_t at = 0; at < length; ++at) {
+      for (int byte = 0; byte < 256; ++byte) {
+        std::string value(length, 'k');
+        value[at] = static_cast<char>(byte);
+        std::string expected;
+        bool utf8 = true;
+        try {
+          expected = nlohmann::json(value).dump();
+        } catch (const nlohmann::json::type_error&) {
+          utf8 = false;
+        }
+        std::string out = "x";
+        ASSERT_EQ(AppendJsonString(out, value), utf8) << length << " " << at << " " << byte;
+        ASSERT_EQ(out, utf8 ? "x" + expected : "x") << length << " " << at << " " << byte;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace mooncake::http
