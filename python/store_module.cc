@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +25,75 @@
 #include "http/server.h"
 
 namespace py = pybind11;
+
+namespace mooncake::python {
+
+// A list of keys from Python, as views of the key objects' own bytes: no key is copied to pass it
+// to the client (a batch of 128 SGLang keys made 128 allocations of 69 bytes each). The views
+// stay valid while the call runs without the GIL, even if another thread empties the list,
+// because the key objects are referenced here. A str is viewed as UTF-8 (CPython keeps that form
+// with the str), a bytes object as it is; a bytearray, which another thread could resize, is
+// copied.
+class KeyList {
+ public:
+  // False, and nothing kept, if `keys` is not a list (or other sequence) of str or bytes keys, or
+  // a str cannot be encoded as UTF-8: pybind11 then raises TypeError, as for a list of strings.
+  bool Load(py::handle keys) {
+    if (!py::isinstance<py::sequence>(keys) || py::isinstance<py::bytes>(keys) ||
+        py::isinstance<py::str>(keys)) {
+      return false;
+    }
+    auto sequence = py::reinterpret_borrow<py::sequence>(keys);
+    const size_t n = sequence.size();
+    held_.reserve(n);
+    views_.reserve(n);
+    for (auto item : sequence) {
+      py::object key = item;  // a reference of our own, whatever the sequence is
+      Py_ssize_t size = 0;
+      const char* data = nullptr;
+      if (PyUnicode_Check(key.ptr())) {
+        data = PyUnicode_AsUTF8AndSize(key.ptr(), &size);
+        if (data == nullptr) {
+          PyErr_Clear();
+          return false;
+        }
+      } else if (PyBytes_Check(key.ptr())) {
+        data = PyBytes_AS_STRING(key.ptr());
+        size = PyBytes_GET_SIZE(key.ptr());
+      } else if (PyByteArray_Check(key.ptr())) {
+        copies_.emplace_back(PyByteArray_AS_STRING(key.ptr()),
+                             static_cast<size_t>(PyByteArray_GET_SIZE(key.ptr())));
+        views_.push_back(copies_.back());
+        continue;
+      } else {
+        return false;
+      }
+      held_.push_back(std::move(key));
+      views_.emplace_back(data, static_cast<size_t>(size));
+    }
+    return true;
+  }
+
+  Keys keys() const { return views_; }
+  size_t size() const { return views_.size(); }
+
+ private:
+  // The key objects viewed; released with the GIL held (pybind11 destroys a call's arguments
+  // after the call has taken the GIL back).
+  std::vector<py::object> held_;
+  std::deque<std::string> copies_;
+  std::vector<std::string_view> views_;
+};
+
+}  // namespace mooncake::python
+
+namespace pybind11::detail {
+template <>
+struct type_caster<mooncake::python::KeyList> {
+  PYBIND11_TYPE_CASTER(mooncake::python::KeyList, const_name("List[str]"));
+  bool load(handle src, bool) { return value.Load(src); }
+};
+}  // namespace pybind11::detail
 
 namespace mooncake::python {
 namespace {
@@ -416,9 +486,11 @@ class MooncakeDistributedStore {
     return out;
   }
 
-  int IsExist(const std::string& key) { return BatchIsExist({key})[0]; }
+  int IsExist(const std::string& key) { return Exists({&key, 1})[0]; }
 
-  std::vector<int> BatchIsExist(const std::vector<std::string>& keys) {
+  std::vector<int> BatchIsExist(const KeyList& keys) { return Exists(keys.keys()); }
+
+  std::vector<int> Exists(Keys keys) {
     std::vector<int> out(keys.size(), -1);
     CallVoid([&](Client& c) {
       std::vector<absl::StatusOr<bool>> exists = c.BatchExists(keys);

@@ -455,7 +455,7 @@ absl::Status Client::PutParts(const std::string& key, absl::Span<const std::stri
 
 // ---- the rest ----
 
-std::vector<absl::StatusOr<bool>> Client::BatchExists(absl::Span<const std::string> keys) {
+std::vector<absl::StatusOr<bool>> Client::BatchExists(Keys keys) {
   CallRecord record(ClientOp::kExist);
   absl::ReaderMutexLock lock(&state_mu_);
   std::vector<absl::StatusOr<bool>> results =

@@ -144,7 +144,7 @@ class Client {
   std::vector<absl::Status> BatchGetWith(absl::Span<const std::string> keys, Allocator allocate);
 
   // Whether a complete object exists: a probe, which leases nothing (MasterService::ExistKey).
-  std::vector<absl::StatusOr<bool>> BatchExists(absl::Span<const std::string> keys);
+  std::vector<absl::StatusOr<bool>> BatchExists(Keys keys);
   absl::StatusOr<bool> Exists(const std::string& key);
   std::vector<absl::StatusOr<uint64_t>> BatchGetSize(absl::Span<const std::string> keys);
   absl::StatusOr<uint64_t> GetSize(const std::string& key);

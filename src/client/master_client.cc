@@ -76,7 +76,7 @@ absl::StatusOr<std::vector<Replica>> ReadReplicas(const simdjson::dom::element& 
 }
 
 // Appends `"name":[...]` with `values` as JSON strings; false if one is not UTF-8.
-bool AppendStrings(std::string& body, std::string_view name, absl::Span<const std::string> values) {
+bool AppendStrings(std::string& body, std::string_view name, Keys values) {
   fmt::format_to(std::back_inserter(body), "\"{}\":[", name);
   for (size_t i = 0; i < values.size(); ++i) {
     if (i > 0) body += ',';
@@ -452,7 +452,7 @@ absl::StatusOr<std::vector<SegmentInfo>> MasterClient::ListSegments() {
 
 template <typename R>
 std::vector<R> MasterClient::Batch(
-    std::string_view method, absl::Span<const std::string> keys, bool idempotent,
+    std::string_view method, Keys keys, bool idempotent,
     absl::FunctionRef<void(std::string& body, size_t begin, size_t end)> members,
     absl::FunctionRef<R(const simdjson::dom::element&)> parse) {
   std::vector<R> out;
@@ -571,7 +571,7 @@ std::vector<absl::StatusOr<ReplicaList>> MasterClient::GetReplicaList(
       });
 }
 
-std::vector<absl::StatusOr<bool>> MasterClient::ExistKey(absl::Span<const std::string> keys) {
+std::vector<absl::StatusOr<bool>> MasterClient::ExistKey(Keys keys) {
   using Result = absl::StatusOr<bool>;
   return Batch<Result>(
       "BatchExistKey", keys, true, [](std::string&, size_t, size_t) {},

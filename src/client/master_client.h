@@ -18,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/keys.h"
 #include "http/client.h"
 #include "http/etcd_client.h"
 
@@ -151,7 +152,7 @@ class MasterClient {
   std::vector<absl::Status> PutEnd(absl::Span<const std::string> keys);
   std::vector<absl::Status> PutRevoke(absl::Span<const std::string> keys);
   std::vector<absl::StatusOr<ReplicaList>> GetReplicaList(absl::Span<const std::string> keys);
-  std::vector<absl::StatusOr<bool>> ExistKey(absl::Span<const std::string> keys);
+  std::vector<absl::StatusOr<bool>> ExistKey(Keys keys);
   std::vector<absl::StatusOr<uint64_t>> GetSize(absl::Span<const std::string> keys);
   std::vector<absl::Status> Remove(absl::Span<const std::string> keys, bool force);
   absl::StatusOr<uint64_t> RemoveByRegex(const std::string& pattern);
@@ -189,7 +190,7 @@ class MasterClient {
   // call fails each of its keys with its status; a key that is not UTF-8 fails its call with
   // INVALID_KEY.
   template <typename R>
-  std::vector<R> Batch(std::string_view method, absl::Span<const std::string> keys, bool idempotent,
+  std::vector<R> Batch(std::string_view method, Keys keys, bool idempotent,
                        absl::FunctionRef<void(std::string& body, size_t begin, size_t end)> members,
                        absl::FunctionRef<R(const simdjson::dom::element&)> parse);
 

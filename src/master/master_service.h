@@ -32,6 +32,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/types/span.h"
 #include "common/clock.h"
+#include "common/keys.h"
 #include "common/metrics.h"
 #include "common/strings.h"
 #include "common/tenant.h"
@@ -66,29 +67,9 @@ struct ReplicateConfig {
   SoftPinAction soft_pin_action = SoftPinAction::kPreserve;  // upserts of existing objects
 };
 
-// The keys of a batch call: views of the caller's strings, or of the request's text (the RPC
-// layer copies no key out of a request body). Like a span, valid only during the call.
-class Keys {
- public:
-  Keys(const std::string* keys, size_t n) : strings_(keys), size_(n) {}
-  Keys(const std::string_view* keys, size_t n) : views_(keys), size_(n) {}
-  Keys(absl::Span<const std::string> keys) : Keys(keys.data(), keys.size()) {}
-  Keys(absl::Span<const std::string_view> keys) : Keys(keys.data(), keys.size()) {}
-  Keys(const std::vector<std::string>& keys) : Keys(keys.data(), keys.size()) {}
-  Keys(const std::vector<std::string_view>& keys) : Keys(keys.data(), keys.size()) {}
-  Keys(std::initializer_list<std::string> keys) : Keys(keys.begin(), keys.size()) {}
-
-  size_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
-  std::string_view operator[](size_t i) const {
-    return strings_ != nullptr ? std::string_view(strings_[i]) : views_[i];
-  }
-
- private:
-  const std::string* strings_ = nullptr;
-  const std::string_view* views_ = nullptr;
-  size_t size_ = 0;
-};
+// A batch call's keys (common/keys.h) are views of the caller's strings, or of the request's text:
+// the RPC layer copies no key out of a request body.
+using mooncake::Keys;
 
 struct PutItem {
   std::string key;

@@ -143,6 +143,47 @@ def test_keys_are_checked(store):
     assert store.put("api_empty_value", b"") == INVALID_PARAMS
 
 
+def test_batch_is_exist_takes_any_sequence_of_str_or_bytes(store):
+    """batch_is_exist views its keys where Python keeps them instead of copying them: str (as
+    UTF-8), bytes and bytearray keys, in a list, a tuple or any other sequence, answer as the same
+    keys would one by one; anything else is a TypeError, as before."""
+    assert store.put("kl_a", b"1") == 0
+    assert store.put("kl_\u00e9t\u00e9", b"2") == 0
+    keys = ["kl_a", "kl_absent", "kl_\u00e9t\u00e9"]
+    expected = [1, 0, 1]
+    assert store.batch_is_exist(keys) == expected
+    assert store.batch_is_exist(tuple(keys)) == expected
+    assert store.batch_is_exist([k.encode() for k in keys]) == expected
+    assert store.batch_is_exist([bytearray(k.encode()) for k in keys]) == expected
+    assert store.batch_is_exist([]) == []
+    assert store.batch_is_exist(["kl_a", ""]) == [1, -1]  # an empty key is invalid, not absent
+    assert store.batch_is_exist([b"kl_\xff"]) == [-1]  # not UTF-8: the master cannot be asked
+
+    class Fresh:
+        """A sequence that builds each key when asked: only the call holds a reference to it, so
+        a view kept without one would read freed memory (here, most likely the next key)."""
+
+        def __init__(self, n):
+            self.n = n
+
+        def __len__(self):
+            return self.n
+
+        def __getitem__(self, i):
+            if i >= self.n:
+                raise IndexError(i)
+            return "".join(["kl_", "fresh_", str(i)])
+
+    for i in range(0, 64, 2):
+        assert store.put(f"kl_fresh_{i}", b"v") == 0
+    assert store.batch_is_exist(Fresh(64)) == [1 - i % 2 for i in range(64)]
+
+    for bad in ("kl_a", b"kl_a", ["kl_a", 1], ["kl_\ud800"], 5, None):
+        with pytest.raises(TypeError):
+            store.batch_is_exist(bad)
+    assert store.batch_is_exist(keys) == expected  # and the store still serves
+
+
 def test_parts_batches_and_buffers(store):
     assert store.put_parts("api_parts", b"ab", bytearray(b"cd"), memoryview(b"ef")) == 0
     assert store.get("api_parts") == b"abcdef"
