@@ -36,8 +36,8 @@ namespace mooncake::python {
 // copied.
 class KeyList {
  public:
-  // False, and nothing kept, if `keys` is not a list (or other sequence) of str or bytes keys, or
-  // a str cannot be encoded as UTF-8: pybind11 then raises TypeError, as for a list of strings.
+  // False if `keys` is not a list (or other sequence) of str, bytes or bytearray keys, or a str
+  // cannot be encoded as UTF-8: pybind11 then raises TypeError, as it did for a list of strings.
   bool Load(py::handle keys) {
     if (!py::isinstance<py::sequence>(keys) || py::isinstance<py::bytes>(keys) ||
         py::isinstance<py::str>(keys)) {
