@@ -75,7 +75,6 @@ class KeyList {
   }
 
   Keys keys() const { return views_; }
-  size_t size() const { return views_.size(); }
 
  private:
   // The key objects viewed; released with the GIL held (pybind11 destroys a call's arguments

@@ -28,7 +28,7 @@ std::vector<std::unique_ptr<simdjson::dom::parser>>& Spares() {
 // as it is. Eight bytes at a time: a byte's top bit is set in `bad` if the byte is at least 0x80,
 // below 0x20 (w - 0x20 borrows into it), '"' or '\\' (zero after the XOR, so w - 1 borrows). A
 // borrow can only mark bytes above one that really matches, so the word's verdict is exact. The
-// last word overlaps the one before it rather than being read byte by byte.
+// last word overlaps the one before it, and a value shorter than a word is padded with 'a'.
 bool IsPlainAscii(std::string_view value) {
   constexpr uint64_t kOnes = 0x0101010101010101ull;
   constexpr uint64_t kHigh = 0x8080808080808080ull;
@@ -41,12 +41,10 @@ bool IsPlainAscii(std::string_view value) {
   };
   const char* p = value.data();
   const size_t n = value.size();
-  if (n < 8) {
-    for (char c : value) {
-      const auto byte = static_cast<unsigned char>(c);
-      if (byte < 0x20 || byte >= 0x80 || c == '"' || c == '\\') return false;
-    }
-    return true;
+  if (n < 8) {  // one word: the value, then plain bytes
+    uint64_t w = kOnes * 'a';
+    if (n > 0) std::memcpy(&w, p, n);  // an empty view's data may be null
+    return bad(w) == 0;
   }
   uint64_t seen = 0;
   uint64_t w;
