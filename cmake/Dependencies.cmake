@@ -10,6 +10,7 @@
 #     Debian's source package of the same version (unpacked by install-deps.sh into .deps/);
 #   - simdjson: likewise only a shared library in Debian; its amalgamated simdjson.cpp from Debian's
 #     source package is compiled into a static archive of ours (it picks its CPU kernels at run time);
+#   - http-parser (the server's parser of simple requests): Debian's .a, position-independent;
 #   - spdlog, fmt, CLI11, nlohmann/json: header-only;
 #   - libstdc++ and libgcc: -static-libstdc++ -static-libgcc (the extension).
 find_package(PkgConfig REQUIRED)
@@ -30,6 +31,12 @@ add_library(mooncake_simdjson STATIC "${MOONCAKE_SIMDJSON_DIR}/simdjson.cpp")
 target_include_directories(mooncake_simdjson SYSTEM PUBLIC "${MOONCAKE_SIMDJSON_DIR}")
 # Errors are returned as codes; nothing of ours uses simdjson's exceptions.
 target_compile_definitions(mooncake_simdjson PUBLIC SIMDJSON_EXCEPTIONS=0)
+
+find_path(HTTP_PARSER_INCLUDE http_parser.h REQUIRED)
+find_library(HTTP_PARSER_ARCHIVE NAMES libhttp_parser.a REQUIRED)
+add_library(mooncake_http_parser INTERFACE)
+target_include_directories(mooncake_http_parser SYSTEM INTERFACE "${HTTP_PARSER_INCLUDE}")
+target_link_libraries(mooncake_http_parser INTERFACE "${HTTP_PARSER_ARCHIVE}")
 
 find_path(NLOHMANN_JSON_INCLUDE nlohmann/json.hpp REQUIRED)
 find_path(CLI11_INCLUDE CLI/CLI.hpp REQUIRED)

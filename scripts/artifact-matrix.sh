@@ -50,7 +50,7 @@ else
 fi
 # What building the source distribution needs of a Debian release (docs/python.md).
 build_deps=(build-essential cmake ninja-build pkg-config libibverbs-dev librdmacm-dev libnl-3-dev
-  libnl-route-3-dev libcli11-dev nlohmann-json3-dev libre2-dev libyaml-cpp-dev libssl-dev libzstd-dev zlib1g-dev
+  libnl-route-3-dev libcli11-dev libhttp-parser-dev nlohmann-json3-dev libre2-dev libyaml-cpp-dev libssl-dev libzstd-dev zlib1g-dev
   libabsl-dev libspdlog-dev libfmt-dev pybind11-dev python3-dev python3-venv python3-setuptools python3-wheel
   python3-pip)
 

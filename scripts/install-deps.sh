@@ -19,7 +19,7 @@ deps_dir=${MOONCAKE_DEPS_DIR:-$root/.deps}
 packages=(
   build-essential cmake ninja-build pkg-config git dpkg-dev
   libibverbs-dev librdmacm-dev libnl-3-dev libnl-route-3-dev
-  libcli11-dev libcpp-httplib-dev libsimdjson-dev nlohmann-json3-dev libabsl-dev libre2-dev libyaml-cpp-dev libssl-dev
+  libcli11-dev libcpp-httplib-dev libhttp-parser-dev libsimdjson-dev nlohmann-json3-dev libabsl-dev libre2-dev libyaml-cpp-dev libssl-dev
   googletest libgtest-dev libgmock-dev pybind11-dev libspdlog-dev libfmt-dev
   clang-format clang libclang-rt-14-dev rpm file curl iperf3 redis-server redis-tools etcd-server
   lintian debootstrap

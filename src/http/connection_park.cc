@@ -38,7 +38,8 @@ std::string_view HeaderValue(std::string_view head, std::string_view name) {
 
 }  // namespace
 
-Pending PeekRequest(int fd, size_t max_head_bytes, size_t max_buffered_body) {
+Pending PeekRequest(int fd, size_t max_head_bytes, size_t max_buffered_body,
+                    std::string_view* peeked) {
   thread_local std::vector<char> buffer;
   const size_t want = max_head_bytes + max_buffered_body + 4;
   if (buffer.size() < want) buffer.resize(want);
@@ -49,6 +50,7 @@ Pending PeekRequest(int fd, size_t max_head_bytes, size_t max_buffered_body) {
                                                                      : Pending::kClosed;
   }
   const std::string_view got(buffer.data(), static_cast<size_t>(n));
+  if (peeked != nullptr) *peeked = got;
   const size_t head_end = got.find("\r\n\r\n");
   if (head_end == std::string_view::npos) {
     // Too long a head is the worker's to refuse; anything shorter is still on its way.

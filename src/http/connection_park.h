@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <string_view>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -32,8 +33,10 @@ enum class Pending {
 };
 
 // Peeks at `fd` (no byte is consumed). A head longer than `max_head_bytes` counts as complete so
-// that the server can refuse it.
-Pending PeekRequest(int fd, size_t max_head_bytes, size_t max_buffered_body);
+// that the server can refuse it. `peeked`, if given: the bytes seen, valid until this thread's next
+// call.
+Pending PeekRequest(int fd, size_t max_head_bytes, size_t max_buffered_body,
+                    std::string_view* peeked = nullptr);
 
 class ConnectionPark {
  public:

@@ -4,13 +4,16 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "common/logging.h"
@@ -20,6 +23,7 @@
 #include "http/held_writes.h"
 #include "http/httplib_config.h"
 #include "http/json_body.h"
+#include "http/simple_request.h"
 #include "http/spin_wait.h"
 #include "http/worker_pool.h"
 
@@ -52,6 +56,13 @@ struct Endpoints {
   bool known = false;
   std::string remote_ip, local_ip;
   int remote_port = 0, local_port = 0;
+
+  void Learn(const httplib::Stream& strm) {
+    if (known) return;
+    strm.get_remote_ip_and_port(remote_ip, remote_port);
+    strm.get_local_ip_and_port(local_ip, local_port);
+    known = true;
+  }
 };
 
 // A stream that lets one request read at most `budget` bytes. cpp-httplib bounds each header line
@@ -64,13 +75,13 @@ class BoundedStream : public ForwardingStream {
 
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
     if (endpoints_ == nullptr) return inner_.get_remote_ip_and_port(ip, port);
-    Learn();
+    endpoints_->Learn(inner_);
     ip = endpoints_->remote_ip;
     port = endpoints_->remote_port;
   }
   void get_local_ip_and_port(std::string& ip, int& port) const override {
     if (endpoints_ == nullptr) return inner_.get_local_ip_and_port(ip, port);
-    Learn();
+    endpoints_->Learn(inner_);
     ip = endpoints_->local_ip;
     port = endpoints_->local_port;
   }
@@ -103,13 +114,6 @@ class BoundedStream : public ForwardingStream {
   bool Flush() { return held_.Flush(inner_); }
 
  private:
-  void Learn() const {
-    if (endpoints_->known) return;
-    inner_.get_remote_ip_and_port(endpoints_->remote_ip, endpoints_->remote_port);
-    inner_.get_local_ip_and_port(endpoints_->local_ip, endpoints_->local_port);
-    endpoints_->known = true;
-  }
-
   size_t remaining_;
   HeldWrites held_;
   Endpoints* endpoints_;
@@ -141,6 +145,8 @@ class MemoryStream : public httplib::Stream {
   }
   socket_t socket() const override { return INVALID_SOCKET; }
   bool exhausted() const { return in_.empty(); }
+  std::string_view pending() const { return in_; }
+  void Skip(size_t n) { in_.remove_prefix(std::min(n, in_.size())); }
   std::string& out() { return out_; }
 
  private:
@@ -248,6 +254,10 @@ class HttpServer::Impl : public httplib::Server {
     // Only for the Keep-Alive response header; the keep-alive loop is ours.
     set_keep_alive_max_count(keep_alive_max_requests_);
     set_keep_alive_timeout(std::max<time_t>(1, Seconds(options.keep_alive_timeout)));
+    keep_alive_header_ =
+        fmt::format("timeout={}, max={}", keep_alive_timeout_sec_, keep_alive_max_count_);
+    simple_limits_ = {options.max_header_bytes, options.max_body_bytes,
+                      CPPHTTPLIB_HEADER_MAX_LENGTH, CPPHTTPLIB_REQUEST_URI_MAX_LENGTH};
     set_tcp_nodelay(options.tcp_nodelay);
 
     set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -265,19 +275,10 @@ class HttpServer::Impl : public httplib::Server {
         HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
           return HandleLibraryError(req, res);
         }));
-    set_exception_handler([this](const httplib::Request& req, httplib::Response& res,
-                                 std::exception_ptr ep) {
-      std::string what = "unknown exception";
-      try {
-        if (ep) std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      spdlog::error("{}: handler for {} {} threw: {}", options_.name, req.method, req.path, what);
-      Fill(res,
-           HttpResponse::Error(ErrorCode::INTERNAL_ERROR, fmt::format("internal error: {}", what)));
-    });
+    set_exception_handler(
+        [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+          Fill(res, Thrown(req.method, req.path, ep));
+        });
     // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 §6.3), but
     // cpp-httplib would wait for one until the client closes; dispatch such requests right away.
     set_pre_routing_handler(HandlerWithResponse([this](const httplib::Request& req,
@@ -334,6 +335,12 @@ class HttpServer::Impl : public httplib::Server {
   std::string ServeBytes(std::string_view bytes) {
     MemoryStream strm(bytes);
     for (size_t left = keep_alive_max_requests_; left > 0 && !strm.exhausted(); --left) {
+      if (std::optional<SimpleRequest> simple = ParseSimple(strm.pending())) {
+        strm.out() += AnswerSimple(*simple, "127.0.0.1", 0, /*close_connection=*/left == 1);
+        strm.Skip(simple->size);
+        if (left == 1 || simple->close) break;
+        continue;
+      }
       request_state = RequestState{};
       BoundedStream bounded(strm, options_.max_header_bytes + options_.max_body_bytes);
       bool connection_closed = false;
@@ -380,7 +387,8 @@ class HttpServer::Impl : public httplib::Server {
           ::poll(&pfd, 1, kLingerMs);
         }
       }
-      const Pending pending = PeekRequest(sock, options_.max_header_bytes, kMaxParkedBody);
+      std::string_view peeked;
+      const Pending pending = PeekRequest(sock, options_.max_header_bytes, kMaxParkedBody, &peeked);
       if (pending == Pending::kClosed) break;
       if (pending != Pending::kComplete) {
         if (pending == Pending::kPartial && partial_since == absl::InfinitePast()) {
@@ -388,6 +396,18 @@ class HttpServer::Impl : public httplib::Server {
         }
         if (park_.Park(sock, left, partial_since)) return;  // the park has it now
         break;                                              // stopping
+      }
+      if (std::optional<SimpleRequest> simple = ParseSimple(peeked)) {
+        endpoints.Learn(httplib::detail::SocketStream(sock, 0, 0, 0, 0));
+        const std::string answer = AnswerSimple(*simple, endpoints.remote_ip, endpoints.remote_port,
+                                                /*close_connection=*/left == 1);
+        if (!Discard(sock, simple->size) || !SendAll(sock, answer) || left == 1 || simple->close) {
+          break;
+        }
+        --left;
+        lingered = false;
+        partial_since = absl::InfinitePast();
+        continue;
       }
       httplib::detail::SocketStream strm(
           sock, Seconds(options_.read_timeout), Micros(options_.read_timeout),
@@ -414,6 +434,35 @@ class HttpServer::Impl : public httplib::Server {
       partial_since = absl::InfinitePast();
     }
     CloseTracked(sock);
+  }
+
+  // The request at the start of `bytes`, if it is one AnswerSimple answers.
+  std::optional<SimpleRequest> ParseSimple(std::string_view bytes) const {
+    if (!options_.simple_requests) return std::nullopt;
+    return ParseSimpleRequest(bytes, simple_limits_);
+  }
+
+  // Takes `size` bytes that were peeked at out of the socket's receive buffer, without copying
+  // them.
+  static bool Discard(socket_t sock, size_t size) {
+    while (size > 0) {
+      const ssize_t n = ::recv(sock, nullptr, size, MSG_TRUNC | MSG_DONTWAIT);
+      if (n <= 0) return false;
+      size -= static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  // Sends `bytes`: at once if the socket has room (the common case), else waiting as cpp-httplib's
+  // stream does, up to the write timeout for each part.
+  bool SendAll(socket_t sock, std::string_view bytes) const {
+    const ssize_t n = ::send(sock, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == static_cast<ssize_t>(bytes.size())) return true;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;
+    bytes.remove_prefix(n > 0 ? static_cast<size_t>(n) : 0);
+    httplib::detail::SocketStream strm(sock, 0, 0, Seconds(options_.write_timeout),
+                                       Micros(options_.write_timeout));
+    return httplib::detail::write_data(strm, bytes.data(), bytes.size());
   }
 
   void CloseTracked(socket_t sock) {
@@ -450,31 +499,44 @@ class HttpServer::Impl : public httplib::Server {
     open_sockets_.erase(sock);
   }
 
-  void Dispatch(const httplib::Request& req, httplib::Response& res) {
-    const auto start = std::chrono::steady_clock::now();
+  // What routing needs of a request, from cpp-httplib's parse or from ParseSimpleRequest.
+  struct Incoming {
+    HttpRequest request;
+    std::optional<std::string_view> authorization;  // the first Authorization header
+  };
+  // The answer to a request, but for the headers that frame it (Content-Type and -Length,
+  // Connection or Keep-Alive).
+  struct Answer {
     HttpResponse response;
-    std::string_view route = "other";
-    const Route* served = nullptr;  // the route and method that answered, if one did
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string_view route = "other";  // the metrics' label
+    const Route* served = nullptr;     // the route and method that answered, if one did
+  };
+
+  Answer Respond(const Incoming& in) {
+    const HttpRequest& req = in.request;
+    Answer answer;
+    HttpResponse& response = answer.response;
     auto path_it = routes_.find(req.path);
     const bool open = req.method == "GET" && req.path == "/health";
-    if (!open && !options_.auth.AcceptsBearer(req.get_header_value("Authorization"))) {
+    if (!open && !options_.auth.AcceptsBearer(in.authorization.value_or(""))) {
       response = HttpResponse::Error(
           ErrorCode::ILLEGAL_CLIENT,
-          req.has_header("Authorization")
+          in.authorization
               ? "wrong auth token"
               : "this service requires an auth token: send Authorization: Bearer <token>",
           401);
-      res.set_header("WWW-Authenticate", "Bearer");
+      answer.headers.emplace_back("WWW-Authenticate", "Bearer");
     } else if (path_it == routes_.end()) {
       response = HttpResponse::Error(ErrorCode::INVALID_PARAMS,
                                      fmt::format("no such path: {}", req.path), 404);
     } else if (absl::Status admitted =
                    !open && options_.admit ? options_.admit(req.path) : absl::OkStatus();
                !admitted.ok()) {
-      route = path_it->first;
+      answer.route = path_it->first;
       response = HttpResponse::FromStatus(admitted);
     } else {
-      route = path_it->first;
+      answer.route = path_it->first;
       auto method_it = path_it->second.find(req.method);
       if (method_it == path_it->second.end()) {
         std::vector<std::string> allowed;
@@ -482,23 +544,109 @@ class HttpServer::Impl : public httplib::Server {
         response = HttpResponse::Error(
             ErrorCode::INVALID_PARAMS,
             fmt::format("method {} not allowed on {}", req.method, req.path), 405);
-        res.set_header("Allow", absl::StrJoin(allowed, ", "));
+        answer.headers.emplace_back("Allow", absl::StrJoin(allowed, ", "));
       } else {
-        served = &method_it->second;
+        answer.served = &method_it->second;
         if (absl::Status encoding = ValidateQueryEncoding(req.target); !encoding.ok()) {
           response = HttpResponse::FromStatus(encoding);
         } else {
-          HttpRequest request{req.method,      req.path,        req.target, req.body,
-                              req.remote_addr, req.remote_port, &req.params};
-          response = method_it->second.handler(request);
+          response = method_it->second.handler(req);
         }
       }
     }
     if (options_.response_headers) {
-      for (auto& [name, value] : options_.response_headers()) res.set_header(name, value);
+      for (auto& header : options_.response_headers()) answer.headers.push_back(std::move(header));
     }
-    Fill(res, std::move(response));
-    Record(route, req, res, start, served);
+    return answer;
+  }
+
+  // A request cpp-httplib parsed.
+  void Dispatch(const httplib::Request& req, httplib::Response& res) {
+    const auto start = std::chrono::steady_clock::now();
+    Incoming in{
+        {req.method, req.path, req.target, req.body, req.remote_addr, req.remote_port, &req.params},
+        std::nullopt};
+    std::string authorization;
+    if (req.has_header("Authorization")) {
+      authorization = req.get_header_value("Authorization");
+      in.authorization = authorization;
+    }
+    Answer answer = Respond(in);
+    for (auto& [name, value] : answer.headers) res.set_header(name, value);
+    Fill(res, std::move(answer.response));
+    Record(answer.route, req.method, req.target, req.remote_addr, res.status, res.body.size(),
+           start, answer.served);
+  }
+
+  // A simple request (simple_request.h): routed as Dispatch routes, answered with what cpp-httplib
+  // would write (the same status line and headers, sorted by name as its header map sorts them).
+  // Returns the answer's bytes. `close_connection`: this is the connection's last request.
+  std::string AnswerSimple(const SimpleRequest& simple, std::string_view remote_addr,
+                           int remote_port, bool close_connection) {
+    const auto start = std::chrono::steady_clock::now();
+    std::string decoded;
+    std::string_view path = simple.path;
+    if (path.find('%') != std::string_view::npos) {
+      decoded = httplib::detail::decode_url(std::string(path), false);
+      path = decoded;
+    }
+    httplib::Params params;
+    if (!simple.query.empty()) httplib::detail::parse_query_text(std::string(simple.query), params);
+    const Incoming in{
+        {simple.method, path, simple.target, simple.body, remote_addr, remote_port, &params},
+        simple.authorization};
+    Answer answer;
+    try {
+      answer = Respond(in);
+    } catch (...) {
+      answer = Answer{Thrown(simple.method, path, std::current_exception())};
+    }
+    const HttpResponse& response = answer.response;
+
+    std::vector<std::pair<std::string_view, std::string_view>> headers;
+    headers.reserve(answer.headers.size() + 3);
+    for (const auto& [name, value] : answer.headers) {
+      // cpp-httplib's set_header drops these.
+      if (name.find_first_of("\r\n") == std::string::npos &&
+          value.find_first_of("\r\n") == std::string::npos) {
+        headers.emplace_back(name, value);
+      }
+    }
+    const std::string length = absl::StrCat(response.body.size());
+    headers.emplace_back("Content-Type", response.content_type);
+    headers.emplace_back("Content-Length", length);
+    if (close_connection || simple.asks_close) {
+      headers.emplace_back("Connection", "close");
+    } else {
+      headers.emplace_back("Keep-Alive", keep_alive_header_);
+    }
+    std::stable_sort(headers.begin(), headers.end(), [](const auto& a, const auto& b) {
+      return std::lexicographical_compare(
+          a.first.begin(), a.first.end(), b.first.begin(), b.first.end(),
+          [](char x, char y) { return absl::ascii_tolower(x) < absl::ascii_tolower(y); });
+    });
+    std::string out = fmt::format("HTTP/1.1 {} {}\r\n", response.status,
+                                  httplib::detail::status_message(response.status));
+    for (const auto& [name, value] : headers) {
+      out.append(name).append(": ").append(value).append("\r\n");
+    }
+    out.append("\r\n").append(response.body);
+    Record(answer.route, simple.method, simple.target, remote_addr, response.status,
+           response.body.size(), start, answer.served);
+    return out;
+  }
+
+  // The answer to a request whose handler threw `thrown`.
+  HttpResponse Thrown(std::string_view method, std::string_view path, std::exception_ptr thrown) {
+    std::string what = "unknown exception";
+    try {
+      if (thrown) std::rethrow_exception(thrown);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("{}: handler for {} {} threw: {}", options_.name, method, path, what);
+    return HttpResponse::Error(ErrorCode::INTERNAL_ERROR, fmt::format("internal error: {}", what));
   }
 
   // Errors cpp-httplib produces itself (400 unparsable request, 413, 414, ...) have no body yet;
@@ -536,7 +684,8 @@ class HttpServer::Impl : public httplib::Server {
         break;
     }
     Fill(res, HttpResponse::Error(code, message, res.status));
-    Record("other", req, res, std::chrono::steady_clock::now());
+    Record("other", req.method, req.target, req.remote_addr, res.status, res.body.size(),
+           std::chrono::steady_clock::now());
     return HandlerResponse::Handled;
   }
 
@@ -563,26 +712,32 @@ class HttpServer::Impl : public httplib::Server {
   }
 
   // `served`: the route that answered (its series are at hand), or null.
-  void Record(std::string_view route, const httplib::Request& req, const httplib::Response& res,
-              std::chrono::steady_clock::time_point start, const Route* served = nullptr) {
+  void Record(std::string_view route, std::string_view method,
+              [[maybe_unused]] std::string_view target,
+              [[maybe_unused]] std::string_view remote_addr, int status,
+              [[maybe_unused]] size_t body_bytes, std::chrono::steady_clock::time_point start,
+              const Route* served = nullptr) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const std::string_view method =
-        absl::c_linear_search(kMethods, req.method) ? std::string_view(req.method) : "other";
-    if (served != nullptr && res.status == 200) {
+    const std::string_view method_label =
+        absl::c_linear_search(kMethods, method) ? method : "other";
+    if (served != nullptr && status == 200) {
       served->served_ok->Increment();
     } else {
-      RequestCounter(route, method, res.status).Increment();
+      RequestCounter(route, method_label, status).Increment();
     }
-    (served != nullptr ? *served->duration : DurationHistogram(route, method)).Observe(seconds);
-    SPDLOG_DEBUG("{} {} {} {} -> {} {}B {:.0f}us", options_.name, req.remote_addr, req.method,
-                 req.target, res.status, res.body.size(), seconds * 1e6);
+    (served != nullptr ? *served->duration : DurationHistogram(route, method_label))
+        .Observe(seconds);
+    SPDLOG_DEBUG("{} {} {} {} -> {} {}B {:.0f}us", options_.name, remote_addr, method, target,
+                 status, body_bytes, seconds * 1e6);
   }
 
   const HttpServerOptions& options_;
   std::atomic<PoolTaskQueue*> pool_{nullptr};  // cpp-httplib's task queue while it listens
   ConnectionPark park_;
-  std::map<std::string, std::map<std::string, Route>, std::less<>> routes_;
+  std::map<std::string, std::map<std::string, Route, std::less<>>, std::less<>> routes_;
+  std::string keep_alive_header_;  // the Keep-Alive header's value cpp-httplib writes
+  SimpleRequestLimits simple_limits_;
   size_t keep_alive_max_requests_ = 1;
   std::atomic<bool> stopping_{false};
   absl::Mutex sockets_mu_;

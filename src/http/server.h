@@ -56,6 +56,10 @@ struct HttpServerOptions {
   // Asked before an authorized request (other than `GET /health`) reaches its route: an error is
   // the answer instead (e.g. a master that does not lead answers UNAVAILABLE_IN_CURRENT_STATUS).
   std::function<absl::Status(std::string_view path)> admit;
+  // Answer simple requests (simple_request.h: every call of our own clients) without cpp-httplib's
+  // request handling, with the bytes it would write. False hands every request to cpp-httplib
+  // (tests compare the two).
+  bool simple_requests = true;
   // Headers added to every answer, computed per answer (e.g. the master's epoch).
   std::function<std::vector<std::pair<std::string, std::string>>()> response_headers;
 };

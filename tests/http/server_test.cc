@@ -9,7 +9,10 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "common/auth.h"
 #include "fmt/format.h"
 #include "http/client.h"
 #include "http/json_body.h"
@@ -20,6 +23,32 @@ namespace {
 
 using test::RawSocket;
 using test::StatusOf;
+
+void AddTestRoutes(HttpServer& server) {
+  server.Route("GET", "/echo", [](const HttpRequest& request) {
+    absl::StatusOr<std::string_view> word = request.QueryParam("word");
+    if (!word.ok()) return HttpResponse::FromStatus(word.status());
+    return HttpResponse::Text(std::string(*word));
+  });
+  server.Route("PUT", "/echo", [](const HttpRequest& request) {
+    return HttpResponse::Bytes(std::string(request.body));
+  });
+  server.RouteJson(
+      "POST", "/v1/increment", [](const nlohmann::json& body) -> absl::StatusOr<nlohmann::json> {
+        if (!body.is_object() || !body.contains("n") || !body["n"].is_number_integer()) {
+          return MakeError(ErrorCode::INVALID_PARAMS, "'n' must be an integer");
+        }
+        return nlohmann::json{{"n", body["n"].get<int64_t>() + 1}};
+      });
+  server.Route("GET", "/throw",
+               [](const HttpRequest&) -> HttpResponse { throw std::runtime_error("boom"); });
+  server.Route("GET", "/peer", [](const HttpRequest& request) {
+    return HttpResponse::Text(fmt::format("{}:{}", request.remote_addr, request.remote_port));
+  });
+  server.Route("GET", "/missing", [](const HttpRequest&) {
+    return HttpResponse::FromStatus(MakeError(ErrorCode::OBJECT_NOT_FOUND, "no such thing"));
+  });
+}
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -33,29 +62,7 @@ class ServerTest : public ::testing::Test {
     options.keep_alive_timeout = absl::Hours(1);
     options.metrics = &metrics_;
     server_ = std::make_unique<HttpServer>(options);
-    server_->Route("GET", "/echo", [](const HttpRequest& request) {
-      absl::StatusOr<std::string_view> word = request.QueryParam("word");
-      if (!word.ok()) return HttpResponse::FromStatus(word.status());
-      return HttpResponse::Text(std::string(*word));
-    });
-    server_->Route("PUT", "/echo", [](const HttpRequest& request) {
-      return HttpResponse::Bytes(std::string(request.body));
-    });
-    server_->RouteJson(
-        "POST", "/v1/increment", [](const nlohmann::json& body) -> absl::StatusOr<nlohmann::json> {
-          if (!body.is_object() || !body.contains("n") || !body["n"].is_number_integer()) {
-            return MakeError(ErrorCode::INVALID_PARAMS, "'n' must be an integer");
-          }
-          return nlohmann::json{{"n", body["n"].get<int64_t>() + 1}};
-        });
-    server_->Route("GET", "/throw",
-                   [](const HttpRequest&) -> HttpResponse { throw std::runtime_error("boom"); });
-    server_->Route("GET", "/peer", [](const HttpRequest& request) {
-      return HttpResponse::Text(fmt::format("{}:{}", request.remote_addr, request.remote_port));
-    });
-    server_->Route("GET", "/missing", [](const HttpRequest&) {
-      return HttpResponse::FromStatus(MakeError(ErrorCode::OBJECT_NOT_FOUND, "no such thing"));
-    });
+    AddTestRoutes(*server_);
     AddHealthAndMetricsRoutes(*server_);
     ASSERT_TRUE(server_->Start().ok());
     client_ = std::make_unique<HttpClient>("127.0.0.1", server_->port());
@@ -335,6 +342,99 @@ TEST_F(ServerTest, StopClosesIdleKeepAliveConnections) {
   server_->Stop();
   EXPECT_TRUE(idle.WaitForClose(absl::Seconds(5)));
   server_->Stop();  // idempotent
+}
+
+// Requests our clients send are answered without cpp-httplib's request handling
+// (simple_request.h), the rest by cpp-httplib: either way the answer is, byte for byte, what
+// cpp-httplib alone writes. Two servers, one answering simple requests itself and one not, get the
+// same connections (ServeBytes), with and without an auth token.
+TEST(SimpleRequestServerTest, AnswersAreWhatCpphttplibWrites) {
+  const std::string body = R"({"n": 41})";
+  const std::string increment =
+      "POST /v1/increment HTTP/1.1\r\nHost: x\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  const std::vector<std::string> connections = {
+      "GET /echo?word=hello HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /ech%6F?word=a+b%21 HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /echo?word=a&word=b HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /echo?word=%zz HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n",
+      "DELETE /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+      "PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\npayload",
+      "PUT /echo HTTP/1.1\r\nHost: x\r\n\r\n",
+      "POST /v1/increment HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n{\"n\":",
+      "GET /throw HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /peer HTTP/1.0\r\n\r\nGET /peer HTTP/1.1\r\n\r\n",  // HTTP/1.0 closes
+      "GET /peer HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\nGET /peer HTTP/1.1\r\n\r\n",
+      "GET /health HTTP/1.1\r\nConnection: close\r\n\r\nGET /health HTTP/1.1\r\n\r\n",
+      "GET /health HTTP/1.1\r\nConnection: Close\r\n\r\nGET /health HTTP/1.1\r\n\r\n",
+      // Four in a row: the third is the connection's last (keep_alive_max_requests).
+      increment + increment + increment + increment,
+      // Simple requests and others on one connection.
+      "GET /echo?word=1 HTTP/1.1\r\n\r\nPUT /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\nabc\r\n0\r\n\r\nGET /echo?word=2 HTTP/1.1\r\n\r\n",
+      "GET /echo?word=1 HTTP/1.1\r\nRange: bytes=0-0\r\n\r\nGET /echo?word=2 HTTP/1.1\r\n\r\n",
+      "GET /echo?word=1 HTTP/1.1\r\nContent-Length: 0\r\n\r\nGET /echo?word=2 HTTP/1.1\r\n\r\n",
+      "PUT /echo HTTP/1.1\r\nContent-Length: 2048\r\n\r\n" + std::string(2048, 'x'),
+      "GET /echo?word=x HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n",
+      "GET /echo?word=x HTTP/1.1\r\nX A: 1\r\nContent Length: 5\r\n\r\n",
+      "GET /echo?word=x HTTP/1.1\nHost: x\n\n",
+      "BREW /echo HTTP/1.1\r\n\r\n",
+      "GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n",
+      // Authorization: right, wrong, twice (the first counts), empty, percent-encoded.
+      "GET /echo?word=a HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n\r\n",
+      "GET /echo?word=a HTTP/1.1\r\nAuthorization:  Bearer s3cret \t\r\n\r\n",
+      "GET /echo?word=a HTTP/1.1\r\nAuthorization: Bearer wrong\r\n\r\n",
+      "GET /echo?word=a HTTP/1.1\r\nAuthorization: Bearer wrong\r\n"
+      "Authorization: Bearer s3cret\r\n\r\n",
+      "GET /echo?word=a HTTP/1.1\r\nAuthorization:\r\nAuthorization: Bearer s3cret\r\n\r\n",
+      "GET /echo?word=a HTTP/1.1\r\nAuthorization: Bearer s3cre%74\r\n\r\n",
+  };
+  for (const bool auth : {false, true}) {
+    std::unique_ptr<HttpServer> servers[2];
+    MetricsRegistry metrics[2];
+    for (int i = 0; i < 2; ++i) {
+      HttpServerOptions options;
+      options.name = "test";
+      options.max_body_bytes = 1024;
+      options.max_header_bytes = 16384;
+      options.keep_alive_max_requests = 3;
+      options.metrics = &metrics[i];
+      options.simple_requests = i == 0;
+      if (auth) options.auth = *AuthToken::FromString("s3cret");
+      options.response_headers = [] {
+        return std::vector<std::pair<std::string, std::string>>{
+            {"X-Epoch", "7"}, {"a-first", "by name"}, {"X-Bad", "a\r\nb"}};
+      };
+      servers[i] = std::make_unique<HttpServer>(options);
+      AddTestRoutes(*servers[i]);
+      AddHealthAndMetricsRoutes(*servers[i]);
+    }
+    for (const std::string& bytes : connections) {
+      const std::string answer = servers[0]->ServeBytes(bytes);
+      EXPECT_EQ(answer, servers[1]->ServeBytes(bytes))
+          << "auth " << auth << ": " << bytes.substr(0, 200);
+      EXPECT_FALSE(answer.empty()) << bytes.substr(0, 200);
+    }
+  }
+}
+
+// Requests that arrive together on a connection are each answered, in order: the server takes out
+// of the socket exactly the bytes of a simple request it answers, leaving the next one whole,
+// whichever way that one is answered.
+TEST_F(ServerTest, PipelinedRequestsAreEachAnswered) {
+  RawSocket raw(server_->port());
+  ASSERT_TRUE(raw.Send(
+      "GET /echo?word=one HTTP/1.1\r\n\r\nPUT /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\ntwo"
+      "PUT /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nthree\r\n0\r\n\r\n"));
+  for (const char* word : {"one", "two", "three"}) {
+    const std::string response = raw.ReadResponse(absl::Seconds(5));
+    EXPECT_EQ(StatusOf(response), 200) << word << ": " << response;
+    EXPECT_TRUE(response.ends_with(std::string("\r\n\r\n") + word)) << response;
+  }
 }
 
 TEST(ServerStartTest, BindFailureNamesTheAddress) {
