@@ -1,13 +1,20 @@
 #include "http/client.h"
 
-#include <algorithm>
-#include <chrono>
+#include <http_parser.h>
+#include <poll.h>
+#include <sys/socket.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "common/error_code.h"
 #include "common/strings.h"
-#include "http/held_writes.h"
 #include "http/httplib_config.h"
 #include "http/json_body.h"
 #include "http/spin_wait.h"
@@ -19,57 +26,222 @@ bool IsIdempotentMethod(std::string_view method) {
   return method == "GET" || method == "PUT" || method == "DELETE" || method == "HEAD";
 }
 
-template <typename Duration>
-void SetTimeout(Duration d, const std::function<void(time_t, time_t)>& set) {
+// `d` (at least a millisecond) as cpp-httplib takes timeouts: seconds and microseconds.
+std::pair<time_t, time_t> SecondsAndMicros(absl::Duration d) {
   const int64_t micros = std::max<int64_t>(absl::ToInt64Microseconds(d), 1000);
-  set(static_cast<time_t>(micros / 1000000), static_cast<time_t>(micros % 1000000));
+  return {static_cast<time_t>(micros / 1000000), static_cast<time_t>(micros % 1000000)};
 }
 
-// A connection's stream that sends a request in one piece (held_writes.h) and, on the first read
-// after it (the wait for the answer), polls for the answer before it lets cpp-httplib's stream
-// sleep in poll(2).
-class SpinningStream : public ForwardingStream {
- public:
-  SpinningStream(httplib::Stream& inner, absl::Duration spin)
-      : ForwardingStream(inner), spin_(spin) {}
-
-  ssize_t read(char* ptr, size_t size) override {
-    if (!held_.Flush(inner_)) return -1;
-    if (awaiting_answer_) {
-      awaiting_answer_ = false;
-      SpinUntilReadable(inner_.socket(), spin_, SpinRole::kClient);
-    }
-    return inner_.read(ptr, size);
+// Waits until `sock` is ready for `events` or `deadline` passes; false on the deadline or an error.
+bool WaitFor(int sock, short events, absl::Time deadline) {
+  for (;;) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    pollfd pfd{sock, events, 0};
+    const int ready = ::poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    if (ready > 0) return true;
+    if (ready < 0 && errno != EINTR) return false;
   }
-  ssize_t write(const char* ptr, size_t size) override {
-    awaiting_answer_ = true;
-    return held_.Write(inner_, ptr, size);
-  }
+}
 
- private:
-  const absl::Duration spin_;
-  bool awaiting_answer_ = false;
-  HeldWrites held_;
+// What the parser's callbacks learn of an answer.
+struct Answer {
+  HttpResult* result = nullptr;
+  const char* capture = nullptr;  // a header to keep, or null
+  std::string* captured = nullptr;
+  size_t max_body = 0;
+  bool head = false;  // the answer to a HEAD request has no body
+  bool too_large = false;
+  bool complete = false;
+  bool content_type_seen = false, capture_seen = false;
+  std::string field;  // of the header being read
+  bool in_value = false;
+  std::string* value = nullptr;  // where the header being read goes, or null
 };
+
+Answer& AnswerOf(http_parser* parser) { return *static_cast<Answer*>(parser->data); }
+
+int OnHeaderField(http_parser* parser, const char* at, size_t length) {
+  Answer& answer = AnswerOf(parser);
+  if (answer.in_value) {
+    answer.in_value = false;
+    answer.field.clear();
+  }
+  answer.field.append(at, length);
+  return 0;
+}
+
+int OnHeaderValue(http_parser* parser, const char* at, size_t length) {
+  Answer& answer = AnswerOf(parser);
+  if (!answer.in_value) {
+    answer.in_value = true;
+    answer.value = nullptr;
+    // The first of each, as cpp-httplib's lookup answered.
+    if (!answer.content_type_seen && absl::EqualsIgnoreCase(answer.field, "Content-Type")) {
+      answer.content_type_seen = true;
+      answer.value = &answer.result->content_type;
+    } else if (answer.capture != nullptr && !answer.capture_seen &&
+               absl::EqualsIgnoreCase(answer.field, answer.capture)) {
+      answer.capture_seen = true;
+      answer.value = answer.captured;
+    }
+  }
+  if (answer.value != nullptr) answer.value->append(at, length);
+  return 0;
+}
+
+int OnHeadersComplete(http_parser* parser) { return AnswerOf(parser).head ? 1 : 0; }
+
+int OnBody(http_parser* parser, const char* at, size_t length) {
+  Answer& answer = AnswerOf(parser);
+  if (answer.result->body.size() + length > answer.max_body) {
+    answer.too_large = true;
+    return 1;  // stops the parser
+  }
+  answer.result->body.append(at, length);
+  return 0;
+}
+
+int OnMessageComplete(http_parser* parser) {
+  Answer& answer = AnswerOf(parser);
+  if (parser->status_code < 200) {
+    // An interim answer ("100 Continue"): the final one follows.
+    answer.result->content_type.clear();
+    if (answer.captured != nullptr) answer.captured->clear();
+    answer.content_type_seen = answer.capture_seen = false;
+    return 0;
+  }
+  answer.complete = true;
+  http_parser_pause(parser, 1);
+  return 0;
+}
+
+http_parser_settings MakeSettings() {
+  http_parser_settings settings{};
+  settings.on_header_field = OnHeaderField;
+  settings.on_header_value = OnHeaderValue;
+  settings.on_headers_complete = OnHeadersComplete;
+  settings.on_body = OnBody;
+  settings.on_message_complete = OnMessageComplete;
+  return settings;
+}
 
 }  // namespace
 
-class HttpClient::Connection : public httplib::ClientImpl {
+// One keep-alive connection: a request leaves in one piece, and its answer is polled for before
+// the thread sleeps (spin_wait.h), then parsed with http-parser. (cpp-httplib's client built a
+// header map per request and matched each answer's status line with a regular expression; it
+// connects the socket still.)
+class HttpClient::Connection {
  public:
-  Connection(const std::string& host, int port, absl::Duration spin)
-      : httplib::ClientImpl(host, port), spin_(spin) {}
+  Connection(const std::string& host, int port, const HttpClientOptions& options)
+      : host_(host), port_(port), options_(options) {}
+  ~Connection() { Close(); }
 
- private:
-  // cpp-httplib's own, with the socket's stream wrapped.
-  bool process_socket(const Socket& socket,
-                      std::function<bool(httplib::Stream& strm)> callback) override {
-    httplib::detail::SocketStream strm(socket.sock, read_timeout_sec_, read_timeout_usec_,
-                                       write_timeout_sec_, write_timeout_usec_);
-    SpinningStream spinning(strm, spin_);
-    return callback(spinning);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Sends `request` and reads its answer into `result`, within `timeout` for each. Success, or
+  // what failed: Connection/ConnectionTimeout (nothing was sent), Write, Read. `too_large`: the
+  // answer's body outgrew options_.max_response_bytes.
+  httplib::Error Exchange(std::string_view request, bool head, absl::Duration timeout,
+                          const CallOptions& call, HttpResult& result, bool& too_large) {
+    if (sock_ != INVALID_SOCKET && !Alive()) Close();
+    if (sock_ == INVALID_SOCKET) {
+      httplib::Error error = httplib::Error::Success;
+      const auto [connect_s, connect_us] = SecondsAndMicros(options_.connect_timeout);
+      sock_ = httplib::detail::create_client_socket(host_, "", port_, AF_UNSPEC,
+                                                    CPPHTTPLIB_TCP_NODELAY, nullptr, connect_s,
+                                                    connect_us, 0, 0, 0, 0, "", error);
+      if (sock_ == INVALID_SOCKET) {
+        return error == httplib::Error::ConnectionTimeout ? error : httplib::Error::Connection;
+      }
+    }
+    if (!Write(request, absl::Now() + timeout)) {
+      Close();
+      return httplib::Error::Write;
+    }
+    const httplib::Error error = Read(head, absl::Now() + timeout, call, result, too_large);
+    if (error != httplib::Error::Success) Close();
+    return error;
   }
 
-  const absl::Duration spin_;
+ private:
+  // Whether a kept connection can carry a request: the server has not closed it (nor sent
+  // anything unasked).
+  bool Alive() const {
+    char byte;
+    const ssize_t n = ::recv(sock_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+
+  bool Write(std::string_view bytes, absl::Time deadline) {
+    while (!bytes.empty()) {
+      const ssize_t n = ::send(sock_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        bytes.remove_prefix(static_cast<size_t>(n));
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        if (!WaitFor(sock_, POLLOUT, deadline)) return false;
+      } else {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  httplib::Error Read(bool head, absl::Time deadline, const CallOptions& call, HttpResult& result,
+                      bool& too_large) {
+    static const http_parser_settings settings = MakeSettings();
+    Answer answer;
+    answer.result = &result;
+    if (call.capture_header != nullptr && call.captured != nullptr) {
+      answer.capture = call.capture_header;
+      answer.captured = call.captured;
+      call.captured->clear();
+    }
+    answer.max_body = options_.max_response_bytes;
+    answer.head = head;
+    http_parser parser;
+    http_parser_init(&parser, HTTP_RESPONSE);
+    parser.data = &answer;
+    thread_local std::vector<char> buffer(CPPHTTPLIB_RECV_BUFSIZ);
+    SpinUntilReadable(sock_, options_.spin, SpinRole::kClient);
+    for (;;) {
+      const ssize_t n = ::recv(sock_, buffer.data(), buffer.size(), MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return httplib::Error::Read;
+        if (!WaitFor(sock_, POLLIN, deadline)) return httplib::Error::Read;
+        continue;
+      }
+      // At the end of the stream the parser learns that it ended (an answer without a length
+      // ends there).
+      const size_t parsed =
+          http_parser_execute(&parser, &settings, n == 0 ? nullptr : buffer.data(), n);
+      if (answer.too_large) {
+        too_large = true;
+        return httplib::Error::Read;
+      }
+      if (answer.complete) {
+        result.status = static_cast<int>(parser.status_code);
+        // Bytes beyond the answer, or a server that closes: the connection is not reused.
+        if (parsed < static_cast<size_t>(n) || n == 0 || !http_should_keep_alive(&parser)) Close();
+        return httplib::Error::Success;
+      }
+      if (n == 0 || HTTP_PARSER_ERRNO(&parser) != HPE_OK) return httplib::Error::Read;
+    }
+  }
+
+  void Close() {
+    if (sock_ == INVALID_SOCKET) return;
+    httplib::detail::shutdown_socket(sock_);
+    httplib::detail::close_socket(sock_);
+    sock_ = INVALID_SOCKET;
+  }
+
+  const std::string& host_;
+  const int port_;
+  const HttpClientOptions& options_;
+  socket_t sock_ = INVALID_SOCKET;
 };
 
 std::string EncodeQueryValue(std::string_view value) {
@@ -77,7 +249,11 @@ std::string EncodeQueryValue(std::string_view value) {
 }
 
 HttpClient::HttpClient(std::string host, int port, HttpClientOptions options)
-    : host_(std::move(host)), port_(port), options_(std::move(options)) {
+    : host_(std::move(host)),
+      port_(port),
+      options_(std::move(options)),
+      host_header_(host_.find(':') == std::string::npos ? fmt::format("{}:{}", host_, port_)
+                                                        : fmt::format("[{}]:{}", host_, port_)) {
   if (options_.jitter_seed != 0) {
     std::seed_seq seq{options_.jitter_seed};
     jitter_ = absl::BitGen(seq);
@@ -119,12 +295,7 @@ std::unique_ptr<HttpClient::Connection> HttpClient::Acquire() {
       return connection;
     }
   }
-  auto connection = std::make_unique<Connection>(host_, port_, options_.spin);
-  connection->set_keep_alive(true);
-  connection->set_url_encode(false);  // targets arrive encoded (EncodeQueryValue)
-  SetTimeout(options_.connect_timeout,
-             [&](time_t s, time_t us) { connection->set_connection_timeout(s, us); });
-  return connection;
+  return std::make_unique<Connection>(host_, port_, options_);
 }
 
 void HttpClient::Release(std::unique_ptr<Connection> connection) {
@@ -147,49 +318,36 @@ absl::StatusOr<HttpResult> HttpClient::Send(std::string_view method, std::string
   const bool idempotent = call.idempotent.value_or(IsIdempotentMethod(method));
   const absl::Duration timeout =
       call.timeout > absl::ZeroDuration() ? call.timeout : options_.timeout;
+  // The request, whole: targets arrive encoded (EncodeQueryValue).
+  std::string request;
+  request.reserve(method.size() + target.size() + host_header_.size() + body.size() + 128);
+  request.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ");
+  request.append(host_header_).append("\r\n");
+  if (options_.auth.enabled()) {
+    request.append("Authorization: ").append(options_.auth.BearerHeader()).append("\r\n");
+  }
+  if (!body.empty() || method == "PUT" || method == "POST") {
+    request.append("Content-Type: ").append(content_type).append("\r\n");
+    request.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+  }
+  request.append("\r\n").append(body);
+
   absl::Status last_error;
   for (int attempt = 1; attempt <= std::max(1, options_.max_attempts); ++attempt) {
     if (attempt > 1) options_.sleep(Backoff(attempt - 1));
 
     std::unique_ptr<Connection> connection = Acquire();
-    SetTimeout(timeout, [&](time_t s, time_t us) {
-      connection->set_read_timeout(s, us);
-      connection->set_write_timeout(s, us);
-    });
-
-    httplib::Request req;
-    req.method = std::string(method);
-    req.path = std::string(target);
-    if (options_.auth.enabled()) req.set_header("Authorization", options_.auth.BearerHeader());
-    if (!body.empty() || method == "PUT" || method == "POST") {
-      req.body = std::string(body);
-      req.set_header("Content-Type", std::string(content_type));
-    }
     HttpResult result;
     bool too_large = false;
-    req.content_receiver = [&](const char* data, size_t length, uint64_t, uint64_t) {
-      if (result.body.size() + length > options_.max_response_bytes) {
-        too_large = true;
-        return false;
-      }
-      result.body.append(data, length);
-      return true;
-    };
-    httplib::Response res;
-    httplib::Error error = httplib::Error::Success;
     const auto started = std::chrono::steady_clock::now();
-    const bool sent = connection->send(req, res, error);
+    const httplib::Error error =
+        connection->Exchange(request, method == "HEAD", timeout, call, result, too_large);
     if (too_large) {
       return MakeError(ErrorCode::RPC_FAIL,
                        fmt::format("{} http://{}:{}{}: response larger than {} bytes", method,
                                    host_, port_, target, options_.max_response_bytes));
     }
-    if (sent) {
-      result.status = res.status;
-      result.content_type = res.get_header_value("Content-Type");
-      if (call.capture_header != nullptr && call.captured != nullptr) {
-        *call.captured = res.get_header_value(call.capture_header);
-      }
+    if (error == httplib::Error::Success) {
       Release(std::move(connection));
       if (result.status == 503 && idempotent && attempt < options_.max_attempts) {
         last_error = StatusFromErrorResponse(result.status, result.body);

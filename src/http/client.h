@@ -105,7 +105,7 @@ class HttpClient {
   int port() const { return port_; }
 
  private:
-  class Connection;  // one keep-alive connection (cpp-httplib's client, reading with a spin)
+  class Connection;  // one keep-alive connection
 
   std::unique_ptr<Connection> Acquire();
   void Release(std::unique_ptr<Connection> connection);
@@ -114,6 +114,7 @@ class HttpClient {
   const std::string host_;
   const int port_;
   const HttpClientOptions options_;
+  const std::string host_header_;  // "host:port", the Host header's value
 
   absl::Mutex mu_;
   std::vector<std::unique_ptr<Connection>> idle_ ABSL_GUARDED_BY(mu_);

@@ -10,9 +10,12 @@
 #include <atomic>
 #include <memory>
 #include <set>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "http/server.h"
 #include "support/raw_socket.h"
@@ -184,6 +187,178 @@ TEST(ClientWireTest, ARequestLeavesInOnePiece) {
   caller.join();
   close(connection);
   close(listener);
+}
+
+// A server on 127.0.0.1 that answers each request it reads with the next of its scripted replies,
+// on the connection the request came on, and closes that connection after a reply marked so.
+class ScriptedServer {
+ public:
+  struct Reply {
+    std::string bytes;
+    bool close_after = false;
+  };
+
+  explicit ScriptedServer(std::vector<Reply> replies) : replies_(std::move(replies)) {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    EXPECT_EQ(bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    EXPECT_EQ(listen(listener_, 4), 0);
+    EXPECT_EQ(getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length), 0);
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~ScriptedServer() {
+    shutdown(listener_, SHUT_RDWR);
+    thread_.join();
+    close(listener_);
+  }
+
+  int port() const { return port_; }
+  int connections() const { return connections_.load(); }
+  // Waits until `n` connections were closed by the server.
+  bool WaitForClosed(int n) {
+    absl::MutexLock lock(&mu_);
+    wanted_ = n;
+    return mu_.AwaitWithTimeout(absl::Condition(this, &ScriptedServer::ClosedAsWanted),
+                                absl::Seconds(10));
+  }
+
+ private:
+  bool ClosedAsWanted() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_ >= wanted_; }
+
+  void Serve() {
+    size_t next = 0;
+    while (next < replies_.size()) {
+      const int connection = accept(listener_, nullptr, nullptr);
+      if (connection < 0) return;
+      connections_.fetch_add(1);
+      std::string pending;
+      bool open = true;
+      while (open && next < replies_.size()) {
+        // One request: a head, and as many body bytes as its Content-Length says.
+        size_t end = std::string::npos;
+        while ((end = RequestEnd(pending)) == std::string::npos) {
+          char buffer[4096];
+          const ssize_t n = recv(connection, buffer, sizeof(buffer), 0);
+          if (n <= 0) {
+            open = false;
+            break;
+          }
+          pending.append(buffer, static_cast<size_t>(n));
+        }
+        if (!open) break;
+        pending.erase(0, end);
+        const Reply& reply = replies_[next++];
+        send(connection, reply.bytes.data(), reply.bytes.size(), MSG_NOSIGNAL);
+        if (reply.close_after) open = false;
+      }
+      close(connection);
+      absl::MutexLock lock(&mu_);
+      ++closed_;
+    }
+  }
+
+  static size_t RequestEnd(const std::string& bytes) {
+    const size_t head = bytes.find("\r\n\r\n");
+    if (head == std::string::npos) return std::string::npos;
+    size_t length = 0;
+    const size_t at = bytes.find("Content-Length: ");
+    if (at != std::string::npos && at < head) length = std::stoul(bytes.substr(at + 16));
+    return bytes.size() >= head + 4 + length ? head + 4 + length : std::string::npos;
+  }
+
+  std::vector<Reply> replies_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<int> connections_{0};
+  absl::Mutex mu_;
+  int closed_ ABSL_GUARDED_BY(mu_) = 0;
+  int wanted_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread thread_;
+};
+
+// Every way HTTP/1.1 frames an answer: a length, chunks, an interim answer before the final one,
+// and a body that ends with the connection (which is then not reused).
+TEST(ClientWireTest, ReadsEveryFramingOfAnAnswer) {
+  ScriptedServer server({
+      {"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nX-Epoch: 9\r\nx-epoch: 10\r\n"
+       "Content-Length: 5\r\n\r\nhello"},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n3\r\n!!!\r\n0\r\n\r\n"},
+      {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nz"},
+      {"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", /*close_after=*/true},
+      {"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"},
+  });
+  HttpClient client("127.0.0.1", server.port());
+  std::string epoch;
+  absl::StatusOr<HttpResult> result =
+      client.Get("/a", CallOptions{.capture_header = "x-EPOCH", .captured = &epoch});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->status, 200);
+  EXPECT_EQ(result->body, "hello");
+  EXPECT_EQ(result->content_type, "text/plain");
+  EXPECT_EQ(epoch, "9");  // the first of the name, whatever its case
+
+  result = client.Send("POST", "/b", "{}", "application/json");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->body, "ok!!!");
+  EXPECT_EQ(result->content_type, "");
+
+  result = client.Get("/c");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->status, 201);
+  EXPECT_EQ(result->body, "z");
+
+  result = client.Get("/d");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->body, "until the end");
+  EXPECT_EQ(server.connections(), 1);
+
+  result = client.Send("POST", "/e", "{}", "application/json");  // on a new connection
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->status, 404);
+  EXPECT_EQ(server.connections(), 2);
+}
+
+// A kept connection the server has closed since is not used: a call that cannot be repeated
+// (a POST) goes out on a new one instead of failing.
+TEST(ClientWireTest, AConnectionTheServerClosedIsNotReused) {
+  ScriptedServer server({
+      {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none", /*close_after=*/true},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo"},
+  });
+  HttpClientOptions options;
+  options.max_attempts = 1;
+  HttpClient client("127.0.0.1", server.port(), options);
+  absl::StatusOr<HttpResult> result = client.Send("POST", "/a", "{}", "application/json");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->body, "one");
+  ASSERT_TRUE(server.WaitForClosed(1));
+  result = client.Send("POST", "/b", "{}", "application/json");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->body, "two");
+  EXPECT_EQ(server.connections(), 2);
+}
+
+// An answer that is not HTTP, or ends before its body does, is a failed call.
+TEST(ClientWireTest, AMalformedOrCutAnswerIsRpcFail) {
+  ScriptedServer server({
+      {"HTTP/1.1 two hundred\r\n\r\n", /*close_after=*/true},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", /*close_after=*/true},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+  });
+  HttpClientOptions options;
+  options.max_attempts = 1;
+  HttpClient client("127.0.0.1", server.port(), options);
+  for (const char* path : {"/garbage", "/cut"}) {
+    absl::StatusOr<HttpResult> result = client.Send("POST", path, "{}", "application/json");
+    EXPECT_EQ(ErrorCodeOf(result.status()), ErrorCode::RPC_FAIL) << path << ": " << result.status();
+  }
+  absl::StatusOr<HttpResult> result = client.Get("/fine");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->body, "ok");
 }
 
 TEST(ClientUrlTest, ParsesBaseUrls) {
