@@ -116,16 +116,6 @@ int OnMessageComplete(http_parser* parser) {
   return 0;
 }
 
-http_parser_settings MakeSettings() {
-  http_parser_settings settings{};
-  settings.on_header_field = OnHeaderField;
-  settings.on_header_value = OnHeaderValue;
-  settings.on_headers_complete = OnHeadersComplete;
-  settings.on_body = OnBody;
-  settings.on_message_complete = OnMessageComplete;
-  return settings;
-}
-
 }  // namespace
 
 // One keep-alive connection: a request leaves in one piece, and its answer is polled for before
@@ -191,7 +181,11 @@ class HttpClient::Connection {
 
   httplib::Error Read(bool head, absl::Time deadline, const CallOptions& call, HttpResult& result,
                       bool& too_large) {
-    static const http_parser_settings settings = MakeSettings();
+    static constexpr http_parser_settings settings = {.on_header_field = OnHeaderField,
+                                                      .on_header_value = OnHeaderValue,
+                                                      .on_headers_complete = OnHeadersComplete,
+                                                      .on_body = OnBody,
+                                                      .on_message_complete = OnMessageComplete};
     Answer answer;
     answer.result = &result;
     if (call.capture_header != nullptr && call.captured != nullptr) {

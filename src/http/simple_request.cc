@@ -106,17 +106,6 @@ int OnMessageComplete(http_parser* parser) {
   return 0;
 }
 
-http_parser_settings MakeSettings() {
-  http_parser_settings settings{};
-  settings.on_url = OnUrl;
-  settings.on_header_field = OnHeaderField;
-  settings.on_header_value = OnHeaderValue;
-  settings.on_headers_complete = OnHeadersComplete;
-  settings.on_body = OnBody;
-  settings.on_message_complete = OnMessageComplete;
-  return settings;
-}
-
 // The head's lines as cpp-httplib's reader splits them: each must end in CRLF with no other CR
 // or LF in it, fit its limit, and not continue the previous line (obsolete folding).
 bool PlainLines(std::string_view head, const SimpleRequestLimits& limits) {
@@ -167,7 +156,12 @@ std::optional<SimpleRequest> ParseSimpleRequest(std::string_view bytes,
     if (request.query.find('?') != std::string_view::npos) return std::nullopt;
   }
 
-  static const http_parser_settings settings = MakeSettings();
+  static constexpr http_parser_settings settings = {.on_url = OnUrl,
+                                                    .on_header_field = OnHeaderField,
+                                                    .on_header_value = OnHeaderValue,
+                                                    .on_headers_complete = OnHeadersComplete,
+                                                    .on_body = OnBody,
+                                                    .on_message_complete = OnMessageComplete};
   Parse parse;
   http_parser parser;
   http_parser_init(&parser, HTTP_REQUEST);

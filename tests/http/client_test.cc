@@ -148,20 +148,31 @@ TEST_F(ClientTest, ResponseLargerThanTheLimitIsRefused) {
   EXPECT_EQ(big->body.size(), 1u << 20);
 }
 
-// A request's head and body are sent at once, so that the server wakes once for it.
-TEST(ClientWireTest, ARequestLeavesInOnePiece) {
+// A socket listening on 127.0.0.1 and the port it took, or -1.
+int ListenOnLoopback(int* port) {
   const int listener = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(listener, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t length = sizeof(address);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  ASSERT_EQ(listen(listener, 1), 0);
-  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+      listen(listener, 4) != 0 ||
+      getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    if (listener >= 0) close(listener);
+    return -1;
+  }
+  *port = ntohs(address.sin_port);
+  return listener;
+}
+
+// A request's head and body are sent at once, so that the server wakes once for it.
+TEST(ClientWireTest, ARequestLeavesInOnePiece) {
+  int port = 0;
+  const int listener = ListenOnLoopback(&port);
+  ASSERT_GE(listener, 0);
 
   const std::string body(3000, 'k');
-  HttpClient client("127.0.0.1", ntohs(address.sin_port));
+  HttpClient client("127.0.0.1", port);
   std::thread caller([&] {
     absl::StatusOr<HttpResult> result =
         client.Send("POST", "/v1/Anything", body, "application/octet-stream");
@@ -199,15 +210,8 @@ class ScriptedServer {
   };
 
   explicit ScriptedServer(std::vector<Reply> replies) : replies_(std::move(replies)) {
-    listener_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof(address);
-    EXPECT_EQ(bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-    EXPECT_EQ(listen(listener_, 4), 0);
-    EXPECT_EQ(getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length), 0);
-    port_ = ntohs(address.sin_port);
+    listener_ = ListenOnLoopback(&port_);
+    EXPECT_GE(listener_, 0);
     thread_ = std::thread([this] { Serve(); });
   }
   ~ScriptedServer() {
