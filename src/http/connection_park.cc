@@ -36,11 +36,14 @@ std::string_view HeaderValue(std::string_view head, std::string_view name) {
   return {};
 }
 
+// Where this thread's PeekRequest copies what it sees.
+thread_local std::vector<char> peek_buffer;
+
 }  // namespace
 
 Pending PeekRequest(int fd, size_t max_head_bytes, size_t max_buffered_body,
                     std::string_view* peeked) {
-  thread_local std::vector<char> buffer;
+  std::vector<char>& buffer = peek_buffer;
   const size_t want = max_head_bytes + max_buffered_body + 4;
   if (buffer.size() < want) buffer.resize(want);
   const ssize_t n = recv(fd, buffer.data(), want, MSG_PEEK | MSG_DONTWAIT);
@@ -69,6 +72,19 @@ Pending PeekRequest(int fd, size_t max_head_bytes, size_t max_buffered_body,
     return Pending::kComplete;  // no body, or one the worker reads (and checks) itself
   }
   return got.size() - (head_end + 4) >= body ? Pending::kComplete : Pending::kPartial;
+}
+
+bool ConsumePeeked(int fd, size_t n) {
+  while (n > 0) {
+    // MSG_TRUNC: TCP drops the bytes without copying them. The buffer is named all the same (as
+    // large as any peek, so at least n), for the sanitizers, which take the call to write there.
+    const size_t chunk = std::min(n, peek_buffer.size());
+    if (chunk == 0) return false;
+    const ssize_t got = recv(fd, peek_buffer.data(), chunk, MSG_TRUNC | MSG_DONTWAIT);
+    if (got <= 0) return false;
+    n -= static_cast<size_t>(got);
+  }
+  return true;
 }
 
 ConnectionPark::ConnectionPark(size_t max_head_bytes, size_t max_buffered_body,

@@ -38,6 +38,10 @@ enum class Pending {
 Pending PeekRequest(int fd, size_t max_head_bytes, size_t max_buffered_body,
                     std::string_view* peeked = nullptr);
 
+// Takes the first `n` bytes of what this thread's last PeekRequest saw on `fd` out of the socket,
+// without copying them. False if the socket failed (or holds fewer bytes).
+bool ConsumePeeked(int fd, size_t n);
+
 class ConnectionPark {
  public:
   // `ready(fd, cookie)`: a parked connection has a complete request (or was closed by its peer);

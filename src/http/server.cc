@@ -401,7 +401,8 @@ class HttpServer::Impl : public httplib::Server {
         endpoints.Learn(httplib::detail::SocketStream(sock, 0, 0, 0, 0));
         const std::string answer = AnswerSimple(*simple, endpoints.remote_ip, endpoints.remote_port,
                                                 /*close_connection=*/left == 1);
-        if (!Discard(sock, simple->size) || !SendAll(sock, answer) || left == 1 || simple->close) {
+        if (!ConsumePeeked(sock, simple->size) || !SendAll(sock, answer) || left == 1 ||
+            simple->close) {
           break;
         }
         --left;
