@@ -30,7 +30,6 @@
 namespace mooncake::http {
 namespace {
 
-constexpr std::string_view kMethods[] = {"GET", "PUT", "POST", "DELETE", "PATCH"};
 constexpr char kIncompleteMessage[] =
     "request incomplete: the client stopped sending before the read timeout";
 // A body up to this size must have arrived whole before a worker takes the request; larger ones
@@ -443,17 +442,6 @@ class HttpServer::Impl : public httplib::Server {
     return ParseSimpleRequest(bytes, simple_limits_);
   }
 
-  // Takes `size` bytes that were peeked at out of the socket's receive buffer, without copying
-  // them.
-  static bool Discard(socket_t sock, size_t size) {
-    while (size > 0) {
-      const ssize_t n = ::recv(sock, nullptr, size, MSG_TRUNC | MSG_DONTWAIT);
-      if (n <= 0) return false;
-      size -= static_cast<size_t>(n);
-    }
-    return true;
-  }
-
   // Sends `bytes`: at once if the socket has room (the common case), else waiting as cpp-httplib's
   // stream does, up to the write timeout for each part.
   bool SendAll(socket_t sock, std::string_view bytes) const {
@@ -721,7 +709,7 @@ class HttpServer::Impl : public httplib::Server {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const std::string_view method_label =
-        absl::c_linear_search(kMethods, method) ? method : "other";
+        absl::c_linear_search(kRoutedMethods, method) ? method : "other";
     if (served != nullptr && status == 200) {
       served->served_ok->Increment();
     } else {

@@ -11,8 +11,6 @@
 namespace mooncake::http {
 namespace {
 
-constexpr std::string_view kMethods[] = {"GET", "PUT", "POST", "DELETE", "PATCH"};
-
 // What the parser's callbacks learn. All views are into the bytes being parsed, which the
 // parser is given in one piece, so an element that arrives in several callbacks is contiguous.
 struct Parse {
@@ -140,7 +138,7 @@ std::optional<SimpleRequest> ParseSimpleRequest(std::string_view bytes,
   const size_t space = line.find(' ');
   if (space == std::string_view::npos || line.rfind(' ') == space) return std::nullopt;
   request.method = line.substr(0, space);
-  if (!absl::c_linear_search(kMethods, request.method)) return std::nullopt;
+  if (!absl::c_linear_search(kRoutedMethods, request.method)) return std::nullopt;
   const std::string_view version = line.substr(line.rfind(' ') + 1);
   const bool http_1_0 = version == "HTTP/1.0";
   if (!http_1_0 && version != "HTTP/1.1") return std::nullopt;

@@ -17,6 +17,9 @@
 
 namespace mooncake::http {
 
+// The methods an HttpServer route can have (server.h); the rest are never simple.
+inline constexpr std::string_view kRoutedMethods[] = {"GET", "PUT", "POST", "DELETE", "PATCH"};
+
 struct SimpleRequestLimits {
   size_t max_head_bytes = 0;  // request line and header lines, with the blank line
   size_t max_body_bytes = 0;
