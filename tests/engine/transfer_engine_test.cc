@@ -513,15 +513,8 @@ TEST(SharedMemoryTransportTest, DisabledShmOrPlainMemoryUsesTcp) {
 class BrokenPeer {
  public:
   explicit BrokenPeer(bool silent) : silent_(silent) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    listen(fd_, 8);
-    socklen_t len = sizeof(addr);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    fd_ = test::ListenOnLoopback(&port_);
+    EXPECT_GE(fd_, 0);
     thread_ = std::thread([this] { Serve(); });
   }
   ~BrokenPeer() {

@@ -148,27 +148,10 @@ TEST_F(ClientTest, ResponseLargerThanTheLimitIsRefused) {
   EXPECT_EQ(big->body.size(), 1u << 20);
 }
 
-// A socket listening on 127.0.0.1 and the port it took, or -1.
-int ListenOnLoopback(int* port) {
-  const int listener = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      listen(listener, 4) != 0 ||
-      getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    if (listener >= 0) close(listener);
-    return -1;
-  }
-  *port = ntohs(address.sin_port);
-  return listener;
-}
-
 // A request's head and body are sent at once, so that the server wakes once for it.
 TEST(ClientWireTest, ARequestLeavesInOnePiece) {
   int port = 0;
-  const int listener = ListenOnLoopback(&port);
+  const int listener = test::ListenOnLoopback(&port);
   ASSERT_GE(listener, 0);
 
   const std::string body(3000, 'k');
@@ -210,7 +193,7 @@ class ScriptedServer {
   };
 
   explicit ScriptedServer(std::vector<Reply> replies) : replies_(std::move(replies)) {
-    listener_ = ListenOnLoopback(&port_);
+    listener_ = test::ListenOnLoopback(&port_);
     EXPECT_GE(listener_, 0);
     thread_ = std::thread([this] { Serve(); });
   }

@@ -14,6 +14,22 @@
 
 namespace mooncake::test {
 
+int ListenOnLoopback(int* port) {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+      listen(listener, 4) != 0 ||
+      getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    if (listener >= 0) close(listener);
+    return -1;
+  }
+  *port = ntohs(address.sin_port);
+  return listener;
+}
+
 int PortOutsideEngineRange() {
   std::mt19937 rng(std::random_device{}());
   for (int attempt = 0; attempt < 100; ++attempt) {

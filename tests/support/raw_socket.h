@@ -16,6 +16,9 @@ namespace mooncake::test {
 // the same time take theirs) and below the kernel's ephemeral ports. 0 if none was free.
 int PortOutsideEngineRange();
 
+// A socket listening on an ephemeral port of 127.0.0.1 (its port in `*port`), or -1.
+int ListenOnLoopback(int* port);
+
 class RawSocket {
  public:
   // Connects to 127.0.0.1:port; connected() tells whether it worked.
