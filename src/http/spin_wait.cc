@@ -12,7 +12,7 @@
 namespace mooncake::http {
 namespace {
 
-std::atomic<int> spinning[3] = {0, 0, 0};  // by SpinRole
+std::atomic<int> spinning[4] = {0, 0, 0, 0};  // by SpinRole
 
 std::atomic<int>& SpinnersOf(SpinRole role) { return spinning[static_cast<int>(role)]; }
 

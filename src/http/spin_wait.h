@@ -7,14 +7,14 @@
 // request of a busy connection) polls for them first, and only then sleeps.
 //
 // Spinning burns a CPU, so of each role (clients waiting for answers, servers waiting for requests,
-// threads waiting for another thread of their process) at most one thread fewer than the CPUs this
-// process may run on spins at a time (none on a single CPU); the others sleep at once. The roles
-// take turns on one connection, so a process that is both (an embedded cluster) keeps both sides
-// spinning. A spinning thread yields the CPU between polls: a socket's wakeup mostly puts the
-// woken thread on the waker's CPU, so the peer a spinner waits for often runs on the spinner's
-// own CPU (a put's whole chain, client, master and store, was seen on one CPU of two), and a spin
-// that kept the CPU held back the very answer it waited for. Where nothing else is runnable the
-// yield returns at once.
+// threads waiting for another thread of their process, long-polls waiting for work) at most one
+// thread fewer than the CPUs this process may run on spins at a time (none on a single CPU); the
+// others sleep at once. The roles take turns on one connection, so a process that is both (an
+// embedded cluster) keeps both sides spinning. A spinning thread yields the CPU between polls: a
+// socket's wakeup mostly puts the woken thread on the waker's CPU, so the peer a spinner waits for
+// often runs on the spinner's own CPU (a put's whole chain, client, master and store, was seen on
+// one CPU of two), and a spin that kept the CPU held back the very answer it waited for. Where
+// nothing else is runnable the yield returns at once.
 //
 // Thread safety: thread-safe.
 #pragma once
@@ -24,9 +24,12 @@
 
 namespace mooncake::http {
 
-// kWaiter: a thread waiting for another thread of its own process (the master's put waiting for
-// an owner's acknowledgement, an owner's fetch waiting for changes).
-enum class SpinRole { kClient, kServer, kWaiter };
+// kWaiter: a thread waiting for another thread of its own process that is about to answer (the
+// master's put waiting for an owner's acknowledgement). kLongPoll: one waiting for work that may
+// come soon or not at all (the master answering an owner's fetch of changes). They are two roles
+// so that an idle long-poll never takes the slot of a put's wait: a put that found it taken
+// would sleep, and its wakeup costs more than the master's whole part of the put.
+enum class SpinRole { kClient, kServer, kWaiter, kLongPoll };
 
 // Polls `fd` for input (or a hang-up) for up to `budget`. True once it is readable; false when
 // the budget ran out, `budget` is not positive, or no spinning slot of `role` was free.

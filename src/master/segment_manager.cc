@@ -312,7 +312,8 @@ IndexBarrier SegmentManager::Barrier(absl::Span<const SegmentId> segments) const
   return barrier;
 }
 
-bool SegmentManager::SpinUntilReady(absl::FunctionRef<bool()> ready, absl::Duration limit) const {
+bool SegmentManager::SpinUntilReady(absl::FunctionRef<bool()> ready, absl::Duration limit,
+                                    http::SpinRole role) const {
   // Looks again only when something changed; the first look is at once.
   uint64_t seen = changes_.load(std::memory_order_acquire) - 1;
   return http::SpinUntil(
@@ -323,7 +324,7 @@ bool SegmentManager::SpinUntilReady(absl::FunctionRef<bool()> ready, absl::Durat
         absl::ReaderMutexLock lock(&mu_);
         return ready();
       },
-      std::min(wait_spin_, limit), http::SpinRole::kWaiter);
+      std::min(wait_spin_, limit), role);
 }
 
 bool SegmentManager::AwaitAcknowledged(const IndexBarrier& barrier, absl::Duration timeout) {
@@ -342,7 +343,7 @@ bool SegmentManager::AwaitAcknowledged(const IndexBarrier& barrier, absl::Durati
     return true;
   };
   // The owner mostly answers within a round trip: poll for it before sleeping.
-  SpinUntilReady(acknowledged, timeout);
+  SpinUntilReady(acknowledged, timeout, http::SpinRole::kWaiter);
   absl::MutexLock lock(&mu_);
   mu_.AwaitWithDeadline(absl::Condition(&acknowledged), deadline);
   for (const auto& [id, seq] : barrier) {
@@ -387,7 +388,7 @@ absl::StatusOr<IndexSync> SegmentManager::Sync(std::string_view name, std::strin
     ready_now = ready();
   }
   // A busy owner's next change mostly comes within a round trip: poll for it before sleeping.
-  if (!ready_now) SpinUntilReady(ready, wait);
+  if (!ready_now) SpinUntilReady(ready, wait, http::SpinRole::kLongPoll);
   absl::MutexLock lock(&mu_);
   mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
   auto found = segments_.find(id);

@@ -38,6 +38,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "common/offset_allocator.h"
+#include "http/spin_wait.h"
 #include "master/master_config.h"
 
 namespace mooncake::master {
@@ -201,9 +202,10 @@ class SegmentManager {
 
   void RemoveLocked(SegmentId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Polls `ready` (called under a reader lock of mu_) each time a journal, an acknowledgement or
-  // the set of segments changed, for up to wait_spin_ (at most `limit`). True once it held.
-  bool SpinUntilReady(absl::FunctionRef<bool()> ready, absl::Duration limit) const
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // the set of segments changed, for up to wait_spin_ (at most `limit`), in a spinning slot of
+  // `role`. True once it held.
+  bool SpinUntilReady(absl::FunctionRef<bool()> ready, absl::Duration limit,
+                      http::SpinRole role) const ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<Replicas> AllocateLocked(uint64_t size, uint32_t count,
                                           const std::vector<std::string>& preferred)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
