@@ -301,14 +301,14 @@ class MasterService {
   // shard: each lock is taken once per call, and the table positions of a shard's keys are
   // prefetched before the first lookup, so that their cache misses overlap instead of following
   // one another (for a large table they are most of a lookup's cost).
-  // A put's soft pin length: the one it asked for or the default, at most max_kv_soft_pin_ttl.
-  int64_t SoftPinTtlUs(const ReplicateConfig& config) const;
   void ForEachKeyByShard(Keys keys, absl::Span<const uint32_t> indexes,
                          absl::FunctionRef<void(Shard& shard, uint32_t i)> visit) const;
   // The same, for the keys key_of(i).
   void ForEachKeyByShard(absl::FunctionRef<absl::string_view(uint32_t i)> key_of,
                          absl::Span<const uint32_t> indexes,
                          absl::FunctionRef<void(Shard& shard, uint32_t i)> visit) const;
+  // A put's soft pin length: the one it asked for or the default, at most max_kv_soft_pin_ttl.
+  int64_t SoftPinTtlUs(const ReplicateConfig& config) const;
   absl::Status ValidateKey(std::string_view key) const;
   static absl::Status ValidateClientId(std::string_view client_id);  // 1 to 256 bytes
   // INVALID_PARAMS naming segment `name` and the entry when an index entry's key is invalid.
