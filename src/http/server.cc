@@ -539,7 +539,12 @@ class HttpServer::Impl : public httplib::Server {
         if (absl::Status encoding = ValidateQueryEncoding(req.target); !encoding.ok()) {
           response = HttpResponse::FromStatus(encoding);
         } else {
-          response = method_it->second.handler(req);
+          // Caught here, on either path, so that its route counts it as the 500 it answers.
+          try {
+            response = method_it->second.handler(req);
+          } catch (...) {
+            response = Thrown(req.method, req.path, std::current_exception());
+          }
         }
       }
     }
@@ -587,7 +592,7 @@ class HttpServer::Impl : public httplib::Server {
     Answer answer;
     try {
       answer = Respond(in);
-    } catch (...) {
+    } catch (...) {  // outside the handler (its own exceptions are answered in Respond)
       answer = Answer{Thrown(simple.method, path, std::current_exception())};
     }
     const HttpResponse& response = answer.response;

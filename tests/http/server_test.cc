@@ -119,6 +119,24 @@ TEST_F(ServerTest, HandlerErrorsUseTheUniformBody) {
   ExpectHealthy();
 }
 
+// A handler that throws is answered 500 and counted as such under its route, whether the
+// request was one the server answers itself or one cpp-httplib parsed (a Range header).
+TEST_F(ServerTest, AHandlerThatThrowsIsCountedUnderItsRoute) {
+  absl::StatusOr<HttpResult> simple = client_->Get("/throw");
+  ASSERT_TRUE(simple.ok());
+  EXPECT_EQ(simple->status, 500);
+  RawSocket raw(server_->port());
+  ASSERT_TRUE(raw.Send("GET /throw HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\n\r\n"));
+  const std::string other = raw.ReadResponse(absl::Seconds(5));
+  EXPECT_EQ(StatusOf(other), 500) << other;
+  const std::string text = metrics_.RenderPrometheus();
+  EXPECT_NE(text.find("mooncake_http_requests_total{server=\"test\",route=\"/throw\","
+                      "method=\"GET\",code=\"500\"} 2"),
+            std::string::npos)
+      << text;
+  ExpectHealthy();
+}
+
 TEST_F(ServerTest, QueryParametersMustBePresentOnceAndWellEncoded) {
   for (const char* target :
        {"/echo", "/echo?word=a&word=b", "/echo?word=%zz", "/echo?word=%4", "/echo?&&=&"}) {
