@@ -17,6 +17,7 @@
 #include "common/strings.h"
 #include "http/httplib_config.h"
 #include "http/json_body.h"
+#include "http/socket_io.h"
 #include "http/spin_wait.h"
 
 namespace mooncake::http {
@@ -30,18 +31,6 @@ bool IsIdempotentMethod(std::string_view method) {
 std::pair<time_t, time_t> SecondsAndMicros(absl::Duration d) {
   const int64_t micros = std::max<int64_t>(absl::ToInt64Microseconds(d), 1000);
   return {static_cast<time_t>(micros / 1000000), static_cast<time_t>(micros % 1000000)};
-}
-
-// Waits until `sock` is ready for `events` or `deadline` passes; false on the deadline or an error.
-bool WaitFor(int sock, short events, absl::Time deadline) {
-  for (;;) {
-    const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return false;
-    pollfd pfd{sock, events, 0};
-    const int ready = ::poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
-    if (ready > 0) return true;
-    if (ready < 0 && errno != EINTR) return false;
-  }
 }
 
 // What the parser's callbacks learn of an answer.
@@ -147,7 +136,7 @@ class HttpClient::Connection {
         return error == httplib::Error::ConnectionTimeout ? error : httplib::Error::Connection;
       }
     }
-    if (!Write(request, absl::Now() + timeout)) {
+    if (!SendWhole(sock_, request, absl::Now() + timeout)) {
       Close();
       return httplib::Error::Write;
     }
@@ -163,20 +152,6 @@ class HttpClient::Connection {
     char byte;
     const ssize_t n = ::recv(sock_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-  }
-
-  bool Write(std::string_view bytes, absl::Time deadline) {
-    while (!bytes.empty()) {
-      const ssize_t n = ::send(sock_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n > 0) {
-        bytes.remove_prefix(static_cast<size_t>(n));
-      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        if (!WaitFor(sock_, POLLOUT, deadline)) return false;
-      } else {
-        return false;
-      }
-    }
-    return true;
   }
 
   httplib::Error Read(bool head, absl::Time deadline, const CallOptions& call, HttpResult& result,

@@ -24,6 +24,7 @@
 #include "http/httplib_config.h"
 #include "http/json_body.h"
 #include "http/simple_request.h"
+#include "http/socket_io.h"
 #include "http/spin_wait.h"
 #include "http/worker_pool.h"
 
@@ -400,7 +401,8 @@ class HttpServer::Impl : public httplib::Server {
         endpoints.Learn(httplib::detail::SocketStream(sock, 0, 0, 0, 0));
         const std::string answer = AnswerSimple(*simple, endpoints.remote_ip, endpoints.remote_port,
                                                 /*close_connection=*/left == 1);
-        if (!ConsumePeeked(sock, simple->size) || !SendAll(sock, answer) || left == 1 ||
+        if (!ConsumePeeked(sock, simple->size) ||
+            !SendWhole(sock, answer, absl::InfiniteFuture(), options_.write_timeout) || left == 1 ||
             simple->close) {
           break;
         }
@@ -444,16 +446,6 @@ class HttpServer::Impl : public httplib::Server {
 
   // Sends `bytes`: at once if the socket has room (the common case), else waiting as cpp-httplib's
   // stream does, up to the write timeout for each part.
-  bool SendAll(socket_t sock, std::string_view bytes) const {
-    const ssize_t n = ::send(sock, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n == static_cast<ssize_t>(bytes.size())) return true;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;
-    bytes.remove_prefix(n > 0 ? static_cast<size_t>(n) : 0);
-    httplib::detail::SocketStream strm(sock, 0, 0, Seconds(options_.write_timeout),
-                                       Micros(options_.write_timeout));
-    return httplib::detail::write_data(strm, bytes.data(), bytes.size());
-  }
-
   void CloseTracked(socket_t sock) {
     Untrack(sock);
     httplib::detail::shutdown_socket(sock);
