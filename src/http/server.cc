@@ -444,8 +444,6 @@ class HttpServer::Impl : public httplib::Server {
     return ParseSimpleRequest(bytes, simple_limits_);
   }
 
-  // Sends `bytes`: at once if the socket has room (the common case), else waiting as cpp-httplib's
-  // stream does, up to the write timeout for each part.
   void CloseTracked(socket_t sock) {
     Untrack(sock);
     httplib::detail::shutdown_socket(sock);
