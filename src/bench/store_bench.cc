@@ -109,7 +109,10 @@ class Runner {
  public:
   Runner(const StoreBenchOptions& o, Client* client, uint64_t capacity, char* pool,
          uint64_t pool_per_thread)
-      : o_(o), client_(client), capacity_(capacity), pool_(pool), per_thread_(pool_per_thread) {}
+      : o_(o), client_(client), capacity_(capacity), pool_(pool), per_thread_(pool_per_thread) {
+    // Each thread's values, once for every case (and the pool's pages faulted in before any case).
+    for (int t = 0; t < o_.threads; ++t) FillPattern(pool_ + t * per_thread_, per_thread_, t);
+  }
 
   CaseResult Run(const std::string& op, const std::string& path, uint64_t size, int batch) {
     CaseResult result{op, path, size, batch};
@@ -126,19 +129,27 @@ class Runner {
     std::atomic<int> ready{0};
     for (int t = 0; t < o_.threads; ++t) {
       threads.emplace_back([&, t] {
+        // Every case moves its keys from and to the thread's whole pool (as many values as the
+        // largest batch holds), a call's keys taking the next buffers in turn: one key at a time
+        // then moves the same bytes as a batch does, not one value that stays in the cache.
         char* base = pool_ + t * per_thread_;
+        const uint64_t buffers = per_thread_ / size;  // at least `batch`
+        uint64_t next_buffer = 0;
         std::vector<Slice> slices(batch);
         std::vector<std::string_view> views(batch);
-        for (int i = 0; i < batch; ++i) {
-          slices[i] = {base + i * size, size};
-          views[i] = {base + i * size, size};
-          FillPattern(base + i * size, size, i);
-        }
+        auto take_buffers = [&] {
+          for (int i = 0; i < batch; ++i) {
+            char* at = base + (next_buffer++ % buffers) * size;
+            slices[i] = {at, size};
+            views[i] = {at, size};
+          }
+        };
         auto key = [&](uint64_t n) { return fmt::format("bench-{}-{}-{}", run, t, n); };
         uint64_t next = 0;
         std::vector<std::string> keys(batch);
         auto put = [&](bool timed) {
           for (int i = 0; i < batch; ++i) keys[i] = key(next++);
+          take_buffers();
           const auto t0 = std::chrono::steady_clock::now();
           std::vector<absl::Status> s =
               path == "copy" ? client_->BatchPut(keys, views) : client_->BatchPutFrom(keys, slices);
@@ -177,6 +188,7 @@ class Runner {
           }
           if (stored[t].empty()) break;
           for (int i = 0; i < batch; ++i) keys[i] = stored[t][cursor++ % stored[t].size()];
+          take_buffers();
           const auto t0 = std::chrono::steady_clock::now();
           uint64_t ok = 0;
           if (path == "copy") {
