@@ -12,32 +12,22 @@
 #include <thread>
 
 #include "absl/time/clock.h"
+#include "support/raw_socket.h"
 
 namespace mooncake::http {
 namespace {
 
-class SocketPair {
+// A connected pair whose first socket sends into the second's small receive buffer.
+class SocketPair : public test::SocketPair {
  public:
   SocketPair() {
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds_), 0);
+    EXPECT_GE(first(), 0);
     const int small = 4096;  // the kernel's minimum: a few pages fill it
-    ::setsockopt(fds_[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    ::setsockopt(fds_[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    ::setsockopt(first(), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    ::setsockopt(second(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
   }
-  ~SocketPair() {
-    for (int fd : fds_) {
-      if (fd >= 0) ::close(fd);
-    }
-  }
-  int sender() const { return fds_[0]; }
-  int receiver() const { return fds_[1]; }
-  void CloseReceiver() {
-    ::close(fds_[1]);
-    fds_[1] = -1;
-  }
-
- private:
-  int fds_[2] = {-1, -1};
+  int sender() const { return first(); }
+  int receiver() const { return second(); }
 };
 
 std::string Message(size_t n) {
@@ -75,7 +65,7 @@ TEST(SocketIoTest, APeerThatNeverReadsFailsTheSendAtTheStallLimitOrTheDeadline) 
 
 TEST(SocketIoTest, APeerThatHasGoneFailsTheSendWithoutASignal) {
   SocketPair pair;
-  pair.CloseReceiver();
+  pair.CloseSecond();
   // A SIGPIPE would end the test binary.
   EXPECT_FALSE(SendWhole(pair.sender(), "hello", absl::Now() + absl::Seconds(5)));
 }

@@ -11,40 +11,35 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "support/raw_socket.h"
 
 namespace mooncake::http {
 namespace {
 
-class SocketPair {
+class SocketPair : public test::SocketPair {
  public:
-  SocketPair() { EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds_), 0); }
-  ~SocketPair() {
-    close(fds_[0]);
-    close(fds_[1]);
-  }
-  int reader() const { return fds_[0]; }
-  void Send() { ASSERT_EQ(write(fds_[1], "x", 1), 1); }
-
- private:
-  int fds_[2] = {-1, -1};
+  SocketPair() { EXPECT_GE(first(), 0); }
 };
+
+// Makes the pair's first socket readable.
+void Send(SocketPair& pair) { ASSERT_EQ(write(pair.second(), "x", 1), 1); }
 
 TEST(SpinWaitTest, ReturnsOnceBytesAreWaiting) {
   if (SpinSlots() == 0) GTEST_SKIP() << "one CPU: nothing ever spins";
   SocketPair pair;
-  pair.Send();
-  EXPECT_TRUE(SpinUntilReadable(pair.reader(), absl::Seconds(60), SpinRole::kClient));
+  Send(pair);
+  EXPECT_TRUE(SpinUntilReadable(pair.first(), absl::Seconds(60), SpinRole::kClient));
   EXPECT_EQ(SpinningNow(SpinRole::kClient), 0);
 }
 
 TEST(SpinWaitTest, GivesUpAfterItsBudget) {
   SocketPair pair;
   const absl::Time start = absl::Now();
-  EXPECT_FALSE(SpinUntilReadable(pair.reader(), absl::Milliseconds(5), SpinRole::kServer));
+  EXPECT_FALSE(SpinUntilReadable(pair.first(), absl::Milliseconds(5), SpinRole::kServer));
   if (SpinSlots() > 0) {
     EXPECT_GE(absl::Now() - start, absl::Milliseconds(5));
   }
-  EXPECT_FALSE(SpinUntilReadable(pair.reader(), absl::ZeroDuration(), SpinRole::kServer));
+  EXPECT_FALSE(SpinUntilReadable(pair.first(), absl::ZeroDuration(), SpinRole::kServer));
   EXPECT_EQ(SpinningNow(SpinRole::kServer), 0);
 }
 
@@ -80,7 +75,7 @@ TEST(SpinWaitTest, AtMostSpinSlotsThreadsOfARoleSpinAtOnce) {
   std::vector<std::thread> spinners;
   for (int i = 0; i < slots; ++i) {
     pairs.push_back(std::make_unique<SocketPair>());
-    spinners.emplace_back([fd = pairs.back()->reader()] {
+    spinners.emplace_back([fd = pairs.back()->first()] {
       EXPECT_TRUE(SpinUntilReadable(fd, absl::Seconds(60), SpinRole::kClient));
     });
   }
@@ -89,13 +84,13 @@ TEST(SpinWaitTest, AtMostSpinSlotsThreadsOfARoleSpinAtOnce) {
   // One more client would spin for a minute; it gets no slot and returns at once.
   SocketPair extra;
   const absl::Time start = absl::Now();
-  EXPECT_FALSE(SpinUntilReadable(extra.reader(), absl::Seconds(60), SpinRole::kClient));
+  EXPECT_FALSE(SpinUntilReadable(extra.first(), absl::Seconds(60), SpinRole::kClient));
   EXPECT_LT(absl::Now() - start, absl::Seconds(30));
   // The server role has slots of its own.
-  extra.Send();
-  EXPECT_TRUE(SpinUntilReadable(extra.reader(), absl::Seconds(60), SpinRole::kServer));
+  Send(extra);
+  EXPECT_TRUE(SpinUntilReadable(extra.first(), absl::Seconds(60), SpinRole::kServer));
 
-  for (auto& pair : pairs) pair->Send();
+  for (auto& pair : pairs) Send(*pair);
   for (std::thread& spinner : spinners) spinner.join();
   EXPECT_EQ(SpinningNow(SpinRole::kClient), 0);
 }

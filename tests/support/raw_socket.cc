@@ -30,6 +30,21 @@ int ListenOnLoopback(int* port) {
   return listener;
 }
 
+SocketPair::SocketPair() {
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds_) != 0) fds_[0] = fds_[1] = -1;
+}
+
+SocketPair::~SocketPair() {
+  for (int fd : fds_) {
+    if (fd >= 0) close(fd);
+  }
+}
+
+void SocketPair::CloseSecond() {
+  if (fds_[1] >= 0) close(fds_[1]);
+  fds_[1] = -1;
+}
+
 int PortOutsideEngineRange() {
   std::mt19937 rng(std::random_device{}());
   for (int attempt = 0; attempt < 100; ++attempt) {

@@ -19,6 +19,22 @@ int PortOutsideEngineRange();
 // A socket listening on an ephemeral port of 127.0.0.1 (its port in `*port`), or -1.
 int ListenOnLoopback(int* port);
 
+// Two connected Unix stream sockets (socketpair(2)), closed when it goes.
+class SocketPair {
+ public:
+  SocketPair();
+  ~SocketPair();
+  SocketPair(const SocketPair&) = delete;
+  SocketPair& operator=(const SocketPair&) = delete;
+
+  int first() const { return fds_[0]; }
+  int second() const { return fds_[1]; }
+  void CloseSecond();
+
+ private:
+  int fds_[2] = {-1, -1};
+};
+
 class RawSocket {
  public:
   // Connects to 127.0.0.1:port; connected() tells whether it worked.
