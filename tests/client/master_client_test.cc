@@ -50,12 +50,13 @@ class MasterClientTest : public ::testing::Test {
     return bodies_;
   }
 
+  // What the handlers use is declared before the server, so it outlives the server's threads.
   MetricsRegistry metrics_;
-  std::unique_ptr<http::HttpServer> server_;
-  std::unique_ptr<MasterClient> client_;
   absl::Mutex mu_;
   std::string answer_ ABSL_GUARDED_BY(mu_);
   std::vector<json> bodies_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<http::HttpServer> server_;
+  std::unique_ptr<MasterClient> client_;
 };
 
 TEST_F(MasterClientTest, MalformedAnswersFailTheKeysTheyAnswer) {

@@ -51,6 +51,7 @@ class ClientTest : public ::testing::Test {
 
   void TearDown() override {
     if (!release_slow_.HasBeenNotified()) release_slow_.Notify();
+    server_->Stop();  // joins a /slow handler that may still be leaving its wait
   }
 
   HttpClientOptions RecordingOptions() {
@@ -60,11 +61,12 @@ class ClientTest : public ::testing::Test {
     return options;
   }
 
+  // What the handlers use is declared before the server, so it outlives the server's threads.
   MetricsRegistry metrics_;
-  std::unique_ptr<HttpServer> server_;
   std::atomic<int> flaky_calls_{0};
   absl::Notification release_slow_;
   std::vector<absl::Duration> sleeps_;
+  std::unique_ptr<HttpServer> server_;
 };
 
 TEST_F(ClientTest, ReusesItsConnection) {
