@@ -8,6 +8,7 @@
 #include <memory>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/hash/hash.h"
 #include "absl/synchronization/notification.h"
 #include "bench/latency_recorder.h"
@@ -29,21 +30,21 @@ struct PhaseResult {
   double keys_per_second = 0;
   LatencySummary latency;
   uint64_t errors = 0;
+  uint64_t objects = 0;  // objects the bench had written when the phase ended
 };
 
-// The keys thread `t` works on in round `round` of a batch of `n`, shaped as SGLang's page keys
-// (64 hex digits, the TP rank, K or V: 68 bytes): hash-like digits first, then the batch size, the
-// thread and the key's number, so that each batch size has keys of its own (a later size's puts
-// never find an earlier size's objects).
-std::vector<std::string> KeysFor(int t, uint64_t round, int n) {
+// The keys of put number `round` of a batch of `n`, shaped as SGLang's page keys (64 hex digits,
+// the TP rank, K or V: 68 bytes): hash-like digits first, then the batch size and the key's
+// number, so that each batch size has keys of its own (a later size's puts never find an earlier
+// size's objects).
+std::vector<std::string> KeysFor(uint64_t round, int n) {
   std::vector<std::string> keys;
   keys.reserve(n);
   for (int i = 0; i < n; ++i) {
     const uint64_t id = round * n + i;
-    const uint64_t hash = absl::HashOf(n, t, id);
-    keys.push_back(fmt::format("{:016x}{:016x}{:08x}{:08x}{:016x}_0_k", hash,
-                               hash * 0x9e3779b97f4a7c15, static_cast<uint32_t>(n),
-                               static_cast<uint32_t>(t), id));
+    const uint64_t hash = absl::HashOf(n, id);
+    keys.push_back(fmt::format("{:016x}{:016x}{:08x}{:024x}_0_k", hash, hash * 0x9e3779b97f4a7c15,
+                               static_cast<uint32_t>(n), id));
   }
   return keys;
 }
@@ -65,7 +66,8 @@ bool AllOk(const Results& results) {
 // Runs `op` on every thread for `duration`, each thread with a client of its own as the product's
 // (client/master_client.h: the same request writing and answer parsing); each call handles the
 // `batch` keys that `keys_for(t, round)` names for thread t's round, made before the call is
-// timed, and returns false on an error.
+// timed, and returns false on an error. A thread whose `keys_for` names no keys is done; the
+// phase ends when every thread is, or at `duration`.
 using KeysOf = std::function<std::vector<std::string>(int t, uint64_t round)>;
 PhaseResult RunPhase(
     const std::string& name, int batch, const MasterBenchOptions& options,
@@ -74,10 +76,15 @@ PhaseResult RunPhase(
   std::vector<std::vector<double>> latencies(options.threads);
   std::atomic<uint64_t> keys{0}, errors{0};
   std::atomic<bool> stop{false};
+  std::atomic<int> running{options.threads};
+  absl::Notification all_done;
   std::vector<std::thread> threads;
   const auto start = std::chrono::steady_clock::now();
   for (int t = 0; t < options.threads; ++t) {
     threads.emplace_back([&, t] {
+      absl::Cleanup done = [&] {
+        if (running.fetch_sub(1) == 1) all_done.Notify();
+      };
       absl::StatusOr<std::unique_ptr<client::MasterClient>> client =
           client::MasterClient::Create(address, client_id, ClientOptions(options));
       if (!client.ok()) {
@@ -86,6 +93,7 @@ PhaseResult RunPhase(
       }
       for (uint64_t round = 0; !stop.load(std::memory_order_relaxed); ++round) {
         const std::vector<std::string> batch_keys = keys_for(t, round);
+        if (batch_keys.empty()) break;
         const auto begin = std::chrono::steady_clock::now();
         const bool ok = op(**client, batch_keys);
         const auto end = std::chrono::steady_clock::now();
@@ -95,7 +103,7 @@ PhaseResult RunPhase(
       }
     });
   }
-  std::this_thread::sleep_for(absl::ToChronoMilliseconds(options.duration));
+  all_done.WaitForNotificationWithTimeout(options.duration);
   stop.store(true);
   for (auto& thread : threads) thread.join();
   const double seconds =
@@ -192,6 +200,10 @@ int RunMasterBench(const MasterBenchOptions& options) {
       host.c_str(), port, options.threads, absl::FormatDuration(options.duration).c_str(),
       static_cast<unsigned long>(options.value_size), options.segments,
       options.segments == 1 ? "" : "s");
+  if (options.keys > 0) {
+    std::printf("  puts stop at %lu keys per batch size\n",
+                static_cast<unsigned long>(options.keys));
+  }
 
   // Heartbeat like a real client, or the master declares us dead and unmounts the segment.
   absl::Notification stop_heartbeat;
@@ -202,25 +214,31 @@ int RunMasterBench(const MasterBenchOptions& options) {
     }
   });
   std::vector<PhaseResult> results;
-  std::atomic<uint64_t> rounds_done[64] = {};
+  uint64_t objects = 0;
   const std::string address = fmt::format("{}:{}", host, port);
   for (int batch : options.batch_sizes) {
-    for (auto& r : rounds_done) r = 0;
-    // Puts: each thread writes fresh keys; the rounds it completes are what later phases read.
+    // Puts: the threads take numbered rounds of fresh keys, up to --keys of them; a round taken is
+    // run to its end, so rounds [0, taken) are what the later phases read.
+    const uint64_t max_rounds = options.keys == 0 ? UINT64_MAX : options.keys / batch;
+    std::atomic<uint64_t> next_round{0};
     const std::vector<uint64_t> sizes(batch, options.value_size);
-    results.push_back(RunPhase(
+    PhaseResult put = RunPhase(
         "PutStart+PutEnd", batch, options, address, client_id,
-        [&](int t, uint64_t round) {
-          rounds_done[t % 64] = round;  // the rounds before this one are complete
-          return KeysFor(t, round, batch);
+        [&](int, uint64_t) {
+          const uint64_t round = next_round.fetch_add(1);
+          return round < max_rounds ? KeysFor(round, batch) : std::vector<std::string>{};
         },
         [&](client::MasterClient& client, const std::vector<std::string>& keys) {
           return AllOk(client.PutStart(keys, sizes, {})) && AllOk(client.PutEnd(keys));
-        }));
-    // The keys of a round the put phase completed.
+        });
+    const uint64_t rounds = std::min(next_round.load(), max_rounds);
+    objects += rounds * batch;
+    put.objects = objects;
+    results.push_back(put);
+    std::printf("  %-22s %lu\n", "objects written", static_cast<unsigned long>(objects));
+    // Reads spread over the rounds written, each thread starting at a round of its own.
     KeysOf written = [&](int t, uint64_t round) {
-      const uint64_t have = std::max<uint64_t>(1, rounds_done[t % 64]);
-      return KeysFor(t, round % have, batch);
+      return KeysFor((round * options.threads + t) % std::max<uint64_t>(1, rounds), batch);
     };
     results.push_back(
         RunPhase("ExistKey", batch, options, address, client_id, written,
@@ -230,11 +248,13 @@ int RunMasterBench(const MasterBenchOptions& options) {
                    }
                    return true;
                  }));
+    results.back().objects = objects;
     results.push_back(
         RunPhase("GetReplicaList", batch, options, address, client_id, written,
                  [&](client::MasterClient& client, const std::vector<std::string>& keys) {
                    return AllOk(client.GetReplicaList(keys));
                  }));
+    results.back().objects = objects;
   }
   stop_heartbeat.Notify();
   heartbeat.join();
@@ -253,7 +273,8 @@ int RunMasterBench(const MasterBenchOptions& options) {
                                  {"keys_per_s", std::round(r.keys_per_second)},
                                  {"p50_us", r.latency.p50_us},
                                  {"p99_us", r.latency.p99_us},
-                                 {"errors", r.errors}});
+                                 {"errors", r.errors},
+                                 {"objects", r.objects}});
   }
   if (embedded && options.memory_objects > 0) {
     embedded->Stop();

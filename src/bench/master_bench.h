@@ -16,6 +16,9 @@ struct MasterBenchOptions {
   int threads = 4;
   absl::Duration duration = absl::Seconds(3);  // per phase
   std::vector<int> batch_sizes = {1, 128};
+  // Keys the put phase of each batch size writes at most (rounded down to whole batches), so that
+  // the reads look among as many objects in every run; 0: as many as it writes in `duration`.
+  uint64_t keys = 0;
   uint64_t value_size = 4096;
   // Segments the bench mounts (the puts spread over them, as over a cluster's stores).
   int segments = 1;

@@ -1,8 +1,10 @@
 // `mooncake bench`: benchmarks of the master, the transfer engine and the store, and cluster
 // validation.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "bench/master_bench.h"
 #include "bench/store_bench.h"
@@ -43,6 +45,18 @@ int RunMasterBenchCommand(MasterBenchFlags& flags) {
     return kExitUsage;
   }
   flags.options.duration = *duration;
+  const std::vector<int>& batches = flags.options.batch_sizes;
+  if (batches.empty()) {
+    std::fprintf(stderr, "mooncake bench master: --batch needs at least one size\n");
+    return kExitUsage;
+  }
+  const int largest_batch = *std::max_element(batches.begin(), batches.end());
+  if (flags.options.keys != 0 && flags.options.keys < static_cast<uint64_t>(largest_batch)) {
+    std::fprintf(stderr,
+                 "mooncake bench master: --keys must be 0 or at least the largest --batch (%d)\n",
+                 largest_batch);
+    return kExitUsage;
+  }
   if (!ResolveBenchToken("master", flags.auth_token_file, &flags.options.auth)) return kExitUsage;
   return bench::RunMasterBench(flags.options);
 }
@@ -144,6 +158,11 @@ Command AddBenchCommand(CLI::App& parent) {
   master_app->add_option("--batch", master->options.batch_sizes, "Batch sizes to run")
       ->capture_default_str()
       ->check(CLI::Range(1, 16384));
+  master_app
+      ->add_option("--keys", master->options.keys,
+                   "Keys each batch size's put phase writes at most, so that the reads look among "
+                   "as many objects in every run (0: as many as it writes in --duration)")
+      ->capture_default_str();
   master_app->add_option("--value-size,--value_size", master->options.value_size, "Object size")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));

@@ -314,6 +314,25 @@ TEST(BenchCliTest, MasterBenchRunsAndReportsJson) {
 #endif
 }
 
+// --keys bounds the objects each put phase writes (whole batches of them), and the reads that
+// follow find every key they ask for among those.
+TEST(BenchCliTest, MasterBenchWritesAtMostKeysAndReadsOnlyThose) {
+  test::RunResult result =
+      test::RunCommand({MOONCAKE_BINARY, "bench", "master", "--duration", "2s", "--threads", "2",
+                        "--batch", "16", "--keys", "1000", "--memory-objects", "0"},
+                       absl::Seconds(120));
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("objects written        992\n"), std::string::npos) << result.output;
+  std::string output = result.output;
+  while (!output.empty() && output.back() == '\n') output.pop_back();
+  nlohmann::json summary = nlohmann::json::parse(output.substr(output.rfind('\n') + 1));
+  ASSERT_EQ(summary["phases"].size(), 3u) << summary;
+  for (const auto& phase : summary["phases"]) {
+    EXPECT_EQ(phase["objects"], 992) << phase;  // 62 whole batches of 16
+    EXPECT_EQ(phase["errors"], 0) << phase;
+  }
+}
+
 TEST(BenchCliTest, BadBenchFlagsAreUsageErrors) {
   EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "transfer"}).status, 2);  // no --target
   EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "store"}).status, 2);     // no --master
@@ -325,6 +344,7 @@ TEST(BenchCliTest, BadBenchFlagsAreUsageErrors) {
   EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench"}).status, 2);
   EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "master", "--duration", "-1s"}).status, 2);
   EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "master", "--segments", "0"}).status, 2);
+  EXPECT_EQ(test::RunCommand({MOONCAKE_BINARY, "bench", "master", "--keys", "100"}).status, 2);
 }
 
 // The JSON summary printed as the last line of a bench run.
