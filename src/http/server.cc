@@ -37,7 +37,7 @@ constexpr char kIncompleteMessage[] =
 // (and chunked ones) are read by the worker.
 constexpr size_t kMaxParkedBody = 64u << 10;
 // After a response, how long a worker waits for the connection's next request before parking it.
-constexpr int kLingerMs = 20;
+constexpr absl::Duration kLinger = absl::Milliseconds(20);
 
 // What happened to the request this thread is reading, for the error handler (which cpp-httplib
 // calls on the same thread) and the keep-alive loop.
@@ -383,8 +383,7 @@ class HttpServer::Impl : public httplib::Server {
         // (polling without sleeping first) rather than hand the connection to the park and back.
         lingered = true;
         if (!SpinUntilReadable(sock, options_.spin, SpinRole::kServer)) {
-          pollfd pfd{sock, POLLIN, 0};
-          ::poll(&pfd, 1, kLingerMs);
+          WaitFor(sock, POLLIN, absl::Now() + kLinger);
         }
       }
       std::string_view peeked;
