@@ -169,12 +169,12 @@ TEST(EtcdClientEndpointsTest, BadEndpointsAndUnreachableEtcdAreClearErrors) {
 
 // Answers no etcd gives (this stands in for a foreign or broken service at an etcd address).
 TEST(EtcdClientEndpointsTest, MalformedAnswersAreErrorsNotCrashes) {
+  absl::Mutex mu;  // before the server, so that they outlive its threads
+  std::string answer;
   HttpServerOptions options;
   options.host = "127.0.0.1";
   options.port = 0;
   HttpServer server(options);
-  absl::Mutex mu;
-  std::string answer;
   auto reply = [&](const HttpRequest&) {
     absl::MutexLock lock(&mu);
     return HttpResponse::Text(answer);
