@@ -267,14 +267,19 @@ void MasterClient::SetTenant(std::string_view tenant) {
   if (!http::AppendJsonString(tenant_member_, tenant)) tenant_member_ += json(tenant).dump();
 }
 
-void MasterClient::AppendReleases(std::string& body) {
+MasterClient::ReleaseTicket MasterClient::AppendReleases(std::string& body) {
   // Small enough to leave a batch call inside the body limit.
   constexpr size_t kMaxReleases = 4096;
   constexpr size_t kMaxReleaseKeyBytes = 256u << 10;
   std::vector<std::pair<std::string, uint32_t>> taken;
+  ReleaseTicket ticket;
   {
     absl::MutexLock lock(&release_mu_);
-    if (releases_.empty()) return;
+    ticket.before = next_carrier_;
+    if (releases_.empty()) return ticket;
+    ticket.own = next_carrier_++;
+    carrying_.insert(ticket.own);
+    carrying_count_.fetch_add(1, std::memory_order_relaxed);
     size_t count = 0, bytes = 0;
     while (count < releases_.size() && count < kMaxReleases &&
            bytes + releases_[count].first.size() <= kMaxReleaseKeyBytes) {
@@ -301,6 +306,21 @@ void MasterClient::AppendReleases(std::string& body) {
     absl::StrAppend(&body, taken[i].second);
   }
   body += "]}";
+  return ticket;
+}
+
+void MasterClient::FinishReleases(const ReleaseTicket& ticket) {
+  // The usual case: nothing carried, by this call or any other.
+  if (ticket.own == 0 && carrying_count_.load(std::memory_order_acquire) == 0) return;
+  absl::MutexLock lock(&release_mu_);
+  if (ticket.own != 0) {
+    carrying_.erase(ticket.own);
+    carrying_count_.fetch_sub(1, std::memory_order_release);
+  }
+  auto earlier_done = [&]() ABSL_SHARED_LOCKS_REQUIRED(release_mu_) {
+    return carrying_.empty() || *carrying_.begin() >= ticket.before;
+  };
+  release_mu_.AwaitWithTimeout(absl::Condition(&earlier_done), kReleaseWaitLimit);
 }
 
 absl::Status MasterClient::MountSegment(const std::string& name, uint64_t base, uint64_t size,
@@ -408,9 +428,10 @@ absl::StatusOr<HeartbeatReply> MasterClient::Heartbeat(const std::vector<std::st
     return MakeError(ErrorCode::INVALID_PARAMS, "a client id or segment name is not UTF-8");
   }
   body += tenant_member_;  // the tenant of the leases it releases
-  AppendReleases(body);
+  const ReleaseTicket ticket = AppendReleases(body);
   body += '}';
   absl::StatusOr<json> reply = ParseObject("Heartbeat", CallText("Heartbeat", body, true));
+  FinishReleases(ticket);
   if (!reply.ok()) return reply.status();
   HeartbeatReply out;
   auto remount = reply->find("remount");
@@ -481,9 +502,10 @@ std::vector<R> MasterClient::Batch(
     if (failed.ok()) {
       body += tenant_member_;
       members(body, begin, end);
-      AppendReleases(body);
+      const ReleaseTicket ticket = AppendReleases(body);
       body += '}';
       absl::StatusOr<std::string> reply = CallText(method, body, idempotent);
+      FinishReleases(ticket);
       if (!reply.ok()) {
         failed = reply.status();
       } else if (absl::Status parsed = answer.Parse(*reply); !parsed.ok()) {
@@ -612,10 +634,11 @@ absl::StatusOr<uint64_t> MasterClient::CallRemoved(std::string_view method, cons
   std::string body = request.dump();
   body.pop_back();  // the closing brace
   const size_t bare = body.size();
-  AppendReleases(body);
+  const ReleaseTicket ticket = AppendReleases(body);
   if (bare == 1 && body.size() > bare) body.erase(1, 1);  // `{,"release_leases":...`
   body += '}';
   absl::StatusOr<json> reply = ParseObject(method, CallText(method, body, true));
+  FinishReleases(ticket);
   if (!reply.ok()) return reply.status();
   uint64_t removed = 0;
   if (!ReadUint(*reply, "removed", &removed)) return Malformed(method, reply->dump());

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,10 @@ class MasterClient {
   static constexpr size_t kMaxKeyBytesPerCall = 2u << 20;
   // Index entries per call: their numbers (up to 3 x 20 digits) take at most 4 MiB more.
   static constexpr size_t kMaxIndexEntriesPerCall = 50000;
+  // How long a call waits, after its answer, for other calls carrying releases queued before it
+  // (ReleaseLease). They take microseconds; the limit is for a carrier stuck on a failing master,
+  // whose releases are then lost (the leases end at their TTL) and not worth waiting for.
+  static constexpr absl::Duration kReleaseWaitLimit = absl::Seconds(1);
 
   // `address` is "host:port" or "http://host:port", or "etcd://h1:2379,h2:2379[/cluster_id]" for
   // masters elected in etcd (docs/ha.md): then the client finds the leader in etcd, follows it to
@@ -118,7 +123,10 @@ class MasterClient {
   void SetTenant(std::string_view tenant);
 
   // Ends this client's lease on `key` (a read of it is done); sent with the next batch call or
-  // heartbeat, so it costs no call of its own. Thread-safe.
+  // heartbeat, so it costs no call of its own. Once any batch call, removal or heartbeat of this
+  // client that began after this has returned, the master has had the release, whichever thread's
+  // call carried it (a call that carried none waits for the calls that did, up to
+  // kReleaseWaitLimit). Thread-safe.
   void ReleaseLease(const std::string& key, uint32_t lease_id);
   // ReleaseLease of each (key, lease_id).
   void ReleaseLeases(std::vector<std::pair<std::string, uint32_t>> leases);
@@ -194,8 +202,18 @@ class MasterClient {
                        absl::FunctionRef<void(std::string& body, size_t begin, size_t end)> members,
                        absl::FunctionRef<R(const simdjson::dom::element&)> parse);
 
+  // Which releases a call carries, and which earlier carriers it must outlast: every call of
+  // this client numbered below `before` that carries releases.
+  struct ReleaseTicket {
+    uint64_t before = 0;
+    uint64_t own = 0;  // this call's number if it carries releases, else 0
+  };
   // Appends to `body` (`,"release_leases":{...}`) leases waiting to be released, as many as fit.
-  void AppendReleases(std::string& body);
+  // The call then sends `body`, and calls FinishReleases with the ticket once it has its answer.
+  ReleaseTicket AppendReleases(std::string& body);
+  // Ends the call's part in carrying releases, and waits (up to kReleaseWaitLimit) until the
+  // calls that carried releases queued before it have their answers too.
+  void FinishReleases(const ReleaseTicket& ticket);
 
   absl::Mutex http_mu_;
   std::shared_ptr<http::HttpClient> http_ ABSL_GUARDED_BY(http_mu_);
@@ -213,6 +231,10 @@ class MasterClient {
   std::atomic<uint64_t> newest_epoch_{0};
   absl::Mutex release_mu_;
   std::vector<std::pair<std::string, uint32_t>> releases_ ABSL_GUARDED_BY(release_mu_);
+  uint64_t next_carrier_ ABSL_GUARDED_BY(release_mu_) = 1;
+  // The calls carrying releases now, by number, and how many (read without the lock).
+  std::set<uint64_t> carrying_ ABSL_GUARDED_BY(release_mu_);
+  std::atomic<size_t> carrying_count_{0};
 };
 
 }  // namespace mooncake::client

@@ -234,7 +234,7 @@ TEST_F(ClientTest, LeasedObjectsResistRemovalUntilForced) {
   ASSERT_TRUE(client->Put("leased", "v").ok());
   ASSERT_TRUE(client->Get("leased").ok());
   EXPECT_EQ(ErrorCodeOf(store->Remove("leased")), ErrorCode::OBJECT_HAS_LEASE);
-  (void)client->Exists("anything");  // carries the release
+  (void)client->Exists("anything");  // a later call: once it returns, the release is in
   EXPECT_TRUE(store->Remove("leased").ok());
 
   ASSERT_TRUE(client->Put("forced", "v").ok());
@@ -365,7 +365,7 @@ TEST_F(ClientTest, CopyingGetsReadIntoTheCallersMemory) {
     absl::StatusOr<std::string> one = reader->Get(keys[7]);
     ASSERT_TRUE(one.ok()) << one.status();
     EXPECT_TRUE(*one == values[7]);
-    (void)reader->Exists("anything");  // carries the lease releases
+    (void)reader->Exists("anything");  // a later call: once it returns, the releases are in
     for (size_t i = 0; i < keys.size(); ++i) {
       if (i == 5) continue;
       EXPECT_TRUE(writer->Remove(keys[i]).ok()) << "leased still: " << i;
@@ -471,7 +471,7 @@ TEST_F(ClientTest, CopyingGetsOverRdmaAreStagedThroughTheLocalBuffer) {
   EXPECT_EQ(ErrorCodeOf(client->Put("big", std::string(3 * kMiB, 'b'))),
             ErrorCode::BUFFER_OVERFLOW);
   EXPECT_FALSE(*client->Exists("big"));
-  (void)client->Exists("anything");  // carries the lease releases
+  (void)client->Exists("anything");  // a later call: once it returns, the releases are in
   (void)bare->Exists("anything");
   for (const std::string& key : keys) EXPECT_TRUE(store->Remove(key).ok()) << key;
 }

@@ -5,11 +5,16 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "common/error_code.h"
 #include "common/metrics.h"
 #include "http/server.h"
@@ -32,6 +37,17 @@ class MasterClientTest : public ::testing::Test {
         return http::HttpResponse{200, "application/json", answer_};
       });
     }
+    // A heartbeat answers once the test lets it (hold_heartbeat_), and says when it has.
+    server_->Route("POST", "/v1/Heartbeat", [this](const http::HttpRequest& r) {
+      {
+        absl::MutexLock lock(&mu_);
+        heartbeats_.push_back(json::parse(r.body));
+      }
+      heartbeat_arrived_.Notify();
+      if (hold_heartbeat_) release_heartbeat_.WaitForNotificationWithTimeout(absl::Seconds(30));
+      heartbeat_answered_ = true;
+      return http::HttpResponse{200, "application/json", R"({"remount": false, "epoch": 1})"};
+    });
     ASSERT_TRUE(server_->Start().ok());
     http::HttpClientOptions options;
     options.max_attempts = 1;
@@ -55,6 +71,10 @@ class MasterClientTest : public ::testing::Test {
   absl::Mutex mu_;
   std::string answer_ ABSL_GUARDED_BY(mu_);
   std::vector<json> bodies_ ABSL_GUARDED_BY(mu_);
+  std::vector<json> heartbeats_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> hold_heartbeat_{false};
+  absl::Notification heartbeat_arrived_, release_heartbeat_;
+  std::atomic<bool> heartbeat_answered_{false};
   std::unique_ptr<http::HttpServer> server_;
   std::unique_ptr<MasterClient> client_;
 };
@@ -128,6 +148,51 @@ TEST_F(MasterClientTest, RequestsCarryTheirKeysAndReleasesAsJson) {
     EXPECT_EQ(ErrorCodeOf(s), ErrorCode::INVALID_KEY);
   }
   EXPECT_EQ(Bodies().size(), 2u);
+}
+
+// A read's lease release goes with whichever call of the client comes next, the heartbeat's
+// thread's included. A call that began after the release was queued returns only once the
+// release has reached the master, even when another thread's call carries it (here a heartbeat
+// the fake master holds): another client may then rely on the object being unleased.
+TEST_F(MasterClientTest, ACallReturnsOnlyOnceTheReleasesQueuedBeforeItHaveReachedTheMaster) {
+  Answer(R"({"results": [{"code": 0, "exists": true}]})");
+  hold_heartbeat_ = true;
+  client_->ReleaseLease("read-before", 3);
+  std::thread heartbeat([&] { EXPECT_TRUE(client_->Heartbeat({}).ok()); });
+  std::thread probe;
+  absl::Cleanup join = [&] {  // on every way out
+    if (!release_heartbeat_.HasBeenNotified()) release_heartbeat_.Notify();
+    heartbeat.join();
+    if (probe.joinable()) probe.join();
+  };
+  ASSERT_TRUE(heartbeat_arrived_.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  {
+    absl::MutexLock lock(&mu_);
+    ASSERT_EQ(heartbeats_.size(), 1u);
+    EXPECT_EQ(heartbeats_[0]["release_leases"],
+              json::parse(R"({"keys": ["read-before"], "lease_ids": [3]})"));
+  }
+  absl::Notification exists_returned;
+  probe = std::thread([&] {
+    std::vector<absl::StatusOr<bool>> exists = client_->ExistKey({"k"});
+    EXPECT_TRUE(heartbeat_answered_.load());  // the release had reached the master
+    ASSERT_EQ(exists.size(), 1u);
+    EXPECT_TRUE(exists[0].ok() && *exists[0]) << exists[0].status();
+    exists_returned.Notify();
+  });
+  // The probe's own call is answered at once (and carries no release: the heartbeat took it), but
+  // the probe waits for the heartbeat.
+  const absl::Time asked_by = absl::Now() + absl::Seconds(30);
+  while (Bodies().empty() && absl::Now() < asked_by) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_EQ(Bodies().size(), 1u);
+  EXPECT_FALSE(Bodies()[0].contains("release_leases"));
+  EXPECT_FALSE(exists_returned.WaitForNotificationWithTimeout(absl::Milliseconds(200)));
+  release_heartbeat_.Notify();
+  EXPECT_TRUE(exists_returned.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  std::move(join).Invoke();
+  // Calls after that wait for nothing and carry nothing.
+  EXPECT_TRUE(client_->ExistKey({"k"})[0].ok());
+  EXPECT_FALSE(Bodies()[1].contains("release_leases"));
 }
 
 }  // namespace
