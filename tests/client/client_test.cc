@@ -67,7 +67,7 @@ class ClientTest : public ::testing::Test {
     config.global_segment_size = segment;
     config.local_buffer_size = local_buffer;
     config.listen_address = "127.0.0.1";
-    config.heartbeat_interval = absl::Milliseconds(50);
+    config.heartbeat_interval = heartbeat_;
     return config;
   }
 
@@ -80,6 +80,7 @@ class ClientTest : public ::testing::Test {
   }
 
   absl::Duration lease_ = absl::Seconds(10);
+  absl::Duration heartbeat_ = absl::Milliseconds(50);  // of the clients made next
   std::unique_ptr<master::MasterServer> master_;
   int master_port_ = 0;
 };
@@ -228,6 +229,9 @@ TEST_F(ClientTest, LeasedObjectsResistRemovalUntilForced) {
   master_.reset();
   StartMaster(0);
   auto store = Make(16 * kMiB, 0);
+  // A reader whose heartbeat, which would carry its releases too, comes only every 2.5 s (a
+  // quarter of the master's client TTL), so that its releases go with the calls below.
+  heartbeat_ = absl::Hours(1);
   auto client = Make(0, 1 * kMiB);
   // `client` reads; its lease is released with its next call to the master. Until then another
   // client cannot remove the object, except by force.
