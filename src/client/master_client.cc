@@ -295,7 +295,8 @@ MasterClient::ReleaseTicket MasterClient::AppendReleases(std::string& body) {
     }
   }
   // The keys were sent in a call before, so they are UTF-8.
-  body += ",\"release_leases\":{\"keys\":[";
+  if (body.back() != '{') body += ',';
+  body += "\"release_leases\":{\"keys\":[";
   for (size_t i = 0; i < taken.size(); ++i) {
     if (i > 0) body += ',';
     http::AppendJsonString(body, taken[i].first);
@@ -307,6 +308,15 @@ MasterClient::ReleaseTicket MasterClient::AppendReleases(std::string& body) {
   }
   body += "]}";
   return ticket;
+}
+
+absl::StatusOr<std::string> MasterClient::CallWithReleases(std::string_view method,
+                                                           std::string& body, bool idempotent) {
+  const ReleaseTicket ticket = AppendReleases(body);
+  body += '}';
+  absl::StatusOr<std::string> reply = CallText(method, body, idempotent);
+  FinishReleases(ticket);
+  return reply;
 }
 
 void MasterClient::FinishReleases(const ReleaseTicket& ticket) {
@@ -428,10 +438,8 @@ absl::StatusOr<HeartbeatReply> MasterClient::Heartbeat(const std::vector<std::st
     return MakeError(ErrorCode::INVALID_PARAMS, "a client id or segment name is not UTF-8");
   }
   body += tenant_member_;  // the tenant of the leases it releases
-  const ReleaseTicket ticket = AppendReleases(body);
-  body += '}';
-  absl::StatusOr<json> reply = ParseObject("Heartbeat", CallText("Heartbeat", body, true));
-  FinishReleases(ticket);
+  absl::StatusOr<json> reply =
+      ParseObject("Heartbeat", CallWithReleases("Heartbeat", body, /*idempotent=*/true));
   if (!reply.ok()) return reply.status();
   HeartbeatReply out;
   auto remount = reply->find("remount");
@@ -502,10 +510,7 @@ std::vector<R> MasterClient::Batch(
     if (failed.ok()) {
       body += tenant_member_;
       members(body, begin, end);
-      const ReleaseTicket ticket = AppendReleases(body);
-      body += '}';
-      absl::StatusOr<std::string> reply = CallText(method, body, idempotent);
-      FinishReleases(ticket);
+      absl::StatusOr<std::string> reply = CallWithReleases(method, body, idempotent);
       if (!reply.ok()) {
         failed = reply.status();
       } else if (absl::Status parsed = answer.Parse(*reply); !parsed.ok()) {
@@ -633,12 +638,8 @@ absl::StatusOr<uint64_t> MasterClient::CallRemoved(std::string_view method, cons
   // still leased, and skipped.
   std::string body = request.dump();
   body.pop_back();  // the closing brace
-  const size_t bare = body.size();
-  const ReleaseTicket ticket = AppendReleases(body);
-  if (bare == 1 && body.size() > bare) body.erase(1, 1);  // `{,"release_leases":...`
-  body += '}';
-  absl::StatusOr<json> reply = ParseObject(method, CallText(method, body, true));
-  FinishReleases(ticket);
+  absl::StatusOr<json> reply =
+      ParseObject(method, CallWithReleases(method, body, /*idempotent=*/true));
   if (!reply.ok()) return reply.status();
   uint64_t removed = 0;
   if (!ReadUint(*reply, "removed", &removed)) return Malformed(method, reply->dump());

@@ -202,17 +202,20 @@ class MasterClient {
                        absl::FunctionRef<void(std::string& body, size_t begin, size_t end)> members,
                        absl::FunctionRef<R(const simdjson::dom::element&)> parse);
 
+  // CallText of `body`, a JSON object without its closing brace, with the leases waiting to be
+  // released added as its last member (`"release_leases":{...}`, as many as fit). Returns once the
+  // answer is in and (up to kReleaseWaitLimit) so are the answers of the calls that carried
+  // releases queued before this one.
+  absl::StatusOr<std::string> CallWithReleases(std::string_view method, std::string& body,
+                                               bool idempotent);
   // Which releases a call carries, and which earlier carriers it must outlast: every call of
   // this client numbered below `before` that carries releases.
   struct ReleaseTicket {
     uint64_t before = 0;
     uint64_t own = 0;  // this call's number if it carries releases, else 0
   };
-  // Appends to `body` (`,"release_leases":{...}`) leases waiting to be released, as many as fit.
-  // The call then sends `body`, and calls FinishReleases with the ticket once it has its answer.
+  // CallWithReleases' two halves: before the call and after its answer.
   ReleaseTicket AppendReleases(std::string& body);
-  // Ends the call's part in carrying releases, and waits (up to kReleaseWaitLimit) until the
-  // calls that carried releases queued before it have their answers too.
   void FinishReleases(const ReleaseTicket& ticket);
 
   absl::Mutex http_mu_;
